@@ -1,0 +1,173 @@
+/**
+ * The engine: one model folder loaded as tokenizer + onnxruntime session (+ grammar compiler on
+ * first constrained use), and `generate()` driving the caller-owned {@link Generator} loop with
+ * streaming, cancellation and timings. Pure core: no vscode, no worker_threads.
+ */
+import { readModelFolder, ModelFolder, ModelVariant } from './model/modelFolder';
+import { CausalLMSession, SessionOptions } from './model/session';
+import { KVCache } from './model/kvCache';
+import { GemmaTokenizer, IncrementalDetokenizer, TokenizerFileError } from './tokenizer';
+import { Generator, GeneratorParams, TokenConstraint } from './generation/generator';
+import { TasklingError, throwIfAborted } from './errors';
+import type {
+  ConstraintSpec, DecodingParams, GenerateParams, GenerateResult, ModelInfo,
+} from '../shared/protocol';
+import { ConstraintFactory } from './constraints/factory';
+
+/** Options of {@link Engine.load}. */
+export interface EngineOptions extends SessionOptions {
+  /** Graph variant (default q4). */
+  variant?: ModelVariant;
+}
+
+/** Streaming and cancellation hooks of one call. */
+export interface RunHooks {
+  signal?: AbortSignal;
+  /** Newly completed text (never half a UTF-8 character) and the count of new tokens so far. */
+  onText?: (text: string, newTokens: number) => void;
+}
+
+export class Engine {
+  private constraints: ConstraintFactory | null = null;
+
+  private constructor(
+    readonly folder: ModelFolder,
+    readonly session: CausalLMSession,
+    readonly tokenizer: GemmaTokenizer,
+    readonly info: ModelInfo,
+  ) {}
+
+  /**
+   * Checks the folder, then loads the tokenizer and the onnxruntime session in parallel.
+   * @throws TasklingError with `MODEL_*` codes naming the offending file (see readModelFolder,
+   *   CausalLMSession.load); `TOKENIZER_INVALID` when tokenizer files do not load.
+   */
+  static async load(modelDir: string, opts: EngineOptions = {}): Promise<Engine> {
+    const t0 = performance.now();
+    const variant = opts.variant ?? 'q4';
+    const folder = readModelFolder(modelDir, variant);
+    const sessionP = CausalLMSession.load(folder, opts);
+    const tokP = GemmaTokenizer.fromModelDir(modelDir).catch((e: unknown) => {
+      if (e instanceof TokenizerFileError) throw new TasklingError('TOKENIZER_INVALID', e.message, e.file);
+      throw e;
+    });
+    const [session, tokenizer] = await Promise.all([sessionP, tokP]);
+    const info: ModelInfo = {
+      modelDir,
+      variant,
+      graphPath: folder.graphPath,
+      vocabSize: session.vocabSize,
+      numLayers: session.pastNames.length / 2,
+      kvType: session.kvType,
+      eosTokenIds: folder.eosTokenIds,
+      sessionLoadMs: session.loadMs,
+      tokenizerLoadMs: tokenizer.loadTimings.totalMs,
+      loadMs: performance.now() - t0,
+    };
+    return new Engine(folder, session, tokenizer, info);
+  }
+
+  /** The grammar compiler (XGrammar token table built on first use, then cached). */
+  async constraintFactory(): Promise<ConstraintFactory> {
+    if (!this.constraints) this.constraints = await ConstraintFactory.create(this.tokenizer, this.session.vocabSize, this.folder.eosTokenIds);
+    return this.constraints;
+  }
+
+  /** Builds a grammar constraint for `spec` (compiled grammars are cached per spec). */
+  async createConstraint(spec: ConstraintSpec): Promise<TokenConstraint & { dispose(): void }> {
+    const f = await this.constraintFactory();
+    return f.create(spec);
+  }
+
+  /** Prompt ids: chat messages rendered by the template (one `<bos>`), or raw text encoded as is. */
+  promptIds(params: Pick<GenerateParams, 'prompt' | 'messages'>): number[] {
+    if (params.messages?.length) return this.tokenizer.encodeChat(params.messages);
+    if (typeof params.prompt === 'string') return this.tokenizer.encode(params.prompt);
+    throw new TasklingError('INVALID_INPUT', 'generate needs a prompt or messages');
+  }
+
+  /** Generator parameters from wire decoding params plus the model's eos ids. */
+  generatorParams(decoding: DecodingParams = {}, constraint?: TokenConstraint, signal?: AbortSignal): GeneratorParams {
+    return {
+      ...decoding,
+      eosTokenIds: this.folder.eosTokenIds,
+      constraint,
+      encode: (t) => this.tokenizer.encode(t),
+      signal,
+    };
+  }
+
+  /**
+   * Generates text for a prompt, optionally constrained (JSON Schema / choice / regex).
+   * @returns text (special tokens skipped), ids, stop reason, timings.
+   * @throws CancelledError when `hooks.signal` aborts (checked before every step);
+   *   TasklingError `GRAMMAR_REJECTED` / `GRAMMAR_UNSUPPORTED` for constraint failures.
+   */
+  async generate(params: GenerateParams, hooks: RunHooks = {}): Promise<GenerateResult> {
+    const t0 = performance.now();
+    throwIfAborted(hooks.signal);
+    const ids = this.promptIds(params);
+    const constraint = params.constraint ? await this.createConstraint(params.constraint) : undefined;
+    try {
+      const g = new Generator(this.session, this.generatorParams(params.decoding, constraint, hooks.signal));
+      await g.appendTokens(ids);
+      return await this.runLoop(g, ids.length, t0, hooks);
+    } finally {
+      constraint?.dispose();
+    }
+  }
+
+  /**
+   * Runs `g` to completion, streaming text. Shared by generate() and the tasks.
+   * @param promptTokens tokens in the sequence before generation started.
+   */
+  async runLoop(g: Generator, promptTokens: number, t0: number, hooks: RunHooks = {}): Promise<GenerateResult> {
+    const detok = new IncrementalDetokenizer(this.tokenizer, { skipSpecialTokens: true });
+    const out: number[] = [];
+    let text = '';
+    while (!g.isDone()) {
+      const added = await g.generateNextToken();
+      let piece = '';
+      for (const id of added) {
+        out.push(id);
+        piece += detok.push(id);
+      }
+      if (piece) {
+        text += piece;
+        hooks.onText?.(piece, g.newTokenCount);
+      }
+    }
+    const rest = detok.flush();
+    if (rest) {
+      text += rest;
+      hooks.onText?.(rest, g.newTokenCount);
+    }
+    const s = g.stats;
+    return {
+      text,
+      tokenIds: out,
+      stopReason: g.stopReason,
+      timings: {
+        promptTokens,
+        newTokens: g.newTokenCount,
+        prefillMs: s.prefillMs,
+        decodeMs: s.decodeMs,
+        decodeTokensPerSecond: s.decodeMs > 0 ? (s.decodeTokens / s.decodeMs) * 1000 : 0,
+        forwardPasses: s.forwardPasses,
+        jumpForwardTokens: s.jumpForwardTokens,
+        totalMs: performance.now() - t0,
+      },
+    };
+  }
+
+  /** A new KV cache for this model. */
+  newCache(): KVCache {
+    return this.session.newCache();
+  }
+
+  /** Releases the session and grammar objects. */
+  async dispose(): Promise<void> {
+    this.constraints?.dispose();
+    await this.session.dispose();
+  }
+}

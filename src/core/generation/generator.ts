@@ -1,0 +1,292 @@
+/**
+ * A caller-owned generation loop in the style of onnxruntime-genai's `Generator`:
+ *
+ * ```ts
+ * const g = new Generator(session, params);
+ * await g.appendTokens(promptIds);          // prefill
+ * while (!g.isDone()) {
+ *   const added = await g.generateNextToken(); // decode step (+ jump-forward tokens)
+ * }
+ * ```
+ *
+ * Each step runs, in order: pending forward pass -> grammar mask -> repetition penalty ->
+ * temperature -> top-k -> top-p -> sampling (greedy when temperature is 0/undefined) -> commit
+ * the token (grammar matcher accepts it, or the step throws).
+ * The forward pass of a committed token is deferred until it is needed, so stopping on eos or
+ * `maxNewTokens` costs no wasted pass. Cancellation: `signal` is checked before every step.
+ */
+import { CausalLMSession } from '../model/session';
+import { KVCache } from '../model/kvCache';
+import { TasklingError, throwIfAborted } from '../errors';
+import {
+  LogitsProcessor, RepetitionPenaltyProcessor, TemperatureProcessor, TopKProcessor, TopPProcessor,
+} from './logitsProcessors';
+import { argmax, sampleFromLogits } from './sampler';
+import { SeededRandom } from './random';
+
+/**
+ * What the generator needs from a grammar constraint (implemented by
+ * `GrammarConstraint` in core/constraints): a token bitmask applied to the logits, a matcher
+ * that must accept every committed token, and optional jump-forward text.
+ */
+export interface TokenConstraint {
+  /** Sets disallowed ids of `logits` (float32 `[vocab]`) to -Infinity. */
+  applyBitmask(logits: Float32Array): void;
+  /** Advances the grammar matcher; throws if `tokenId` is rejected. */
+  acceptToken(tokenId: number): void;
+  /** True when the grammar has matched a complete output. */
+  isTerminated(): boolean;
+  /** Text the grammar forces next ('' if none); used for jump-forward. */
+  findJumpForwardString?(): string;
+  /** Undoes the last `n` accepted tokens. */
+  rollback?(n: number): void;
+}
+
+/** Decoding parameters; defaults give greedy decoding. */
+export interface GeneratorParams {
+  /** Stop after this many generated tokens (default 256). */
+  maxNewTokens?: number;
+  /** Sampling temperature; 0 or undefined = greedy. */
+  temperature?: number;
+  /** Top-k filter (used only when sampling). */
+  topK?: number;
+  /** Top-p (nucleus) filter (used only when sampling). */
+  topP?: number;
+  /** Repetition penalty over generated tokens (1 = off). */
+  repetitionPenalty?: number;
+  /** Seed of the sampler's PRNG (default 0); the same seed gives the same output. */
+  seed?: number;
+  /** Stop ids: generation_config.json's eos ids (Gemma 3 -it: [1, 106]). */
+  eosTokenIds: readonly number[];
+  /** Grammar constraint for structured output. */
+  constraint?: TokenConstraint;
+  /** Turns text forced by the grammar into tokens appended without sampling (needs `encode`). */
+  jumpForward?: boolean;
+  /** Tokenizer encode (no special tokens) used for jump-forward strings. */
+  encode?: (text: string) => number[];
+  /** Checked before each step; aborting makes the next call throw `CancelledError`. */
+  signal?: AbortSignal;
+}
+
+/** Counters and timings of one generation (ms, tokens). */
+export interface GeneratorStats {
+  /** Tokens appended by {@link Generator.appendTokens} and their forward time. */
+  prefillTokens: number;
+  prefillMs: number;
+  /** Tokens processed by decode forward passes (sampled + jump-forward) and their time. */
+  decodeTokens: number;
+  decodeMs: number;
+  /** Tokens chosen by sampling/argmax. */
+  sampledTokens: number;
+  /** Tokens inserted by jump-forward (each saved one decode step). */
+  jumpForwardTokens: number;
+  /** Number of `session.run` calls. */
+  forwardPasses: number;
+}
+
+export type StopReason = 'eos' | 'maxNewTokens' | 'grammar' | null;
+
+export class Generator {
+  /** Every token in the sequence (prompt and generated), in order. */
+  readonly tokens: number[] = [];
+  /** Tokens committed but not yet run through the model. */
+  private pending: number[] = [];
+  private logits: Float32Array | null = null;
+  private generatedCount = 0;
+  private readonly generated: number[] = [];
+  private stop: StopReason = null;
+  private readonly processors: LogitsProcessor[] = [];
+  private readonly rng: SeededRandom;
+  private readonly greedy: boolean;
+  readonly stats: GeneratorStats = {
+    prefillTokens: 0, prefillMs: 0, decodeTokens: 0, decodeMs: 0, sampledTokens: 0, jumpForwardTokens: 0, forwardPasses: 0,
+  };
+  readonly maxNewTokens: number;
+
+  /**
+   * @param session the model session.
+   * @param params decoding parameters.
+   * @param cache KV cache to continue from (e.g. a forked prefix cache); its length must equal
+   *   `prefixTokens.length`. Default: an empty cache.
+   * @param prefixTokens the tokens already held by `cache`.
+   */
+  constructor(
+    readonly session: CausalLMSession,
+    readonly params: GeneratorParams,
+    readonly cache: KVCache = session.newCache(),
+    prefixTokens: readonly number[] = [],
+  ) {
+    if (cache.length !== prefixTokens.length) {
+      throw new TasklingError('INVALID_INPUT', `KV cache holds ${cache.length} positions but ${prefixTokens.length} prefix tokens were given`);
+    }
+    this.tokens.push(...prefixTokens);
+    this.maxNewTokens = params.maxNewTokens ?? 256;
+    this.greedy = !params.temperature;
+    this.rng = new SeededRandom(params.seed ?? 0);
+    if (params.repetitionPenalty && params.repetitionPenalty !== 1) this.processors.push(new RepetitionPenaltyProcessor(params.repetitionPenalty));
+    if (!this.greedy) {
+      this.processors.push(new TemperatureProcessor(params.temperature!));
+      if (params.topK) this.processors.push(new TopKProcessor(params.topK));
+      if (params.topP && params.topP < 1) this.processors.push(new TopPProcessor(params.topP));
+    }
+  }
+
+  /** Number of tokens generated so far (sampled + jump-forward). */
+  get newTokenCount(): number {
+    return this.generatedCount;
+  }
+
+  /** Why generation stopped, or null while it goes on. */
+  get stopReason(): StopReason {
+    return this.stop;
+  }
+
+  /**
+   * Appends tokens (prompt or any forced text) and runs one forward pass over them (prefill).
+   * @throws CancelledError when the signal is aborted.
+   */
+  async appendTokens(ids: readonly number[]): Promise<void> {
+    throwIfAborted(this.params.signal);
+    if (ids.length === 0) return;
+    await this.flush('decode');
+    this.tokens.push(...ids);
+    const r = await this.session.forward(ids, this.cache);
+    this.stats.prefillTokens += ids.length;
+    this.stats.prefillMs += r.runMs;
+    this.stats.forwardPasses++;
+    this.logits = r.lastLogits;
+  }
+
+  /** Runs the pending committed tokens through the model. */
+  private async flush(kind: 'decode'): Promise<void> {
+    if (this.pending.length === 0) return;
+    const ids = this.pending;
+    this.pending = [];
+    const r = await this.session.forward(ids, this.cache);
+    if (kind === 'decode') {
+      this.stats.decodeTokens += ids.length;
+      this.stats.decodeMs += r.runMs;
+    }
+    this.stats.forwardPasses++;
+    this.logits = r.lastLogits;
+  }
+
+  /**
+   * Logits (float32 `[vocab]`, unprocessed) of the next position; runs pending tokens first.
+   * @throws TasklingError `INVALID_INPUT` before any token was appended.
+   */
+  async nextLogits(): Promise<Float32Array> {
+    await this.flush('decode');
+    if (!this.logits) throw new TasklingError('INVALID_INPUT', 'append the prompt tokens before generating');
+    return this.logits;
+  }
+
+  /** True when generation stopped (eos, max new tokens, or the grammar terminated). */
+  isDone(): boolean {
+    return this.stop !== null;
+  }
+
+  /**
+   * One decode step: picks the next token, commits it, and appends any jump-forward tokens.
+   * @returns the ids added by this step (the chosen token first; eos ids are not included).
+   * @throws CancelledError when the signal is aborted; TasklingError `GRAMMAR_REJECTED` when the
+   *   grammar matcher rejects the chosen token; Error when generation is already done.
+   */
+  async generateNextToken(): Promise<number[]> {
+    throwIfAborted(this.params.signal);
+    if (this.stop) throw new Error(`generation is done (${this.stop})`);
+    const raw = await this.nextLogits();
+    const logits = Float32Array.from(raw);
+    const c = this.params.constraint;
+    if (c) c.applyBitmask(logits);
+    for (const p of this.processors) p.process(logits, this.generated);
+    let id: number;
+    try {
+      id = this.greedy ? argmax(logits) : sampleFromLogits(logits, this.rng);
+    } catch (e) {
+      throw new TasklingError('GRAMMAR_REJECTED', `the grammar allows no token after ${this.generatedCount} generated tokens: ${(e as Error).message}`);
+    }
+    this.stats.sampledTokens++;
+    if (this.params.eosTokenIds.includes(id)) {
+      this.stop = 'eos';
+      return [];
+    }
+    if (c) this.accept(c, id);
+    const added = [id];
+    this.commit(id);
+    if (this.checkStop()) return added;
+    if (c && this.params.jumpForward !== false && c.findJumpForwardString && this.params.encode) {
+      const forced = c.findJumpForwardString();
+      if (forced) {
+        const ids = this.params.encode(forced);
+        let accepted = 0;
+        try {
+          for (const fid of ids) {
+            if (this.generatedCount + accepted >= this.maxNewTokens) break;
+            c.acceptToken(fid);
+            accepted++;
+          }
+        } catch {
+          // The tokenizer split the forced text differently from the grammar's view; undo and
+          // let the normal decode steps produce it.
+          if (c.rollback && accepted) c.rollback(accepted);
+          accepted = 0;
+        }
+        for (let i = 0; i < accepted; i++) {
+          this.commit(ids[i]);
+          added.push(ids[i]);
+        }
+        this.stats.jumpForwardTokens += accepted;
+        this.checkStop();
+      }
+    }
+    return added;
+  }
+
+  private accept(c: TokenConstraint, id: number): void {
+    try {
+      c.acceptToken(id);
+    } catch (e) {
+      throw new TasklingError('GRAMMAR_REJECTED', `grammar matcher rejected token ${id}: ${(e as Error).message}`);
+    }
+  }
+
+  private commit(id: number): void {
+    this.tokens.push(id);
+    this.generated.push(id);
+    this.pending.push(id);
+    this.generatedCount++;
+  }
+
+  private checkStop(): boolean {
+    if (this.params.constraint?.isTerminated()) this.stop = 'grammar';
+    else if (this.generatedCount >= this.maxNewTokens) this.stop = 'maxNewTokens';
+    return this.stop !== null;
+  }
+
+  /**
+   * Truncates the sequence to its first `length` tokens (KV cache included) and clears the stop
+   * state. A grammar constraint is not rolled back here; the caller owns it.
+   * @throws RangeError when `length` is negative or longer than the sequence.
+   */
+  async rewind(length: number): Promise<void> {
+    if (length < 0 || length > this.tokens.length) throw new RangeError(`cannot rewind ${this.tokens.length} tokens to ${length}`);
+    await this.flush('decode');
+    const drop = this.tokens.length - length;
+    this.tokens.length = length;
+    this.generated.length = Math.max(0, this.generated.length - drop);
+    this.generatedCount = Math.max(0, this.generatedCount - drop);
+    this.cache.rewind(length);
+    this.logits = null;
+    this.stop = null;
+    if (length > 0) {
+      // Recompute the next-position logits by re-running the last token.
+      const last = this.tokens.pop()!;
+      this.cache.rewind(length - 1);
+      const r = await this.session.forward([last], this.cache);
+      this.tokens.push(last);
+      this.stats.forwardPasses++;
+      this.logits = r.lastLogits;
+    }
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * Logits processors: each takes the logits row of the next position (float32 `[vocab]`,
+ * modified in place) and the token ids generated so far. Disallowed tokens are `-Infinity`.
+ *
+ * Order per step (as in onnxruntime-genai): grammar mask -> repetition penalty -> temperature ->
+ * top-k -> top-p -> sampling.
+ */
+
+/** A step of logits processing; mutates `logits` in place. */
+export interface LogitsProcessor {
+  process(logits: Float32Array, generated: readonly number[]): void;
+}
+
+/**
+ * CTRL-style repetition penalty: logits of tokens already generated are divided by `penalty`
+ * when positive and multiplied when negative. `penalty` 1 disables it.
+ */
+export class RepetitionPenaltyProcessor implements LogitsProcessor {
+  constructor(readonly penalty: number) {
+    if (!(penalty > 0)) throw new RangeError(`repetition penalty must be > 0, got ${penalty}`);
+  }
+  process(logits: Float32Array, generated: readonly number[]): void {
+    if (this.penalty === 1) return;
+    for (const id of new Set(generated)) {
+      const v = logits[id];
+      logits[id] = v > 0 ? v / this.penalty : v * this.penalty;
+    }
+  }
+}
+
+/** Divides every logit by `temperature` (> 0). */
+export class TemperatureProcessor implements LogitsProcessor {
+  constructor(readonly temperature: number) {
+    if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
+  }
+  process(logits: Float32Array): void {
+    if (this.temperature === 1) return;
+    const inv = 1 / this.temperature;
+    for (let i = 0; i < logits.length; i++) logits[i] *= inv;
+  }
+}
+
+/**
+ * Ids of the `k` largest finite logits, sorted by descending logit (ties: lower id first).
+ * O(vocab log k) with a min-heap.
+ */
+export function topKIndices(logits: Float32Array, k: number): number[] {
+  const heap: number[] = [];
+  const less = (a: number, b: number) => logits[a] < logits[b] || (logits[a] === logits[b] && a > b);
+  const siftDown = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let m = i;
+      if (l < heap.length && less(heap[l], heap[m])) m = l;
+      if (r < heap.length && less(heap[r], heap[m])) m = r;
+      if (m === i) return;
+      [heap[i], heap[m]] = [heap[m], heap[i]];
+      i = m;
+    }
+  };
+  for (let id = 0; id < logits.length; id++) {
+    const v = logits[id];
+    if (v === -Infinity || Number.isNaN(v)) continue;
+    if (heap.length < k) {
+      heap.push(id);
+      for (let i = heap.length - 1; i > 0; ) {
+        const p = (i - 1) >> 1;
+        if (!less(heap[i], heap[p])) break;
+        [heap[i], heap[p]] = [heap[p], heap[i]];
+        i = p;
+      }
+    } else if (less(heap[0], id)) {
+      heap[0] = id;
+      siftDown(0);
+    }
+  }
+  return heap.sort((a, b) => logits[b] - logits[a] || a - b);
+}
+
+/** Keeps the `k` largest logits and sets the rest to -Infinity. */
+export class TopKProcessor implements LogitsProcessor {
+  constructor(readonly k: number) {
+    if (!Number.isInteger(k) || k < 1) throw new RangeError(`top-k must be a positive integer, got ${k}`);
+  }
+  process(logits: Float32Array): void {
+    const keep = topKIndices(logits, this.k);
+    const saved = keep.map((id) => logits[id]);
+    logits.fill(-Infinity);
+    keep.forEach((id, i) => (logits[id] = saved[i]));
+  }
+}
+
+/**
+ * Nucleus filter: keeps the smallest set of most likely tokens whose probability mass reaches
+ * `p` (0 < p <= 1); the rest become -Infinity. Always keeps at least one token.
+ */
+export class TopPProcessor implements LogitsProcessor {
+  constructor(readonly p: number) {
+    if (!(p > 0 && p <= 1)) throw new RangeError(`top-p must be in (0, 1], got ${p}`);
+  }
+  process(logits: Float32Array): void {
+    if (this.p >= 1) return;
+    const ids: number[] = [];
+    for (let i = 0; i < logits.length; i++) if (logits[i] !== -Infinity) ids.push(i);
+    ids.sort((a, b) => logits[b] - logits[a] || a - b);
+    const max = logits[ids[0]];
+    let z = 0;
+    for (const id of ids) z += Math.exp(logits[id] - max);
+    let mass = 0;
+    let cut = ids.length;
+    for (let i = 0; i < ids.length; i++) {
+      mass += Math.exp(logits[ids[i]] - max) / z;
+      if (mass >= this.p) { cut = i + 1; break; }
+    }
+    for (let i = cut; i < ids.length; i++) logits[ids[i]] = -Infinity;
+  }
+}
+
+/** Log-softmax of a logits row, float64 accuracy, returned as float32 `[vocab]`. */
+export function logSoftmax(logits: Float32Array): Float32Array {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  let z = 0;
+  for (let i = 0; i < logits.length; i++) z += Math.exp(logits[i] - max);
+  const lz = max + Math.log(z);
+  const out = new Float32Array(logits.length);
+  for (let i = 0; i < logits.length; i++) out[i] = logits[i] - lz;
+  return out;
+}

@@ -1,0 +1,176 @@
+/**
+ * An onnxruntime-node session over a Gemma 3 decoder graph, with feeds built from the session's
+ * own input/output names and metadata (KV dtype and shape, optional `position_ids`).
+ *
+ * This is the one file of the engine that runs the ONNX graph.
+ */
+import * as ort from 'onnxruntime-node';
+import { TasklingError } from '../errors';
+import { ModelFolder } from './modelFolder';
+import { KVCache, KVType } from './kvCache';
+import { float16ToFloat32 } from './float16';
+
+/** Options for {@link CausalLMSession.load}. */
+export interface SessionOptions {
+  /** Intra-op threads (default: onnxruntime's choice, i.e. one per physical core). */
+  threads?: number;
+  /** onnxruntime graph optimisation level (default `all`). */
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Use onnxruntime's CPU memory arena (default true). */
+  enableCpuMemArena?: boolean;
+}
+
+/** Output of one forward pass. */
+export interface ForwardResult {
+  /** Logits of the last input position, float32 `[vocab]` (converted from float16 if needed). */
+  lastLogits: Float32Array;
+  /** Logits of every input position, float32 `[seq, vocab]` row-major; only with `allLogits`. */
+  allLogits?: Float32Array;
+  /** Wall time of `session.run` in ms. */
+  runMs: number;
+}
+
+const PAST_RE = /^past_key_values\.(\d+)\.(key|value)$/;
+
+export class CausalLMSession {
+  private constructor(
+    readonly folder: ModelFolder,
+    private readonly session: ort.InferenceSession,
+    /** `past_key_values.{i}.key/.value` input names in layer order. */
+    readonly pastNames: string[],
+    /** Matching `present.{i}.key/.value` output names. */
+    readonly presentNames: string[],
+    readonly kvType: KVType,
+    readonly kvHeads: number,
+    readonly headDim: number,
+    readonly vocabSize: number,
+    /** True when the graph declares a `position_ids` input (the optimum export does not). */
+    readonly hasPositionIds: boolean,
+    /** Load time in ms (session creation only). */
+    readonly loadMs: number,
+  ) {}
+
+  /**
+   * Creates the onnxruntime session for `folder.graphPath` and checks its I/O against config.json.
+   * @throws TasklingError `MODEL_FILE_INVALID` when onnxruntime rejects the graph or its weights,
+   *   `MODEL_MISMATCH` when the graph's inputs/outputs disagree with config.json.
+   */
+  static async load(folder: ModelFolder, opts: SessionOptions = {}): Promise<CausalLMSession> {
+    const t0 = performance.now();
+    const so: ort.InferenceSession.SessionOptions = {
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
+      enableCpuMemArena: opts.enableCpuMemArena ?? true,
+      executionMode: 'sequential',
+    };
+    if (opts.threads && opts.threads > 0) {
+      so.intraOpNumThreads = opts.threads;
+      so.interOpNumThreads = 1;
+    }
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(folder.graphPath, so);
+    } catch (e) {
+      throw new TasklingError('MODEL_FILE_INVALID', `onnxruntime could not load ${folder.graphPath}: ${(e as Error).message}`, folder.graphPath);
+    }
+    const loadMs = performance.now() - t0;
+    const file = folder.graphPath;
+    const mismatch = (msg: string) => new TasklingError('MODEL_MISMATCH', `${msg} (graph ${file}, config ${folder.dir}/config.json)`, file);
+    for (const needed of ['input_ids', 'attention_mask']) {
+      if (!session.inputNames.includes(needed)) throw mismatch(`the graph has no ${needed} input`);
+    }
+    if (!session.outputNames.includes('logits')) throw mismatch('the graph has no logits output');
+    const past = session.inputNames
+      .map((n) => ({ n, m: PAST_RE.exec(n) }))
+      .filter((x) => x.m)
+      .sort((a, b) => Number(a.m![1]) - Number(b.m![1]) || a.m![2].localeCompare(b.m![2]));
+    const layers = folder.config.num_hidden_layers;
+    if (past.length !== 2 * layers) {
+      throw mismatch(`the graph has ${past.length / 2} KV layers but config.json says num_hidden_layers=${layers}`);
+    }
+    const pastNames = past.map((x) => x.n);
+    const presentNames = pastNames.map((n) => n.replace('past_key_values.', 'present.'));
+    for (const p of presentNames) if (!session.outputNames.includes(p)) throw mismatch(`the graph has no ${p} output`);
+    const meta = session.inputMetadata.find((m) => m.name === pastNames[0]);
+    let kvType: KVType = 'float32';
+    let kvHeads = folder.config.num_key_value_heads;
+    let headDim = folder.config.head_dim;
+    if (meta && meta.isTensor) {
+      if (meta.type !== 'float32' && meta.type !== 'float16') throw mismatch(`KV cache dtype ${meta.type} is not supported`);
+      kvType = meta.type;
+      const [, h, , d] = meta.shape;
+      if (typeof h === 'number' && h !== kvHeads) throw mismatch(`the KV cache has ${h} heads, config.json says num_key_value_heads=${kvHeads}`);
+      if (typeof d === 'number' && d !== headDim) throw mismatch(`the KV cache has head dim ${d}, config.json says head_dim=${headDim}`);
+      if (typeof h === 'number') kvHeads = h;
+      if (typeof d === 'number') headDim = d;
+    }
+    const lmeta = session.outputMetadata.find((m) => m.name === 'logits');
+    let vocabSize = folder.config.vocab_size;
+    if (lmeta && lmeta.isTensor) {
+      const v = lmeta.shape[lmeta.shape.length - 1];
+      if (typeof v === 'number' && v !== vocabSize) throw mismatch(`logits have ${v} columns, config.json says vocab_size=${vocabSize}`);
+    }
+    return new CausalLMSession(folder, session, pastNames, presentNames, kvType, kvHeads, headDim, vocabSize,
+      session.inputNames.includes('position_ids'), loadMs);
+  }
+
+  /** An empty KV cache (length 0) shaped for this graph. */
+  newCache(): KVCache {
+    return new KVCache(this.pastNames, this.kvHeads, this.headDim, this.kvType);
+  }
+
+  /**
+   * Runs the graph on `ids` appended after `cache`, and advances `cache` by `ids.length`.
+   *
+   * @param ids token ids, length >= 1 (prefill: many; decode: one).
+   * @param cache the KV cache; updated in place with the `present.*` outputs.
+   * @param opts.allLogits also return the logits of every input position (costs seq x vocab x 4 bytes).
+   * @throws TasklingError `INVALID_INPUT` when `ids` is empty or holds an id outside the vocabulary.
+   */
+  async forward(ids: readonly number[], cache: KVCache, opts: { allLogits?: boolean } = {}): Promise<ForwardResult> {
+    const seq = ids.length;
+    if (seq === 0) throw new TasklingError('INVALID_INPUT', 'forward() needs at least one token');
+    const past = cache.length;
+    const total = past + seq;
+    const inputIds = new BigInt64Array(seq);
+    for (let i = 0; i < seq; i++) {
+      const id = ids[i];
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw new TasklingError('INVALID_INPUT', `token id ${id} is outside the vocabulary [0, ${this.vocabSize})`);
+      }
+      inputIds[i] = BigInt(id);
+    }
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', inputIds, [1, seq]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
+    };
+    if (this.hasPositionIds) {
+      const pos = new BigInt64Array(seq);
+      for (let i = 0; i < seq; i++) pos[i] = BigInt(past + i);
+      feeds.position_ids = new ort.Tensor('int64', pos, [1, seq]);
+    }
+    for (const name of this.pastNames) feeds[name] = cache.tensors.get(name)!;
+    const t0 = performance.now();
+    const out = await this.session.run(feeds);
+    const runMs = performance.now() - t0;
+    const presents = new Map<string, ort.Tensor>();
+    this.pastNames.forEach((n, i) => presents.set(n, out[this.presentNames[i]]));
+    cache.update(presents, total);
+    const logits = out.logits;
+    const v = this.vocabSize;
+    const raw = logits.data as Float32Array | Uint16Array;
+    const rowsHeld = raw.length / v; // seq, or 1 when the graph keeps only the last position
+    const lastRaw = raw.subarray((rowsHeld - 1) * v, rowsHeld * v);
+    const lastLogits = logits.type === 'float16' ? float16ToFloat32(lastRaw as Uint16Array) : Float32Array.from(lastRaw as Float32Array);
+    const result: ForwardResult = { lastLogits, runMs };
+    if (opts.allLogits) {
+      result.allLogits = logits.type === 'float16' ? float16ToFloat32(raw as Uint16Array) : (raw as Float32Array);
+    }
+    return result;
+  }
+
+  /** Releases the native session. */
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * Typed messages between the extension host (or CLI) and the inference worker.
+ *
+ * Every call is a {@link WorkerRequest} with a numeric `id`; the worker answers with exactly one
+ * {@link WorkerResponse} of the same id and may send {@link WorkerEvent}s for it before that
+ * (streamed text, progress). `cancel` aborts a queued or running request by id.
+ * No runtime dependencies: imported by host, worker, CLI and webview.
+ */
+
+/** Model weight/activation variant (file `onnx/model.onnx` or `onnx/model_<variant>.onnx`). */
+export type ModelVariantName = 'fp32' | 'fp16' | 'q4' | 'q4f16' | 'int8' | 'uint8' | 'quantized' | 'bnb4';
+
+/** A chat message rendered by the model's chat template. */
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** Structured-output constraint for one generation (at most one kind). */
+export type ConstraintSpec =
+  | { kind: 'jsonSchema'; schema: Record<string, unknown> }
+  | { kind: 'choice'; options: string[] }
+  | { kind: 'regex'; pattern: string };
+
+/** Decoding parameters carried over the wire (see core/generation GeneratorParams). */
+export interface DecodingParams {
+  maxNewTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+  jumpForward?: boolean;
+}
+
+export interface LoadParams {
+  /** Model folder (config.json, tokenizer files, onnx/). */
+  modelDir: string;
+  variant?: ModelVariantName;
+  /** onnxruntime intra-op threads; 0/undefined = default. */
+  threads?: number;
+}
+
+/** Facts about the loaded model. */
+export interface ModelInfo {
+  modelDir: string;
+  variant: ModelVariantName;
+  graphPath: string;
+  vocabSize: number;
+  numLayers: number;
+  kvType: 'float32' | 'float16';
+  eosTokenIds: number[];
+  /** Session creation time in ms. */
+  sessionLoadMs: number;
+  /** Tokenizer load time in ms. */
+  tokenizerLoadMs: number;
+  /** Wall time of the whole load (tokenizer and session load in parallel) in ms. */
+  loadMs: number;
+}
+
+export interface GenerateParams {
+  /** Raw prompt text (encoded without special tokens) or chat messages (rendered by the template). */
+  prompt?: string;
+  messages?: ChatMessage[];
+  constraint?: ConstraintSpec;
+  decoding?: DecodingParams;
+}
+
+/** Timings and counts of a generation (ms, tokens). */
+export interface GenerationTimings {
+  promptTokens: number;
+  newTokens: number;
+  prefillMs: number;
+  decodeMs: number;
+  /** Generated tokens per second of decode time (jump-forward tokens included). */
+  decodeTokensPerSecond: number;
+  forwardPasses: number;
+  jumpForwardTokens: number;
+  totalMs: number;
+}
+
+export interface GenerateResult {
+  text: string;
+  tokenIds: number[];
+  stopReason: 'eos' | 'maxNewTokens' | 'grammar' | null;
+  timings: GenerationTimings;
+}
+
+/** Method name -> [params, result]. */
+export interface WorkerMethods {
+  load: [LoadParams, ModelInfo];
+  generate: [GenerateParams, GenerateResult];
+  /** Unknown-to-core calls reserved for tasks (see tasks issue). */
+  runTask: [Record<string, unknown>, unknown];
+  info: [Record<string, never>, ModelInfo | null];
+  /** Test hook: the worker exits abruptly (only when started with `allowDebug`). */
+  debugCrash: [Record<string, never>, never];
+}
+export type WorkerMethod = keyof WorkerMethods;
+
+export interface WorkerRequest<M extends WorkerMethod = WorkerMethod> {
+  kind: 'request';
+  id: number;
+  method: M;
+  params: WorkerMethods[M][0];
+}
+export interface WorkerCancel {
+  kind: 'cancel';
+  id: number;
+}
+
+/** Error carried back from the worker: a stable code (core TasklingErrorCode) and a message. */
+export interface WireError {
+  code: string;
+  message: string;
+  file?: string;
+}
+
+export type WorkerResponse =
+  | { kind: 'response'; id: number; ok: true; result: unknown }
+  | { kind: 'response'; id: number; ok: false; error: WireError };
+
+/** Streaming event for a running request. */
+export type WorkerEvent =
+  | { kind: 'event'; id: number; event: 'text'; text: string; newTokens: number }
+  | { kind: 'event'; id: number; event: 'progress'; message: string; fraction?: number };
+
+export type ToWorker = WorkerRequest | WorkerCancel;
+export type FromWorker = WorkerResponse | WorkerEvent;
+
+/** Type guard used by the worker to validate an incoming message before use. */
+export function isToWorker(m: unknown): m is ToWorker {
+  if (!m || typeof m !== 'object') return false;
+  const o = m as Record<string, unknown>;
+  if (typeof o.id !== 'number' || !Number.isInteger(o.id)) return false;
+  if (o.kind === 'cancel') return true;
+  return o.kind === 'request' && typeof o.method === 'string' && typeof o.params === 'object' && o.params !== null;
+}

@@ -1,0 +1,80 @@
+/**
+ * `worker_threads` entry hosting one inference engine.
+ *
+ * Requests run one at a time in arrival order (a FIFO queue); `cancel` removes a queued request
+ * or aborts the running one (the generator checks its AbortSignal before every step). Every
+ * request gets exactly one response; failures carry a code and message back, and the worker
+ * keeps serving. Messages that do not match the protocol are answered with `INVALID_REQUEST`
+ * when they carry an id and are ignored otherwise.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { FromWorker, ToWorker, WorkerRequest, isToWorker } from '../shared/protocol';
+import { createHandlers, HandlerContext } from './handlers';
+import { TasklingError } from '../core/errors';
+
+interface Queued {
+  req: WorkerRequest;
+  controller: AbortController;
+}
+
+const port = parentPort;
+if (!port) throw new Error('src/worker/main.ts must run in a worker thread');
+const allowDebug = Boolean((workerData as { allowDebug?: boolean } | undefined)?.allowDebug);
+const handlers = createHandlers({ allowDebug });
+const queue: Queued[] = [];
+let running: Queued | null = null;
+
+function post(m: FromWorker): void {
+  port!.postMessage(m);
+}
+
+function fail(id: number, e: unknown): void {
+  const err = e instanceof TasklingError
+    ? { code: e.code, message: e.message, file: e.file }
+    : { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
+  post({ kind: 'response', id, ok: false, error: err });
+}
+
+async function pump(): Promise<void> {
+  if (running) return;
+  const next = queue.shift();
+  if (!next) return;
+  running = next;
+  const { req, controller } = next;
+  const ctx: HandlerContext = {
+    signal: controller.signal,
+    emit: (ev) => post({ ...ev, id: req.id } as FromWorker),
+  };
+  try {
+    const handler = handlers[req.method];
+    if (!handler) throw new TasklingError('INVALID_REQUEST', `unknown method ${JSON.stringify(req.method)}`);
+    const result = await handler(req.params as never, ctx);
+    if (controller.signal.aborted) throw new TasklingError('CANCELLED', 'The run was cancelled.');
+    post({ kind: 'response', id: req.id, ok: true, result });
+  } catch (e) {
+    fail(req.id, e);
+  } finally {
+    running = null;
+    void pump();
+  }
+}
+
+port.on('message', (m: unknown) => {
+  if (!isToWorker(m)) {
+    const id = (m as { id?: unknown })?.id;
+    if (typeof id === 'number') fail(id, new TasklingError('INVALID_REQUEST', 'malformed message: expected {kind, id, method, params}'));
+    return;
+  }
+  const msg = m as ToWorker;
+  if (msg.kind === 'cancel') {
+    if (running?.req.id === msg.id) running.controller.abort();
+    const i = queue.findIndex((q) => q.req.id === msg.id);
+    if (i >= 0) {
+      queue.splice(i, 1);
+      fail(msg.id, new TasklingError('CANCELLED', 'The run was cancelled before it started.'));
+    }
+    return;
+  }
+  queue.push({ req: msg, controller: new AbortController() });
+  void pump();
+});

@@ -1,0 +1,172 @@
+/**
+ * Engine tests on the tiny generated Gemma 3 model: KV-cache consistency (also across the
+ * 512-token sliding window), q4 vs fp32 agreement, determinism, cancellation, streaming.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readModelFolder } from '../../src/core/model/modelFolder';
+import { CausalLMSession } from '../../src/core/model/session';
+import { Generator } from '../../src/core/generation/generator';
+import { argmax } from '../../src/core/generation/sampler';
+import { Engine } from '../../src/core/engine';
+import { CancelledError } from '../../src/core/errors';
+import { TINY_MODEL } from './testPaths';
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Deterministic pseudo-random token ids in the ordinary-text range of the vocab. */
+function tokenIds(n: number, seed = 7): number[] {
+  const out: number[] = [];
+  let s = seed;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    out.push(1000 + (s % 200000));
+  }
+  return out;
+}
+
+test('KV cache: one prefill equals token-by-token decoding (fp32, across the 512 sliding window)', async () => {
+  const session = await CausalLMSession.load(readModelFolder(TINY_MODEL, 'fp32'), { threads: 2 });
+  try {
+    const n = 600;
+    const ids = [2, ...tokenIds(n - 1)];
+    const V = session.vocabSize;
+    const full = await session.forward(ids, session.newCache(), { allLogits: true });
+    const all = full.allLogits!;
+    assert.equal(all.length, n * V);
+    const cache = session.newCache();
+    let worst = 0;
+    let worstPos = -1;
+    for (let i = 0; i < n; i++) {
+      const r = await session.forward([ids[i]], cache);
+      const d = maxAbsDiff(r.lastLogits, all.subarray(i * V, (i + 1) * V));
+      if (d > worst) { worst = d; worstPos = i; }
+    }
+    assert.equal(cache.length, n);
+    console.log(`max |prefill - decode| over ${n} positions: ${worst.toExponential(2)} at position ${worstPos}`);
+    assert.ok(worst <= 1e-4, `max abs diff ${worst} at position ${worstPos}`);
+
+    // Chunked prefill (300 + 300) with the cache gives the same last logits too.
+    const c2 = session.newCache();
+    await session.forward(ids.slice(0, 300), c2);
+    const r2 = await session.forward(ids.slice(300), c2, { allLogits: true });
+    const d2 = maxAbsDiff(r2.allLogits!, all.subarray(300 * V));
+    assert.ok(d2 <= 1e-4, `chunked prefill diff ${d2}`);
+  } finally {
+    await session.dispose();
+  }
+});
+
+test('KV cache rewind and fork reproduce the same logits', async () => {
+  const session = await CausalLMSession.load(readModelFolder(TINY_MODEL, 'fp32'), { threads: 2 });
+  try {
+    const ids = [2, ...tokenIds(40, 3)];
+    const cache = session.newCache();
+    await session.forward(ids.slice(0, 30), cache);
+    const fork = cache.fork();
+    const a = await session.forward(ids.slice(30), cache);
+    const b = await session.forward(ids.slice(30), fork);
+    assert.equal(maxAbsDiff(a.lastLogits, b.lastLogits), 0);
+    cache.rewind(30);
+    const c = await session.forward(ids.slice(30), cache);
+    assert.ok(maxAbsDiff(a.lastLogits, c.lastLogits) <= 1e-5);
+    assert.throws(() => cache.rewind(1000), RangeError);
+  } finally {
+    await session.dispose();
+  }
+});
+
+test('q4 and fp32 graphs of the same seed agree on most greedy tokens', async () => {
+  const fp32 = await CausalLMSession.load(readModelFolder(TINY_MODEL, 'fp32'), { threads: 2 });
+  const q4 = await CausalLMSession.load(readModelFolder(TINY_MODEL, 'q4'), { threads: 2 });
+  try {
+    const prompt = [2, ...tokenIds(24, 11)];
+    // Teacher-forced: both models see the fp32 greedy sequence; compare argmax at every step.
+    const steps = 32;
+    const cf = fp32.newCache();
+    const cq = q4.newCache();
+    let lf = (await fp32.forward(prompt, cf)).lastLogits;
+    let lq = (await q4.forward(prompt, cq)).lastLogits;
+    let agree = 0;
+    for (let s = 0; s < steps; s++) {
+      const tf = argmax(lf);
+      if (argmax(lq) === tf) agree++;
+      lf = (await fp32.forward([tf], cf)).lastLogits;
+      lq = (await q4.forward([tf], cq)).lastLogits;
+    }
+    console.log(`q4/fp32 greedy agreement: ${agree}/${steps} (${((100 * agree) / steps).toFixed(0)}%)`);
+    assert.ok(agree / steps >= 0.6, `agreement ${agree}/${steps}`);
+  } finally {
+    await fp32.dispose();
+    await q4.dispose();
+  }
+});
+
+test('Engine.generate: greedy is reproducible, seeded sampling is reproducible, streaming adds up', async () => {
+  const engine = await Engine.load(TINY_MODEL, { variant: 'fp32', threads: 2 });
+  try {
+    const messages = [{ role: 'user' as const, content: 'Say hello to the team.' }];
+    const g1 = await engine.generate({ messages, decoding: { maxNewTokens: 16 } });
+    let streamed = '';
+    const g2 = await engine.generate({ messages, decoding: { maxNewTokens: 16 } }, { onText: (t) => (streamed += t) });
+    assert.deepEqual(g1.tokenIds, g2.tokenIds);
+    assert.equal(streamed, g2.text);
+    assert.ok(g1.timings.promptTokens > 5 && g1.timings.newTokens >= 1);
+    const s1 = await engine.generate({ messages, decoding: { maxNewTokens: 16, temperature: 1, topK: 64, topP: 0.95, seed: 42 } });
+    const s2 = await engine.generate({ messages, decoding: { maxNewTokens: 16, temperature: 1, topK: 64, topP: 0.95, seed: 42 } });
+    const s3 = await engine.generate({ messages, decoding: { maxNewTokens: 16, temperature: 1, topK: 64, topP: 0.95, seed: 43 } });
+    assert.deepEqual(s1.tokenIds, s2.tokenIds);
+    assert.notDeepEqual(s1.tokenIds, s3.tokenIds);
+  } finally {
+    await engine.dispose();
+  }
+});
+
+test('Generator: stops at maxNewTokens without a wasted forward pass; eos ids end generation', async () => {
+  const engine = await Engine.load(TINY_MODEL, { variant: 'fp32', threads: 2 });
+  try {
+    const ids = engine.tokenizer.encodeChat([{ role: 'user', content: 'Hi' }]);
+    const g = new Generator(engine.session, { eosTokenIds: [], maxNewTokens: 5 });
+    await g.appendTokens(ids);
+    while (!g.isDone()) await g.generateNextToken();
+    assert.equal(g.newTokenCount, 5);
+    assert.equal(g.stopReason, 'maxNewTokens');
+    assert.equal(g.stats.forwardPasses, 1 + 4); // prefill + one pass per token except the last
+    // Make the greedy first token an eos id: generation stops with no token.
+    const first = argmax(await (async () => { const h = new Generator(engine.session, { eosTokenIds: [] }); await h.appendTokens(ids); return h.nextLogits(); })());
+    const e = new Generator(engine.session, { eosTokenIds: [first], maxNewTokens: 5 });
+    await e.appendTokens(ids);
+    assert.deepEqual(await e.generateNextToken(), []);
+    assert.equal(e.stopReason, 'eos');
+  } finally {
+    await engine.dispose();
+  }
+});
+
+test('cancellation stops within one step', async () => {
+  const engine = await Engine.load(TINY_MODEL, { variant: 'fp32', threads: 2 });
+  try {
+    const ac = new AbortController();
+    let seen = 0;
+    let tokensAtAbort = 0;
+    await assert.rejects(
+      engine.generate({ messages: [{ role: 'user', content: 'Count to one hundred.' }], decoding: { maxNewTokens: 200 } }, {
+        signal: ac.signal,
+        onText: (_t, n) => {
+          seen = n;
+          if (n >= 3 && !ac.signal.aborted) { tokensAtAbort = n; ac.abort(); }
+        },
+      }),
+      (e: unknown) => e instanceof CancelledError,
+    );
+    assert.ok(tokensAtAbort >= 3);
+    assert.ok(seen <= tokensAtAbort + 1, `saw ${seen} tokens, aborted at ${tokensAtAbort}`);
+  } finally {
+    await engine.dispose();
+  }
+});

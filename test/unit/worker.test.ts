@@ -1,0 +1,64 @@
+/** The inference worker: typed RPC, queue, cancel by id, bad requests, crash reporting and restart. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EngineClient, WorkerCallError } from '../../src/worker/client';
+import { TINY_MODEL, WORKER_ENTRY } from './testPaths';
+
+const isCode = (code: string) => (e: unknown) => e instanceof WorkerCallError && e.code === code;
+
+test('worker: bad requests are answered with errors and the worker keeps serving', async () => {
+  const client = new EngineClient({ workerPath: WORKER_ENTRY, allowDebug: true });
+  try {
+    await assert.rejects(client.call('generate', { prompt: 'hi' }), isCode('INVALID_REQUEST')); // no model loaded
+    await assert.rejects(client.call('load', { modelDir: '/nonexistent/model' }), isCode('MODEL_FILE_MISSING'));
+    await assert.rejects(client.call('load', { modelDir: 42 as unknown as string }), isCode('INVALID_REQUEST'));
+    await assert.rejects(client.call('nope' as 'info', {}), isCode('INVALID_REQUEST'));
+    const info = await client.call('load', { modelDir: TINY_MODEL, variant: 'fp32', threads: 1 });
+    assert.equal(info.vocabSize, 262144);
+    const r = await client.call('generate', { messages: [{ role: 'user', content: 'Hello' }], decoding: { maxNewTokens: 4 } });
+    assert.equal(r.timings.newTokens, 4);
+    assert.equal(client.starts, 1);
+  } finally {
+    await client.dispose();
+  }
+});
+
+test('worker: requests queue one at a time, cancel by id stops a running and a queued request', async () => {
+  const client = new EngineClient({ workerPath: WORKER_ENTRY });
+  try {
+    await client.call('load', { modelDir: TINY_MODEL, variant: 'fp32', threads: 1 });
+    const ac = new AbortController();
+    let texts = 0;
+    const long = client.call('generate', { prompt: 'Once upon a time', decoding: { maxNewTokens: 400 } }, {
+      signal: ac.signal,
+      onEvent: (e) => { if (e.event === 'text' && ++texts === 2) ac.abort(); },
+    });
+    const ac2 = new AbortController();
+    const queued = client.call('generate', { prompt: 'queued', decoding: { maxNewTokens: 400 } }, { signal: ac2.signal });
+    ac2.abort();
+    const third = client.call('generate', { prompt: 'third', decoding: { maxNewTokens: 3 } });
+    await assert.rejects(long, isCode('CANCELLED'));
+    await assert.rejects(queued, isCode('CANCELLED'));
+    const r = await third;
+    assert.equal(r.timings.newTokens, 3);
+  } finally {
+    await client.dispose();
+  }
+});
+
+test('worker: a crash rejects pending calls with WORKER_CRASHED and the next call restarts it', async () => {
+  let crashes = 0;
+  const client = new EngineClient({ workerPath: WORKER_ENTRY, allowDebug: true, onCrash: () => crashes++ });
+  try {
+    await client.call('load', { modelDir: TINY_MODEL, variant: 'fp32', threads: 1 });
+    await assert.rejects(client.call('debugCrash', {}), isCode('WORKER_CRASHED'));
+    assert.equal(crashes, 1);
+    assert.equal(await client.call('info', {}), null); // fresh worker, no model yet
+    assert.equal(client.starts, 2);
+    // Malformed raw message with an id gets an INVALID_REQUEST answer rather than a crash.
+    client.postRaw({ kind: 'request', id: 9999, method: 'load' });
+    assert.equal(await client.call('info', {}), null);
+  } finally {
+    await client.dispose();
+  }
+});
