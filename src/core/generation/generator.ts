@@ -30,8 +30,8 @@ import { SeededRandom } from './random';
  * that must accept every committed token, and optional jump-forward text.
  */
 export interface TokenConstraint {
-  /** Sets disallowed ids of `logits` (float32 `[vocab]`) to -Infinity. */
-  applyBitmask(logits: Float32Array): void;
+  /** Sets disallowed ids of `logits` (float32 `[vocab]`) to -Infinity (may be async). */
+  applyBitmask(logits: Float32Array): unknown;
   /** Advances the grammar matcher; throws if `tokenId` is rejected. */
   acceptToken(tokenId: number): void;
   /** True when the grammar has matched a complete output. */
@@ -198,7 +198,7 @@ export class Generator {
     const raw = await this.nextLogits();
     const logits = Float32Array.from(raw);
     const c = this.params.constraint;
-    if (c) c.applyBitmask(logits);
+    if (c) await c.applyBitmask(logits);
     for (const p of this.processors) p.process(logits, this.generated);
     let id: number;
     try {

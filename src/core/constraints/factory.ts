@@ -1,0 +1,48 @@
+/**
+ * Builds a grammar constraint for a wire-level {@link ConstraintSpec} (JSON Schema, choice or
+ * regex) on top of one cached {@link GrammarCompilerCache} per engine.
+ */
+import type { ConstraintSpec } from '../../shared/protocol';
+import { TasklingError } from '../errors';
+import type { GemmaTokenizer } from '../tokenizer';
+import { GrammarCompilerCache, CompiledGrammarEntry } from './grammarCompiler';
+import { GrammarConstraint } from './grammarConstraint';
+
+export class ConstraintFactory {
+  private constructor(readonly compiler: GrammarCompilerCache, private readonly tokenizer: GemmaTokenizer) {}
+
+  /**
+   * Builds the XGrammar token table (once per tokenizer; slow for 262k tokens, see
+   * `compiler.tokenizerInfoMs`) and a compiler whose grammars are cached per spec.
+   * @param vocabSize logits width (config.json `vocab_size`; tokenizer.json may list more ids).
+   * @param eosTokenIds stop ids allowed once the grammar is complete (generation_config.json).
+   */
+  static async create(tokenizer: GemmaTokenizer, vocabSize: number, eosTokenIds: readonly number[]): Promise<ConstraintFactory> {
+    const compiler = await GrammarCompilerCache.create(tokenizer, { vocabSize, stopTokenIds: eosTokenIds });
+    return new ConstraintFactory(compiler, tokenizer);
+  }
+
+  /** Compiles (or fetches) the grammar of `spec`. @throws TasklingError `GRAMMAR_UNSUPPORTED`. */
+  async compile(spec: ConstraintSpec): Promise<CompiledGrammarEntry> {
+    try {
+      switch (spec.kind) {
+        case 'jsonSchema': return await this.compiler.compileJsonSchema(spec.schema);
+        case 'choice': return await this.compiler.compileChoice(spec.options);
+        case 'regex': return await this.compiler.compileRegex(spec.pattern);
+        default: throw new Error(`unknown constraint kind ${JSON.stringify((spec as { kind: unknown }).kind)}`);
+      }
+    } catch (e) {
+      throw new TasklingError('GRAMMAR_UNSUPPORTED', `XGrammar cannot compile this ${spec.kind} constraint: ${(e as Error).message}`);
+    }
+  }
+
+  /** A fresh grammar matcher for one generation; call `dispose()` when done. */
+  async create(spec: ConstraintSpec): Promise<GrammarConstraint> {
+    const entry = await this.compile(spec);
+    return GrammarConstraint.create(entry, (id) => this.tokenizer.decode([id]));
+  }
+
+  dispose(): void {
+    void this.compiler.dispose();
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Prefix caching: KV caches of token prefixes that many prompts share (a task adapter's
+ * instruction and few-shot examples), computed once and forked for each new prompt.
+ *
+ * Entries are matched on exact token ids, so reuse is exact: a prompt reuses the longest cached
+ * prefix of its own ids. Least-recently-used entries are evicted beyond `maxBytes`.
+ */
+import { KVCache } from '../model/kvCache';
+
+interface Entry {
+  tokens: number[];
+  cache: KVCache;
+  lastUsed: number;
+}
+
+/** Result of {@link PrefixCache.lookup}: a fork of the cached KV and the tokens it holds. */
+export interface PrefixHit {
+  cache: KVCache;
+  tokens: number[];
+}
+
+export class PrefixCache {
+  private readonly entries: Entry[] = [];
+  private clock = 0;
+  /** Lookups that found a prefix / found none. */
+  hits = 0;
+  misses = 0;
+
+  /** @param maxBytes total KV bytes kept (default 256 MiB; ~36 KiB per token for Gemma 3 270M fp32). */
+  constructor(readonly maxBytes = 256 * 1024 * 1024) {}
+
+  /**
+   * Longest cached prefix of `ids` that leaves at least one token to run (so the caller gets
+   * fresh logits for the last position). Returns a fork, safe to advance.
+   */
+  lookup(ids: readonly number[]): PrefixHit | null {
+    let best: Entry | null = null;
+    for (const e of this.entries) {
+      if (e.tokens.length >= ids.length || (best && e.tokens.length <= best.tokens.length)) continue;
+      let ok = true;
+      for (let i = 0; i < e.tokens.length; i++) if (e.tokens[i] !== ids[i]) { ok = false; break; }
+      if (ok) best = e;
+    }
+    if (!best) { this.misses++; return null; }
+    this.hits++;
+    best.lastUsed = ++this.clock;
+    return { cache: best.cache.fork(), tokens: best.tokens.slice() };
+  }
+
+  /** True when exactly these tokens are cached. */
+  has(tokens: readonly number[]): boolean {
+    return this.entries.some((e) => e.tokens.length === tokens.length && e.tokens.every((t, i) => t === tokens[i]));
+  }
+
+  /** Stores a fork of `cache`, which must hold exactly `tokens`. */
+  insert(tokens: readonly number[], cache: KVCache): void {
+    if (cache.length !== tokens.length) throw new RangeError(`cache holds ${cache.length} positions, ${tokens.length} tokens given`);
+    if (this.has(tokens)) return;
+    this.entries.push({ tokens: tokens.slice(), cache: cache.fork(), lastUsed: ++this.clock });
+    let total = this.entries.reduce((s, e) => s + e.cache.byteLength, 0);
+    while (total > this.maxBytes && this.entries.length > 1) {
+      let oldest = 0;
+      for (let i = 1; i < this.entries.length; i++) if (this.entries[i].lastUsed < this.entries[oldest].lastUsed) oldest = i;
+      total -= this.entries[oldest].cache.byteLength;
+      this.entries.splice(oldest, 1);
+    }
+  }
+
+  /** Drops every entry. */
+  clear(): void {
+    this.entries.length = 0;
+  }
+
+  get size(): number {
+    return this.entries.length;
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * What every task needs: the engine, an adapter-prefix KV cache, cancellation/progress hooks,
+ * the context budget, and provenance for results.
+ */
+import { basename } from 'node:path';
+import { Engine } from '../engine';
+import { modelFileHash } from '../model/modelFolder';
+import { KVCache } from '../model/kvCache';
+import { PrefixCache } from '../generation/prefixCache';
+import { Generator, GeneratorParams } from '../generation/generator';
+import { TasklingError, throwIfAborted } from '../errors';
+import type { ChatMessage } from '../../shared/protocol';
+import type { TaskAdapter } from '../adapters/manifest';
+import { buildMessages } from '../adapters/prompt';
+
+/** Options shared by the three tasks. */
+export interface TaskOptions {
+  signal?: AbortSignal;
+  /** Human-readable progress (e.g. "chunk 2/5"); fraction in [0, 1] when known. */
+  onProgress?: (message: string, fraction?: number) => void;
+  /** Reuse the KV cache of the adapter's fixed prefix (instruction + examples). Default true. */
+  usePrefixCache?: boolean;
+  /** Context budget in tokens: prompt + generated must fit (default 4096). */
+  maxContextTokens?: number;
+  /** Overrides the adapter's `generation.maxNewTokens`. */
+  maxNewTokens?: number;
+}
+
+/** Where a result came from and what it cost (tokens, ms). */
+export interface Provenance {
+  model: { id: string; dir: string; variant: string; sha256: string };
+  adapter: { id: string; version: string };
+  decoding: { strategy: 'greedy' | 'sample' | 'score'; temperature?: number; maxNewTokens?: number; seed?: number };
+  tokens: { prompt: number; prefixReused: number; generated: number };
+  timings: { prefillMs: number; decodeMs: number; tokensPerSecond: number; totalMs: number; forwardPasses: number };
+}
+
+/** One engine plus the task-level caches; create once per loaded model. */
+export class TaskRuntime {
+  readonly prefixCache: PrefixCache;
+  private hash: string | null = null;
+  private readonly adapterPrefix = new Map<string, number[]>();
+
+  constructor(readonly engine: Engine, prefixCacheBytes?: number) {
+    this.prefixCache = new PrefixCache(prefixCacheBytes);
+  }
+
+  /** SHA-256 of the model's graph + weights, computed once (streamed, ~1 s per 400 MB). */
+  modelSha256(): string {
+    if (!this.hash) this.hash = modelFileHash(this.engine.folder);
+    return this.hash;
+  }
+
+  /** Prompt token ids of chat `messages` (one `<bos>`, generation prompt appended). */
+  encode(messages: ChatMessage[]): number[] {
+    return this.engine.tokenizer.encodeChat(messages);
+  }
+
+  /**
+   * Token ids every prompt of `adapter` starts with, whatever the selection: the longest common
+   * prefix of the prompts for two different probe selections. Cached per adapter id@version.
+   */
+  adapterPrefixIds(adapter: TaskAdapter, messagesFor: (text: string) => ChatMessage[] = (t) => buildMessages(adapter, t)): number[] {
+    const key = `${adapter.task}:${adapter.id}@${adapter.version}:${JSON.stringify(adapter).length}`;
+    let ids = this.adapterPrefix.get(key);
+    if (!ids) {
+      const a = this.encode(messagesFor('\u2063A probe'));
+      const b = this.encode(messagesFor('\u2064Z other'));
+      let n = 0;
+      while (n < a.length && n < b.length && a[n] === b[n]) n++;
+      ids = a.slice(0, n);
+      this.adapterPrefix.set(key, ids);
+    }
+    return ids;
+  }
+
+  /**
+   * Prefills `ids` into a new {@link Generator}, reusing the KV cache of `prefixIds` when
+   * `usePrefixCache` (computing and storing it on the first call).
+   * @returns the generator and how many tokens came from the prefix cache.
+   */
+  async prefill(ids: number[], prefixIds: number[], params: Omit<GeneratorParams, 'eosTokenIds'>, usePrefixCache = true): Promise<{ generator: Generator; prefixReused: number }> {
+    throwIfAborted(params.signal);
+    const full: GeneratorParams = { ...params, eosTokenIds: this.engine.folder.eosTokenIds };
+    const session = this.engine.session;
+    const sharesPrefix = prefixIds.length > 0 && prefixIds.length < ids.length && prefixIds.every((t, i) => ids[i] === t);
+    if (usePrefixCache && sharesPrefix) {
+      let hit = this.prefixCache.lookup(ids);
+      if (!hit || hit.tokens.length < prefixIds.length) {
+        const c: KVCache = session.newCache();
+        await session.forward(prefixIds, c);
+        this.prefixCache.insert(prefixIds, c);
+        hit = this.prefixCache.lookup(ids)!;
+      }
+      const g = new Generator(session, full, hit.cache, hit.tokens);
+      await g.appendTokens(ids.slice(hit.tokens.length));
+      return { generator: g, prefixReused: hit.tokens.length };
+    }
+    const g = new Generator(session, full);
+    await g.appendTokens(ids);
+    return { generator: g, prefixReused: 0 };
+  }
+
+  /**
+   * Throws `CONTEXT_TOO_LONG` when `promptTokens + maxNewTokens` exceeds the budget, saying how
+   * long the selection is and what the limit is.
+   */
+  checkBudget(promptTokens: number, selectionTokens: number, maxNewTokens: number, opts: TaskOptions): void {
+    const budget = opts.maxContextTokens ?? 4096;
+    if (promptTokens + maxNewTokens > budget) {
+      const limit = Math.max(0, budget - (promptTokens - selectionTokens) - maxNewTokens);
+      throw new TasklingError('CONTEXT_TOO_LONG', `The selection is ${selectionTokens} tokens; this adapter can take at most ${limit} tokens (context budget ${budget} tokens, minus ${promptTokens - selectionTokens} for the instruction and examples and ${maxNewTokens} for the answer). Select less text or raise taskling.maxContextTokens.`);
+    }
+  }
+
+  /** Provenance block for a result. */
+  provenance(adapter: TaskAdapter, decoding: Provenance['decoding'], tokens: Provenance['tokens'], t: Omit<Provenance['timings'], 'tokensPerSecond'> & { decodeTokens: number }): Provenance {
+    const f = this.engine.folder;
+    return {
+      model: { id: basename(f.dir), dir: f.dir, variant: f.variant, sha256: this.modelSha256() },
+      adapter: { id: adapter.id, version: adapter.version },
+      decoding,
+      tokens,
+      timings: {
+        prefillMs: t.prefillMs, decodeMs: t.decodeMs, totalMs: t.totalMs, forwardPasses: t.forwardPasses,
+        tokensPerSecond: t.decodeMs > 0 ? (t.decodeTokens / t.decodeMs) * 1000 : 0,
+      },
+    };
+  }
+}
