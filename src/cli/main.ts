@@ -14,11 +14,18 @@ import { TasklingError } from '../core/errors';
 import type { ConstraintSpec, ModelVariantName } from '../shared/protocol';
 import { numOpt, opt, parseArgs } from './args';
 import { validateJson } from '../core/constraints';
+import { runTask, TaskRuntime } from '../core/tasks';
+import { AdapterRegistry, loadAdapterFile, loadAdapterFolder } from '../core/adapters/load';
+import type { TaskAdapter } from '../core/adapters/manifest';
+import { join } from 'node:path';
 
 const USAGE = `Usage:
   taskling generate --model DIR [--variant q4] [--schema FILE | --choice a,b | --regex RE]
                     [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
                     [--threads N] [--raw] "prompt"
+  taskling run --adapter ID|FILE --model DIR [--input FILE | -] [--jsonl] [--variant q4] [--threads N]
+               [--no-prefix-cache] [--max-context-tokens N]
+  taskling adapters [--folder DIR]       list and validate built-in and workspace adapters
   taskling help`;
 
 /** Runs the CLI; returns the exit code. */
@@ -28,6 +35,10 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'generate':
         return await generate(rest);
+      case 'run':
+        return await run(rest);
+      case 'adapters':
+        return await adapters(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -109,4 +120,107 @@ async function generate(argv: string[]): Promise<number> {
     process.off('SIGINT', onSigint);
     await engine.dispose();
   }
+}
+
+/** Built-in adapters plus the workspace folder (default `.taskling/adapters` under the cwd). */
+async function registry(folder?: string): Promise<{ reg: AdapterRegistry; folder: string }> {
+  const reg = new AdapterRegistry();
+  const dir = folder ?? join(process.cwd(), '.taskling', 'adapters');
+  reg.setWorkspace(await loadAdapterFolder(dir));
+  return { reg, folder: dir };
+}
+
+async function adapters(argv: string[]): Promise<number> {
+  const a = parseArgs(argv);
+  const { reg, folder } = await registry(opt(a, 'folder'));
+  for (const r of reg.list()) {
+    const ad = r.adapter;
+    const detail = ad.task === 'classify' ? `labels: ${ad.labels.map((l) => l.name).join(', ')}${ad.multiLabel ? ' (multi-label)' : ''}`
+      : ad.task === 'extract' ? `entity types: ${ad.entityTypes.map((t) => t.name).join(', ')}`
+        : `schema: ${Object.keys((ad.schema.properties as object) ?? {}).join(', ')}`;
+    console.log(`${ad.id.padEnd(18)} ${ad.task.padEnd(9)} ${r.source.kind.padEnd(9)} ${ad.name} — ${detail}`);
+  }
+  const problems = reg.problems();
+  for (const p of problems) {
+    const where = p.line ? `${p.file}:${p.line}:${p.column}` : p.file;
+    console.error(`${p.severity === 'note' ? 'note' : 'error'}: ${where} ${p.jsonPath || '(root)'}: ${p.message}`);
+  }
+  console.error(`${reg.list().length} adapters (workspace folder ${folder}); ${problems.filter((p) => p.severity !== 'note').length} with errors`);
+  return problems.some((p) => p.severity !== 'note') ? 1 : 0;
+}
+
+async function readInput(path: string | undefined): Promise<string> {
+  if (!path || path === '-') {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  }
+  return readFileSync(path, 'utf8');
+}
+
+async function run(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, ['jsonl', 'no-prefix-cache']);
+  const id = opt(a, 'adapter');
+  const model = opt(a, 'model');
+  if (!id || !model) {
+    console.error(`taskling run: --adapter and --model are required\n${USAGE}`);
+    return 2;
+  }
+  let adapter: TaskAdapter | undefined;
+  if (id.endsWith('.json')) {
+    const r = await loadAdapterFile(id);
+    for (const e of r.errors) console.error(`error: ${e.file}${e.line ? `:${e.line}:${e.column}` : ''} ${e.jsonPath || '(root)'}: ${e.message}`);
+    adapter = r.adapter?.adapter;
+  } else {
+    const { reg } = await registry();
+    adapter = reg.get(id)?.adapter;
+    if (!adapter) console.error(`taskling: no adapter ${JSON.stringify(id)}; known: ${reg.list().map((r) => r.adapter.id).join(', ')}`);
+  }
+  if (!adapter) return 1;
+  const raw = await readInput(opt(a, 'input') ?? (a.positionals.length ? undefined : '-'));
+  const inputs: string[] = a.options.has('jsonl')
+    ? raw.split(/\r?\n/).filter((l) => l.trim()).map((l, i) => {
+      let v: unknown;
+      try { v = JSON.parse(l); } catch { throw new TasklingError('INVALID_INPUT', `line ${i + 1} of the input is not JSON`); }
+      if (typeof v === 'string') return v;
+      if (v && typeof (v as { text?: unknown }).text === 'string') return (v as { text: string }).text;
+      throw new TasklingError('INVALID_INPUT', `line ${i + 1}: expected a JSON string or an object with a "text" field`);
+    })
+    : [a.positionals.length ? a.positionals.join(' ') : raw];
+  const engine = await Engine.load(model, { variant: (opt(a, 'variant') ?? 'q4') as ModelVariantName, threads: numOpt(a, 'threads') });
+  console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms; adapter ${adapter.id}@${adapter.version} (${adapter.task}); ${inputs.length} input(s)`);
+  const runtime = new TaskRuntime(engine);
+  const ac = new AbortController();
+  const onSigint = () => ac.abort();
+  process.once('SIGINT', onSigint);
+  let failed = 0;
+  try {
+    for (let i = 0; i < inputs.length; i++) {
+      const t0 = performance.now();
+      try {
+        const r = await runTask(runtime, adapter, inputs[i], {
+          signal: ac.signal,
+          usePrefixCache: !a.options.has('no-prefix-cache'),
+          maxContextTokens: numOpt(a, 'max-context-tokens'),
+        });
+        process.stdout.write(JSON.stringify(r) + '\n');
+        console.error(`[${i + 1}/${inputs.length}] ${adapter.task} done in ${(performance.now() - t0).toFixed(0)} ms${summary(r)}`);
+      } catch (e) {
+        if (!(e instanceof TasklingError) || e.code === 'CANCELLED') throw e;
+        failed++;
+        process.stdout.write(JSON.stringify({ error: { code: e.code, message: e.message }, input: i }) + '\n');
+        console.error(`[${i + 1}/${inputs.length}] ${e.code}: ${e.message}`);
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+    await engine.dispose();
+  }
+  return failed ? 1 : 0;
+}
+
+function summary(r: Awaited<ReturnType<typeof runTask>>): string {
+  if (r.task === 'classify') return `: ${r.top ?? '(abstained)'} p=${r.topProbability.toFixed(3)}`;
+  if (r.task === 'extract') return `: ${r.entities.length} entities (${r.ungrounded.length} ungrounded)`;
+  return `: ${r.validation.valid ? 'valid' : 'INVALID'} JSON`;
 }

@@ -22,6 +22,16 @@ import {
   LogitsProcessor, RepetitionPenaltyProcessor, TemperatureProcessor, TopKProcessor, TopPProcessor,
 } from './logitsProcessors';
 import { argmax, sampleFromLogits } from './sampler';
+
+/** log(sum(exp(x))) over the finite entries of a logits row. */
+function logSumExp(x: Float32Array): number {
+  let max = -Infinity;
+  for (let i = 0; i < x.length; i++) if (x[i] > max) max = x[i];
+  if (max === -Infinity) return -Infinity;
+  let z = 0;
+  for (let i = 0; i < x.length; i++) if (x[i] !== -Infinity) z += Math.exp(x[i] - max);
+  return max + Math.log(z);
+}
 import { SeededRandom } from './random';
 
 /**
@@ -66,6 +76,8 @@ export interface GeneratorParams {
   encode?: (text: string) => number[];
   /** Checked before each step; aborting makes the next call throw `CancelledError`. */
   signal?: AbortSignal;
+  /** Record, per generated token, its natural-log probability among the allowed tokens (see `tokenLogProbs`). */
+  recordLogProbs?: boolean;
 }
 
 /** Counters and timings of one generation (ms, tokens). */
@@ -102,6 +114,11 @@ export class Generator {
     prefillTokens: 0, prefillMs: 0, decodeTokens: 0, decodeMs: 0, sampledTokens: 0, jumpForwardTokens: 0, forwardPasses: 0,
   };
   readonly maxNewTokens: number;
+  /**
+   * With `recordLogProbs`: per generated token, log P(token) under the masked (grammar-allowed),
+   * unscaled logits of its step; 0 for tokens forced by jump-forward. Same order as the ids.
+   */
+  readonly tokenLogProbs: number[] = [];
 
   /**
    * @param session the model session.
@@ -199,6 +216,8 @@ export class Generator {
     const logits = Float32Array.from(raw);
     const c = this.params.constraint;
     if (c) await c.applyBitmask(logits);
+    const lseMasked = this.params.recordLogProbs ? logSumExp(logits) : 0;
+    const masked = this.params.recordLogProbs ? logits.slice() : null;
     for (const p of this.processors) p.process(logits, this.generated);
     let id: number;
     try {
@@ -208,12 +227,16 @@ export class Generator {
     }
     this.stats.sampledTokens++;
     if (this.params.eosTokenIds.includes(id)) {
+      // A grammar allows a stop token only where its output is complete; accepting it
+      // terminates the matcher.
+      if (c) this.accept(c, id);
       this.stop = 'eos';
       return [];
     }
     if (c) this.accept(c, id);
     const added = [id];
     this.commit(id);
+    if (masked) this.tokenLogProbs.push(masked[id] - lseMasked);
     if (this.checkStop()) return added;
     if (c && this.params.jumpForward !== false && c.findJumpForwardString && this.params.encode) {
       const forced = c.findJumpForwardString();
@@ -235,6 +258,7 @@ export class Generator {
         for (let i = 0; i < accepted; i++) {
           this.commit(ids[i]);
           added.push(ids[i]);
+          if (this.params.recordLogProbs) this.tokenLogProbs.push(0);
         }
         this.stats.jumpForwardTokens += accepted;
         this.checkStop();
@@ -276,6 +300,7 @@ export class Generator {
     this.tokens.length = length;
     this.generated.length = Math.max(0, this.generated.length - drop);
     this.generatedCount = Math.max(0, this.generatedCount - drop);
+    this.tokenLogProbs.length = Math.min(this.tokenLogProbs.length, this.generatedCount);
     this.cache.rewind(length);
     this.logits = null;
     this.stop = null;

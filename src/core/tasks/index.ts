@@ -1,0 +1,31 @@
+/** The three tasks behind one entry point: a task adapter and a selection in, a result out. */
+import type { TaskAdapter } from '../adapters/manifest';
+import { TasklingError } from '../errors';
+import { classify, ClassifyResult } from './classify';
+import { extract, ExtractResult } from './extract';
+import { toJson, ToJsonResult } from './toJson';
+import { TaskOptions, TaskRuntime } from './context';
+
+export { TaskRuntime } from './context';
+export type { TaskOptions, Provenance } from './context';
+export type { ClassifyResult, ExtractResult, ToJsonResult };
+export type TaskResult = ClassifyResult | ExtractResult | ToJsonResult;
+
+/** Largest selection accepted at all, in UTF-16 code units (longer ones are refused up front). */
+export const MAX_SELECTION_CHARS = 1_000_000;
+
+/**
+ * Runs `adapter` on `text`.
+ * @throws TasklingError `INVALID_INPUT` for empty, binary-looking or over-long text, and the
+ *   task's own errors.
+ */
+export async function runTask(runtime: TaskRuntime, adapter: TaskAdapter, text: string, opts: TaskOptions = {}): Promise<TaskResult> {
+  if (!text.trim()) throw new TasklingError('INVALID_INPUT', 'The selection is empty: select some text first.');
+  if (text.length > MAX_SELECTION_CHARS) throw new TasklingError('INVALID_INPUT', `The selection is ${text.length} characters; the limit is ${MAX_SELECTION_CHARS}.`);
+  if (text.includes('\u0000')) throw new TasklingError('INVALID_INPUT', 'The selection contains NUL bytes: it looks like binary data, not text.');
+  switch (adapter.task) {
+    case 'classify': return classify(runtime, adapter, text, opts);
+    case 'extract': return extract(runtime, adapter, text, opts);
+    case 'toJson': return toJson(runtime, adapter, text, opts);
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * toJson: generation constrained by the adapter's JSON Schema, validated again with ajv, with a
+ * capability report (keywords enforced while decoding / checked after / unsupported) computed
+ * up front so nothing is silently ignored.
+ */
+import type { ToJsonAdapter } from '../adapters/manifest';
+import { analyzeSchema, SchemaCapabilityReport, sanitizeSchemaForXGrammar, validateJson } from '../constraints';
+import { TasklingError } from '../errors';
+import { Provenance, TaskOptions, TaskRuntime } from './context';
+import { boundSchemaForDecoding, generateStructured, parseGeneratedJson } from './structured';
+
+export interface ToJsonResult {
+  task: 'toJson';
+  /** The parsed JSON value. */
+  value: unknown;
+  /** The JSON text exactly as generated. */
+  text: string;
+  /** ajv validation against the adapter's full schema. */
+  validation: { valid: boolean; errors: string[] };
+  capabilities: SchemaCapabilityReport;
+  provenance: Provenance;
+}
+
+/**
+ * Converts `text` to JSON valid against the adapter's schema.
+ * @throws TasklingError `INVALID_INPUT` (empty text, unfinished JSON), `GRAMMAR_UNSUPPORTED`
+ *   (XGrammar cannot compile the schema; the message includes the capability report),
+ *   `CONTEXT_TOO_LONG`; CancelledError.
+ */
+export async function toJson(runtime: TaskRuntime, adapter: ToJsonAdapter, text: string, opts: TaskOptions = {}): Promise<ToJsonResult> {
+  const t0 = performance.now();
+  if (!text.trim()) throw new TasklingError('INVALID_INPUT', 'The selection is empty: select the text to convert to JSON.');
+  const capabilities = analyzeSchema(adapter.schema);
+  if (capabilities.unsupported.length) {
+    opts.onProgress?.(`schema keywords not checked at all: ${capabilities.unsupported.join(', ')}`);
+  }
+  const bounded = boundSchemaForDecoding(sanitizeSchemaForXGrammar(adapter.schema));
+  if (bounded.added.length) {
+    capabilities.notes.push(`Decoding bounds added where the schema sets none (the output is still validated against the schema as written): ${bounded.added.join(', ')}`);
+  }
+  const decodingSchema = bounded.schema;
+  const out = await generateStructured(runtime, adapter, text, decodingSchema, opts);
+  let value: unknown;
+  try {
+    value = parseGeneratedJson(out.text);
+  } catch (e) {
+    throw new TasklingError('INTERNAL', `The constrained output is not JSON (${(e as Error).message}); this is a bug in the grammar: ${out.text.slice(0, 200)}`);
+  }
+  const v = validateJson(adapter.schema, value);
+  const t = out.result.timings;
+  return {
+    task: 'toJson',
+    value,
+    text: out.text,
+    validation: { valid: v.valid, errors: v.errors },
+    capabilities,
+    provenance: runtime.provenance(adapter,
+      { strategy: adapter.generation?.temperature ? 'sample' : 'greedy', temperature: adapter.generation?.temperature, maxNewTokens: opts.maxNewTokens ?? adapter.generation?.maxNewTokens ?? 512 },
+      { prompt: out.promptTokens, prefixReused: out.prefixReused, generated: t.newTokens },
+      { prefillMs: t.prefillMs, decodeMs: t.decodeMs, totalMs: performance.now() - t0, forwardPasses: t.forwardPasses, decodeTokens: t.newTokens }),
+  };
+}

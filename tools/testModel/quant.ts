@@ -1,0 +1,97 @@
+// Symmetric 4-bit block quantization in the layout shared by com.microsoft.MatMulNBits
+// (B: uint8 [N, K/block, block/2], scales [N, K/block], implicit zero point 8) and
+// com.microsoft.GatherBlockQuantized (uint8 data [rows, K/2], quantize_axis 1, implicit zero point 8).
+// Element k of a row sits in the low nibble of byte k/2 when k is even, in the high nibble when odd.
+
+export interface Q4Rows {
+  data: Uint8Array; // rows * K/2
+  scales: Float32Array; // rows * K/block
+}
+
+/**
+ * Quantize `rows` rows of length K (row-major) with blocks of `block` along K.
+ * Scale follows MLAS: the value with the largest magnitude maps exactly to -8.
+ */
+export function quantizeRowsQ4(src: Float32Array, rows: number, K: number, block = 32): Q4Rows {
+  if (K % block !== 0 || block % 2 !== 0) throw new Error(`K=${K} must be a multiple of block=${block}`);
+  const nb = K / block;
+  const data = new Uint8Array((rows * K) / 2);
+  const scales = new Float32Array(rows * nb);
+  const f32 = new Float32Array(1);
+  for (let r = 0; r < rows; r++) {
+    for (let b = 0; b < nb; b++) {
+      const base = r * K + b * block;
+      let amax = 0;
+      let max = 0;
+      for (let i = 0; i < block; i++) {
+        const v = src[base + i];
+        const a = Math.abs(v);
+        if (a > amax) {
+          amax = a;
+          max = v;
+        }
+      }
+      f32[0] = max / -8;
+      const scale = f32[0];
+      scales[r * nb + b] = scale;
+      const inv = scale !== 0 ? 1 / scale : 0;
+      for (let i = 0; i < block; i += 2) {
+        const q0 = Math.min(15, Math.max(0, Math.round(src[base + i] * inv) + 8));
+        const q1 = Math.min(15, Math.max(0, Math.round(src[base + i + 1] * inv) + 8));
+        data[(base + i) >> 1] = q0 | (q1 << 4);
+      }
+    }
+  }
+  return { data, scales };
+}
+
+/** Dequantize (for checks): returns rows x K float32. */
+export function dequantizeRowsQ4(q: Q4Rows, rows: number, K: number, block = 32): Float32Array {
+  const out = new Float32Array(rows * K);
+  const nb = K / block;
+  for (let r = 0; r < rows; r++) {
+    for (let k = 0; k < K; k++) {
+      const byte = q.data[(r * K + k) >> 1];
+      const nib = k & 1 ? byte >> 4 : byte & 15;
+      out[r * K + k] = (nib - 8) * q.scales[r * nb + Math.floor(k / block)];
+    }
+  }
+  return out;
+}
+
+/**
+ * Pull every value toward its own 4-bit grid point (the one quantizeRowsQ4 picks) in place:
+ * w' = deq(q(w)) + keep * (w - deq(q(w))). The block scale is unchanged (its largest-magnitude
+ * value sits exactly on the grid), so quantizing w' yields the same codes and the 4-bit rounding
+ * error of w' is exactly `keep` times that of w. keep = 1 leaves w untouched; keep = 0 would make
+ * 4-bit quantization lossless.
+ */
+export function snapTowardQ4Grid(src: Float32Array, rows: number, K: number, keep: number, block = 32): void {
+  if (keep >= 1) return;
+  const nb = K / block;
+  const f32 = new Float32Array(1);
+  for (let r = 0; r < rows; r++) {
+    for (let b = 0; b < nb; b++) {
+      const base = r * K + b * block;
+      let amax = 0;
+      let max = 0;
+      for (let i = 0; i < block; i++) {
+        const a = Math.abs(src[base + i]);
+        if (a > amax) {
+          amax = a;
+          max = src[base + i];
+        }
+      }
+      f32[0] = max / -8;
+      const scale = f32[0];
+      if (scale === 0) continue;
+      const inv = 1 / scale;
+      for (let i = 0; i < block; i++) {
+        const w = src[base + i];
+        const q = Math.min(15, Math.max(0, Math.round(w * inv) + 8));
+        const deq = (q - 8) * scale;
+        src[base + i] = deq + keep * (w - deq);
+      }
+    }
+  }
+}
