@@ -41,6 +41,29 @@ const r = run(process.execPath, [
 ]);
 const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
 const count = (k) => Number((text.match(new RegExp(`^# ${k} (\\d+)$`, 'm')) || [])[1] || 0);
-const passed = count('pass'), failed = count('fail') + count('cancelled'), skipped = count('skipped') + count('todo');
+let passed = count('pass'), failed = count('fail') + count('cancelled'), skipped = count('skipped') + count('todo');
+let ok = r.status === 0;
+
+// Further suites (browser tests of the panel, tests inside a real VS Code): each is a script that
+// prints a line `SUITE_RESULT {"passed":N,"failed":N,"skipped":N}` and exits non-zero on failure.
+// Skipped with TASKLING_UNIT_ONLY=1 or when a filter was given.
+const suites = ['test/webview/run.mjs', 'test/integration/run.mjs'];
+if (!filter.length && !process.env.TASKLING_UNIT_ONLY) {
+  for (const suite of suites) {
+    if (!existsSync(join(root, suite))) continue;
+    console.log(`\n== ${suite}`);
+    const s = spawnSync(process.execPath, [suite], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    process.stdout.write(s.stdout ?? '');
+    const m = /^SUITE_RESULT (\{.*\})$/m.exec(s.stdout ?? '');
+    if (m) {
+      const c = JSON.parse(m[1]);
+      passed += c.passed ?? 0; failed += c.failed ?? 0; skipped += c.skipped ?? 0;
+    } else {
+      failed += 1;
+      console.log(`${suite} printed no SUITE_RESULT line (exit ${s.status}); counted as one failure`);
+    }
+    if (s.status !== 0) ok = false;
+  }
+}
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
-process.exit(r.status === 0 && failed === 0 && passed > 0 ? 0 : 1);
+process.exit(ok && failed === 0 && passed > 0 ? 0 : 1);

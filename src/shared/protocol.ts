@@ -86,12 +86,20 @@ export interface GenerateResult {
   timings: GenerationTimings;
 }
 
+export interface RunTaskParams {
+  /** The full task adapter manifest (validated again in the worker). */
+  adapter: Record<string, unknown>;
+  /** The selection, as UTF-16 text; span offsets in the result refer to it. */
+  text: string;
+  options?: { usePrefixCache?: boolean; maxContextTokens?: number; maxNewTokens?: number };
+}
+
 /** Method name -> [params, result]. */
 export interface WorkerMethods {
   load: [LoadParams, ModelInfo];
   generate: [GenerateParams, GenerateResult];
-  /** Unknown-to-core calls reserved for tasks (see tasks issue). */
-  runTask: [Record<string, unknown>, unknown];
+  /** Runs a task adapter on a text; the result is core/tasks' ClassifyResult | ExtractResult | ToJsonResult. */
+  runTask: [RunTaskParams, unknown];
   info: [Record<string, never>, ModelInfo | null];
   /** Test hook: the worker exits abruptly (only when started with `allowDebug`). */
   debugCrash: [Record<string, never>, never];

@@ -5,7 +5,9 @@
 import { Engine } from '../core/engine';
 import { TasklingError } from '../core/errors';
 import type { ModelVariant } from '../core/model/modelFolder';
-import type { GenerateParams, LoadParams, ModelInfo, WorkerEvent, WorkerMethods } from '../shared/protocol';
+import type { GenerateParams, LoadParams, ModelInfo, RunTaskParams, WorkerEvent, WorkerMethods } from '../shared/protocol';
+import { runTask, TaskRuntime } from '../core/tasks';
+import { validateAdapter } from '../core/adapters/validate';
 
 /** Per-request context: cancellation and event emission. */
 export interface HandlerContext {
@@ -26,6 +28,7 @@ function requireString(v: unknown, name: string): string {
 /** Builds the handler table; `allowDebug` enables the `debugCrash` test hook. */
 export function createHandlers(opts: { allowDebug: boolean }): Handlers {
   let engine: Engine | null = null;
+  let runtime: TaskRuntime | null = null;
   let loadedKey = '';
   const needEngine = (): Engine => {
     if (!engine) throw new TasklingError('INVALID_REQUEST', 'no model is loaded: send load first');
@@ -54,8 +57,20 @@ export function createHandlers(opts: { allowDebug: boolean }): Handlers {
         onText: (text, newTokens) => ctx.emit({ kind: 'event', event: 'text', text, newTokens }),
       });
     },
-    async runTask() {
-      throw new TasklingError('INVALID_REQUEST', 'runTask is not available in this build');
+    async runTask(p: RunTaskParams, ctx) {
+      const e = needEngine();
+      if (typeof p?.text !== 'string') throw new TasklingError('INVALID_REQUEST', 'runTask needs params.text (string)');
+      const v = validateAdapter(p.adapter, '<request>');
+      if (!v.adapter) {
+        const first = v.errors[0];
+        throw new TasklingError('ADAPTER_INVALID', `The adapter is invalid: ${first ? `${first.jsonPath || '(root)'}: ${first.message}` : 'unknown error'}`);
+      }
+      if (!runtime || runtime.engine !== e) runtime = new TaskRuntime(e);
+      return runTask(runtime, v.adapter, p.text, {
+        ...p.options,
+        signal: ctx.signal,
+        onProgress: (message, fraction) => ctx.emit({ kind: 'event', event: 'progress', message, fraction }),
+      });
     },
     async debugCrash() {
       if (!opts.allowDebug) throw new TasklingError('INVALID_REQUEST', 'debugCrash is disabled');
