@@ -74,9 +74,9 @@ export class Engine {
   }
 
   /** Builds a grammar constraint for `spec` (compiled grammars are cached per spec). */
-  async createConstraint(spec: ConstraintSpec): Promise<TokenConstraint & { dispose(): void }> {
+  async createConstraint(spec: ConstraintSpec, opts: { maxStringChars?: number } = {}): Promise<TokenConstraint & { dispose(): void }> {
     const f = await this.constraintFactory();
-    return f.create(spec);
+    return f.create(spec, opts);
   }
 
   /** Prompt ids: chat messages rendered by the template (one `<bos>`), or raw text encoded as is. */

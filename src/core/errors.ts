@@ -16,6 +16,10 @@ export type TasklingErrorCode =
   | 'ADAPTER_INVALID'
   | 'CANCELLED'
   | 'WORKER_CRASHED'
+  | 'DOWNLOAD_FAILED'
+  | 'HASH_MISMATCH'
+  | 'GATED_REPO'
+  | 'OFFLINE'
   | 'INTERNAL';
 
 /** An error with a stable `code`; `file` names the offending file when there is one. */

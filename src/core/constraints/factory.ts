@@ -7,6 +7,11 @@ import { TasklingError } from '../errors';
 import type { GemmaTokenizer } from '../tokenizer';
 import { GrammarCompilerCache, CompiledGrammarEntry } from './grammarCompiler';
 import { GrammarConstraint } from './grammarConstraint';
+import { JsonStringLengthGuard } from './stringLengthGuard';
+import type { TokenConstraint } from '../generation/generator';
+
+/** Longest JSON string generated under a schema without its own bound, in characters. */
+export const DEFAULT_MAX_STRING_CHARS = 200;
 
 export class ConstraintFactory {
   private constructor(readonly compiler: GrammarCompilerCache, private readonly tokenizer: GemmaTokenizer) {}
@@ -36,10 +41,17 @@ export class ConstraintFactory {
     }
   }
 
-  /** A fresh grammar matcher for one generation; call `dispose()` when done. */
-  async create(spec: ConstraintSpec): Promise<GrammarConstraint> {
+  /**
+   * A fresh grammar matcher for one generation; call `dispose()` when done. JSON Schema
+   * constraints are wrapped in a {@link JsonStringLengthGuard} of `maxStringChars` (default
+   * {@link DEFAULT_MAX_STRING_CHARS}; 0 disables it) so every string ends on any model.
+   */
+  async create(spec: ConstraintSpec, opts: { maxStringChars?: number } = {}): Promise<TokenConstraint & { dispose(): void }> {
     const entry = await this.compile(spec);
-    return GrammarConstraint.create(entry, (id) => this.tokenizer.decode([id]));
+    const matcher = await GrammarConstraint.create(entry, (id) => this.tokenizer.decode([id]));
+    const max = opts.maxStringChars ?? DEFAULT_MAX_STRING_CHARS;
+    if (spec.kind !== 'jsonSchema' || max <= 0) return matcher;
+    return new JsonStringLengthGuard(matcher, this.tokenizer.tokenPieces(), max);
   }
 
   dispose(): void {

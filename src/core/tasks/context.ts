@@ -24,6 +24,8 @@ export interface TaskOptions {
   maxContextTokens?: number;
   /** Overrides the adapter's `generation.maxNewTokens`. */
   maxNewTokens?: number;
+  /** Longest JSON string while decoding extract/toJson output, in characters (default 200). */
+  maxStringChars?: number;
 }
 
 /** Where a result came from and what it cost (tokens, ms). */

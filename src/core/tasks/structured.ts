@@ -30,7 +30,7 @@ export async function generateStructured(runtime: TaskRuntime, adapter: TaskAdap
   const ids = runtime.encode(buildMessages(adapter, text));
   const maxNewTokens = opts.maxNewTokens ?? adapter.generation?.maxNewTokens ?? 512;
   runtime.checkBudget(ids.length, engine.tokenizer.encode(text).length, maxNewTokens, opts);
-  const constraint = await engine.createConstraint({ kind: 'jsonSchema', schema });
+  const constraint = await engine.createConstraint({ kind: 'jsonSchema', schema }, { maxStringChars: opts.maxStringChars });
   try {
     const temperature = adapter.generation?.temperature;
     const { generator, prefixReused } = await runtime.prefill(ids, runtime.adapterPrefixIds(adapter), {
@@ -59,14 +59,15 @@ export async function generateStructured(runtime: TaskRuntime, adapter: TaskAdap
   }
 }
 
-/** Bounds applied while decoding where the schema sets none (so any model finishes its output). */
+/**
+ * Bounds applied while decoding where the schema sets none, so any model finishes its output.
+ * (Strings are bounded separately by the constraint's JsonStringLengthGuard.)
+ */
 export interface DecodingBounds {
-  /** maxLength for plain strings without maxLength/enum/const/format/pattern (characters). */
-  maxStringLength: number;
   /** maxItems for arrays without maxItems. */
   maxItems: number;
 }
-export const DEFAULT_DECODING_BOUNDS: DecodingBounds = { maxStringLength: 200, maxItems: 16 };
+export const DEFAULT_DECODING_BOUNDS: DecodingBounds = { maxItems: 16 };
 
 /**
  * A copy of `schema` with {@link DecodingBounds} added where the schema has none, and the JSON
@@ -82,10 +83,6 @@ export function boundSchemaForDecoding(schema: unknown, bounds: DecodingBounds =
       o[k] = k === 'enum' || k === 'const' || k === 'default' || k === 'examples' ? v : walk(v, `${at}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`);
     }
     const types = Array.isArray(o.type) ? o.type : [o.type];
-    if (types.includes('string') && o.maxLength === undefined && o.enum === undefined && o.const === undefined && o.format === undefined && o.pattern === undefined) {
-      o.maxLength = bounds.maxStringLength;
-      added.push(`${at}/maxLength=${bounds.maxStringLength}`);
-    }
     if (types.includes('array') && o.maxItems === undefined) {
       o.maxItems = bounds.maxItems;
       added.push(`${at}/maxItems=${bounds.maxItems}`);

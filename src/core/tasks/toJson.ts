@@ -4,6 +4,7 @@
  * up front so nothing is silently ignored.
  */
 import type { ToJsonAdapter } from '../adapters/manifest';
+import { DEFAULT_MAX_STRING_CHARS } from '../constraints/factory';
 import { analyzeSchema, SchemaCapabilityReport, sanitizeSchemaForXGrammar, validateJson } from '../constraints';
 import { TasklingError } from '../errors';
 import { Provenance, TaskOptions, TaskRuntime } from './context';
@@ -38,6 +39,7 @@ export async function toJson(runtime: TaskRuntime, adapter: ToJsonAdapter, text:
   if (bounded.added.length) {
     capabilities.notes.push(`Decoding bounds added where the schema sets none (the output is still validated against the schema as written): ${bounded.added.join(', ')}`);
   }
+  capabilities.notes.push(`While decoding, strings end after at most ${opts.maxStringChars ?? DEFAULT_MAX_STRING_CHARS} characters unless the grammar needs more.`);
   const decodingSchema = bounded.schema;
   const out = await generateStructured(runtime, adapter, text, decodingSchema, opts);
   let value: unknown;

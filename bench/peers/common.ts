@@ -1,0 +1,84 @@
+// Shared by the benchmark children: config, statistics, result hand-off.
+import * as fs from 'node:fs';
+
+/** What the parent hands every child (as a JSON file path in argv[2]). */
+export interface PeerConfig {
+  modelDir: string;
+  ggufPath: string;
+  threads: number;
+  /** Prompt token ids for each measured length (each starts with <bos>). */
+  prompts: Record<string, number[]>;
+  /** Length used for the decode measurement's prompt. */
+  decodePromptLen: number;
+  decodeTokens: number;
+  warmup: number;
+  reps: number;
+  loadReps: number;
+  /** Taskling only: the ~200-token selection for the task figures. */
+  selection?: string;
+  taskReps?: number;
+  taskMaxNewTokens?: number;
+}
+
+export interface Stat { median: number; min: number; max: number; n: number; samples: number[] }
+
+export function stat(samples: number[]): Stat {
+  const s = [...samples].sort((a, b) => a - b);
+  const n = s.length;
+  const median = n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  return { median, min: s[0], max: s[n - 1], n, samples };
+}
+
+/** Everything a peer reports. Times in ms, rates in tokens/s, memory in bytes. */
+export interface PeerResult {
+  runtime: string;
+  version: string;
+  ok: boolean;
+  error?: string;
+  notes: string[];
+  quant: string;
+  threads: number;
+  modelLoadMs?: Stat;
+  tokenizerLoadMs?: Stat | null;
+  ttftMs: Record<string, Stat>;
+  decodeTokPerSec?: Stat;
+  /** Peak RSS (process.resourceUsage().maxRSS) after load, after the 2,048-token prompt, at exit. */
+  rssAfterLoad?: number;
+  peakRss2048?: number;
+  peakRss?: number;
+  /** First generated ids for the decode prompt (greedy), to compare runtimes. */
+  firstTokens?: number[];
+  extra?: Record<string, unknown>;
+}
+
+export function readConfig(): PeerConfig {
+  return JSON.parse(fs.readFileSync(process.argv[2], 'utf8')) as PeerConfig;
+}
+
+export function maxRss(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+/** The parent reads the last line starting with this marker. */
+export function emit(r: PeerResult): void {
+  process.stdout.write(`\n@@BENCH_RESULT@@ ${JSON.stringify(r)}\n`);
+}
+
+export function now(): number {
+  return performance.now();
+}
+
+/** import() that survives CommonJS compilation (for ESM-only packages). */
+// eslint-disable-next-line @typescript-eslint/no-implied-eval
+export const dynamicImport = new Function('s', 'return import(s)') as (s: string) => Promise<any>;
+
+/** Installed version of a package (read from node_modules, works for ESM-only packages). */
+export function pkgVersion(name: string): string {
+  const path = require('node:path') as typeof import('node:path');
+  for (const base of [path.resolve(__dirname, '../../../node_modules'), path.resolve(process.cwd(), 'node_modules')]) {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(base, name, 'package.json'), 'utf8')).version as string;
+    } catch { /* next */ }
+  }
+  return '?';
+}

@@ -1,0 +1,80 @@
+/**
+ * Extension entry: builds the services (engine in a worker thread, adapters, decorations,
+ * status bar, panel), registers commands, and pushes every disposable to the context.
+ * The model is never loaded on this thread: EngineService starts dist/worker.js lazily.
+ */
+import * as vscode from 'vscode';
+import * as path from 'node:path';
+import { existsSync } from 'node:fs';
+import { registerCommands, TasklingController } from './host/commands';
+import { readConfig } from './host/config';
+import { EntityDecorations } from './host/decorations';
+import { EngineService } from './host/engineService';
+import { ModelSetup } from './host/modelSetup';
+import { PanelProvider } from './host/panel/PanelProvider';
+import { StatusBar } from './host/statusBar';
+
+/** What `activate` returns (integration tests use it through `extension.exports`). */
+export interface TasklingApi {
+  controller: TasklingController;
+  engine: EngineService;
+  decorations: EntityDecorations;
+  panel: PanelProvider;
+  /** ms spent in activate(). */
+  activationMs: number;
+}
+
+/** Worker entry next to the bundle (dist/worker.js), or out/src/worker/main.js when unbundled. */
+function workerPath(context: vscode.ExtensionContext): string {
+  const bundled = path.join(context.extensionPath, 'dist', 'worker.js');
+  if (existsSync(bundled) && __filename.includes(`${path.sep}dist${path.sep}`)) return bundled;
+  const compiled = path.join(__dirname, 'worker', 'main.js');
+  return existsSync(compiled) ? compiled : bundled;
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<TasklingApi> {
+  const t0 = Date.now();
+  const log = vscode.window.createOutputChannel('Taskling', { log: true });
+  context.subscriptions.push(log);
+  const debug = context.extensionMode !== vscode.ExtensionMode.Production;
+  const setup = new ModelSetup(context, log);
+  const engine = new EngineService(workerPath(context), log, () => {
+    const cfg = readConfig();
+    const dir = cfg.modelPath || setup.downloadedFolder(cfg.variant);
+    return dir ? { dir, variant: cfg.variant, threads: cfg.threads } : undefined;
+  }, debug);
+  const decorations = new EntityDecorations();
+  const controller = new TasklingController(context, engine, decorations, setup, log);
+  const panel = new PanelProvider(context.extensionUri, controller, log, () => engine.warmUp());
+  context.subscriptions.push(
+    engine, decorations, controller, panel, new StatusBar(engine),
+    vscode.window.registerWebviewViewProvider(PanelProvider.viewId, panel, { webviewOptions: { retainContextWhenHidden: true } }),
+    ...registerCommands(controller, async () => {
+      await vscode.commands.executeCommand('workbench.view.extension.taskling');
+      await vscode.commands.executeCommand(`${PanelProvider.viewId}.focus`);
+      engine.warmUp();
+    }, log, debug),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (!e.affectsConfiguration('taskling')) return;
+      engine.refreshIdleState();
+      if (e.affectsConfiguration('taskling.adapterFolders') || e.affectsConfiguration('taskling.adapters')) void controller.reloadAdapters();
+    }),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      log.info('[trust] workspace trusted: loading workspace adapters and settings');
+      engine.refreshIdleState();
+      void controller.reloadAdapters();
+    }),
+  );
+  // Watch adapter manifests in the workspace (only acted on when trusted).
+  const watcher = vscode.workspace.createFileSystemWatcher('**/*.taskling.json');
+  const reload = () => { if (vscode.workspace.isTrusted) void controller.reloadAdapters(); };
+  context.subscriptions.push(watcher, watcher.onDidCreate(reload), watcher.onDidChange(reload), watcher.onDidDelete(reload));
+  await controller.reloadAdapters();
+  const activationMs = Date.now() - t0;
+  log.info(`[activate] Taskling ${context.extension.packageJSON.version} activated in ${activationMs} ms (${context.extensionMode === vscode.ExtensionMode.Production ? 'production' : 'development'}, trusted: ${vscode.workspace.isTrusted})`);
+  return { controller, engine, decorations, panel, activationMs };
+}
+
+export function deactivate(): void {
+  // Disposables (engine worker included) are disposed by VS Code via context.subscriptions.
+}

@@ -1,0 +1,214 @@
+/**
+ * The extension host's handle on the inference engine.
+ *
+ * Wraps {@link EngineClient} (worker thread in dist/worker.js; the host's main thread never
+ * loads the model): starts the worker lazily, loads/warms the model on the first task or when
+ * the panel opens (`warmUp`), reloads after a crash or a settings change, reports
+ * {@link EngineState} to the status bar and panel, and turns a CancellationToken into the
+ * worker's cancel.
+ */
+import * as vscode from 'vscode';
+import * as path from 'node:path';
+import { EngineClient, WorkerCallError } from '../worker/client';
+import type { ModelInfo, RunTaskParams } from '../shared/protocol';
+import type { EngineState } from '../shared/panelProtocol';
+import type { TaskAdapter } from '../core/adapters/manifest';
+import { modelFolderProblem } from './logic/modelCheck';
+import { readConfig } from './config';
+
+/** Where the model comes from for a load. */
+export interface ModelTarget {
+  dir: string;
+  variant: NonNullable<ReturnType<typeof readConfig>['variant']>;
+  threads: number;
+}
+
+/** Thrown by {@link EngineService.ensureLoaded} when no usable model folder is configured. */
+export class ModelNotSetUpError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ModelNotSetUpError';
+  }
+}
+
+export interface RunHooks {
+  token?: vscode.CancellationToken;
+  signal?: AbortSignal;
+  onProgress?: (message: string, fraction?: number) => void;
+  maxNewTokens?: number;
+}
+
+export class EngineService implements vscode.Disposable {
+  private readonly client: EngineClient;
+  private readonly emitter = new vscode.EventEmitter<EngineState>();
+  /** Fires on every state change. */
+  readonly onDidChangeState = this.emitter.event;
+  private current: EngineState = { kind: 'notSetUp' };
+  private loadedKey: string | undefined;
+  private loading: Promise<ModelInfo> | undefined;
+  private info: ModelInfo | undefined;
+  /** Number of worker crashes seen (tests read it). */
+  crashes = 0;
+
+  /**
+   * @param workerPath  absolute path of dist/worker.js.
+   * @param resolveTarget  the model folder to use now, or undefined when none is set up.
+   */
+  constructor(
+    workerPath: string,
+    private readonly log: vscode.LogOutputChannel,
+    private readonly resolveTarget: () => ModelTarget | undefined,
+    allowDebug = false,
+  ) {
+    this.client = new EngineClient({
+      workerPath,
+      allowDebug,
+      onCrash: (reason) => {
+        this.crashes++;
+        this.loadedKey = undefined;
+        this.loading = undefined;
+        this.info = undefined;
+        this.log.error(`[engine] ${reason}; the worker restarts on the next run`);
+        this.setState({ kind: 'error', message: 'The engine stopped unexpectedly; it restarts on the next run.' });
+      },
+    });
+    this.refreshIdleState();
+  }
+
+  get state(): EngineState {
+    return this.current;
+  }
+
+  /** Loaded model facts, when loaded. */
+  get modelInfo(): ModelInfo | undefined {
+    return this.info;
+  }
+
+  /** Number of workers started so far. */
+  get workerStarts(): number {
+    return this.client.starts;
+  }
+
+  get workerRunning(): boolean {
+    return this.client.isRunning;
+  }
+
+  setState(s: EngineState): void {
+    this.current = s;
+    this.emitter.fire(s);
+  }
+
+  /** Recomputes notSetUp/ready after a settings change (does not load anything). */
+  refreshIdleState(): void {
+    if (this.current.kind === 'running' || this.current.kind === 'loading') return;
+    const t = this.resolveTarget();
+    if (!t || modelFolderProblem(t.dir, t.variant)) this.setState({ kind: 'notSetUp' });
+    else if (this.current.kind !== 'error' || this.loadedKey === undefined) {
+      // A usable folder counts as ready: the model loads lazily on the first run.
+      this.setState({ kind: 'ready', modelId: path.basename(t.dir), variant: t.variant });
+    }
+  }
+
+  /**
+   * Starts the worker and loads the model when needed (tokenizer + session). Concurrent calls
+   * share one load.
+   * @throws ModelNotSetUpError when no usable model folder is configured; WorkerCallError from load.
+   */
+  async ensureLoaded(): Promise<ModelInfo> {
+    const t = this.resolveTarget();
+    const problem = t ? modelFolderProblem(t.dir, t.variant) : 'No model is set up.';
+    if (!t || problem) {
+      this.setState({ kind: 'notSetUp' });
+      throw new ModelNotSetUpError(problem ?? 'No model is set up.');
+    }
+    const key = keyOf(t);
+    if (this.info && this.loadedKey === key && this.client.isRunning) return this.info;
+    if (this.loading && this.loadedKey === key) return this.loading;
+    this.loadedKey = key;
+    this.setState({ kind: 'loading', message: `loading ${path.basename(t.dir)} (${t.variant})` });
+    const started = Date.now();
+    const p = this.client.call('load', { modelDir: t.dir, variant: t.variant, threads: t.threads || undefined });
+    this.loading = p;
+    try {
+      const info = await p;
+      if (this.loading !== p) return info;
+      this.info = info;
+      this.log.info(`[engine] loaded ${t.dir} (${t.variant}) in ${Date.now() - started} ms (session ${info.sessionLoadMs.toFixed(0)} ms, tokenizer ${info.tokenizerLoadMs.toFixed(0)} ms)`);
+      this.setState({ kind: 'ready', modelId: path.basename(t.dir), variant: t.variant });
+      return info;
+    } catch (e) {
+      if (this.loading === p) {
+        this.loadedKey = undefined;
+        this.info = undefined;
+        const msg = e instanceof Error ? e.message : String(e);
+        this.log.error(`[engine] load failed: ${msg}`);
+        this.setState({ kind: 'error', message: msg });
+      }
+      throw e;
+    } finally {
+      if (this.loading === p) this.loading = undefined;
+    }
+  }
+
+  /** Warm-up without failing: loads the model if one is set up (panel open, first task). */
+  warmUp(): void {
+    if (!this.resolveTarget()) return;
+    this.ensureLoaded().catch((e) => this.log.debug(`[engine] warm-up skipped: ${e instanceof Error ? e.message : e}`));
+  }
+
+  /**
+   * Runs a task adapter on `text` (UTF-16 selection text) in the worker.
+   * @returns core/tasks' ClassifyResult | ExtractResult | ToJsonResult.
+   * @throws WorkerCallError (`CANCELLED` after the token fires, `WORKER_CRASHED`, core codes),
+   *   ModelNotSetUpError.
+   */
+  async runTask(adapter: TaskAdapter, text: string, hooks: RunHooks = {}): Promise<unknown> {
+    const controller = new AbortController();
+    const sub = hooks.token?.onCancellationRequested(() => controller.abort());
+    const onOuter = () => controller.abort();
+    hooks.signal?.addEventListener('abort', onOuter, { once: true });
+    try {
+      await this.ensureLoaded();
+      if (controller.signal.aborted) throw new WorkerCallError('CANCELLED', 'The run was cancelled.');
+      const started = Date.now();
+      let lastTokens = 0;
+      this.setState({ kind: 'running', adapterId: adapter.id });
+      const params: RunTaskParams = { adapter: adapter as unknown as Record<string, unknown>, text, options: hooks.maxNewTokens ? { maxNewTokens: hooks.maxNewTokens } : undefined };
+      const result = await this.client.call('runTask', params, {
+        signal: controller.signal,
+        onEvent: (ev) => {
+          if (ev.event === 'progress') hooks.onProgress?.(ev.message, ev.fraction);
+          else if (ev.event === 'text') {
+            lastTokens = ev.newTokens;
+            const secs = (Date.now() - started) / 1000;
+            this.setState({ kind: 'running', adapterId: adapter.id, newTokens: ev.newTokens, tokensPerSecond: secs > 0 ? ev.newTokens / secs : undefined });
+          }
+        },
+      });
+      const prov = (result as { provenance?: { timings?: { tokensPerSecond?: number; totalMs?: number }; tokens?: { generated?: number } } }).provenance;
+      this.log.info(`[engine] ${adapter.id}: ${text.length} chars in ${Date.now() - started} ms${prov?.tokens?.generated !== undefined ? `, ${prov.tokens.generated} tokens` : ''}${prov?.timings?.tokensPerSecond ? `, ${prov.timings.tokensPerSecond.toFixed(1)} tok/s` : ''}${lastTokens ? '' : ''}`);
+      return result;
+    } finally {
+      sub?.dispose();
+      hooks.signal?.removeEventListener('abort', onOuter);
+      if (this.current.kind === 'running') {
+        const t = this.resolveTarget();
+        this.setState(t && this.info ? { kind: 'ready', modelId: path.basename(t.dir), variant: t.variant } : { kind: 'notSetUp' });
+      }
+    }
+  }
+
+  /** Test hook: makes the worker exit abruptly (only when created with allowDebug). */
+  async debugCrash(): Promise<void> {
+    await this.client.call('debugCrash', {}).catch(() => undefined);
+  }
+
+  dispose(): void {
+    void this.client.dispose();
+    this.emitter.dispose();
+  }
+}
+
+function keyOf(t: ModelTarget): string {
+  return JSON.stringify([t.dir, t.variant, t.threads]);
+}

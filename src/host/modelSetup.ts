@@ -1,0 +1,127 @@
+/**
+ * First-use model setup: offers to download Gemma 3 270M (q4, size shown) into the extension's
+ * global storage, or to choose a folder that already holds a model. The chosen folder is saved
+ * in the user setting `taskling.modelPath`.
+ *
+ * The downloader lives in src/core/store (another module): it is loaded with a guarded
+ * `require` so the extension builds and runs before it exists (download then reports that it
+ * is unavailable and the folder path still works).
+ */
+import * as vscode from 'vscode';
+import * as path from 'node:path';
+import { existsSync } from 'node:fs';
+import { readDefaultModel } from './logic/catalog';
+import { formatBytes } from './logic/format';
+import { modelFolderProblem } from './logic/modelCheck';
+import { readConfig } from './config';
+
+/** API of src/core/store's downloader (see the issue). */
+interface StoreModule {
+  downloadModel(opts: {
+    hubUrl: string; repo: string; revision: string; variant: string; destDir: string; signal?: AbortSignal;
+    onProgress?: (p: { file: string; bytes: number; totalBytes: number; bytesPerSecond: number }) => void;
+  }): Promise<{ dir: string; revision: string }>;
+}
+
+function loadStore(extensionPath: string): StoreModule | undefined {
+  // Bundled: webpack includes ../core/store when it exists (see webpack.config.js); unbundled
+  // (out/): plain require. Either way a missing module means "no downloader yet".
+  const candidates = ['../core/store', '../core/store/download'];
+  for (const c of candidates) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const m = c === '../core/store' ? require('../core/store') : require('../core/store/download');
+      if (m && typeof m.downloadModel === 'function') return m as StoreModule;
+    } catch { /* not there */ }
+  }
+  void extensionPath;
+  return undefined;
+}
+
+export class ModelSetup {
+  constructor(private readonly context: vscode.ExtensionContext, private readonly log: vscode.LogOutputChannel) {}
+
+  /** Folder where a downloaded default model is stored. */
+  get downloadRoot(): string {
+    return path.join(this.context.globalStorageUri.fsPath, 'models');
+  }
+
+  /** Offers download / choose folder; resolves true when a model is now set up. */
+  async run(reason?: string): Promise<boolean> {
+    const cfg = readConfig();
+    const model = readDefaultModel(path.join(this.context.extensionPath, 'models', 'catalog.json'), 'q4');
+    const size = model.bytes ? ` (${formatBytes(model.bytes)})` : '';
+    const download = `Download ${model.name} q4${size}`;
+    const choose = 'Choose Model Folder…';
+    const items = cfg.offline ? [choose] : [download, choose];
+    const msg = `${reason ? `${reason} ` : ''}Taskling needs a local model. Download ${model.name} (${model.repo}, q4${size}) or choose a folder that already holds one.${cfg.offline ? ' (Offline mode is on, so downloading is disabled.)' : ''}`;
+    const pick = await vscode.window.showInformationMessage(msg, ...items);
+    if (pick === choose) return this.chooseFolder();
+    if (pick === download) return this.download();
+    return false;
+  }
+
+  /** Folder picker; saves the folder in user settings when it holds a model. */
+  async chooseFolder(): Promise<boolean> {
+    const cfg = readConfig();
+    const uris = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: 'Use This Model Folder', title: 'Folder with config.json, tokenizer.json and onnx/' });
+    if (!uris?.length) return false;
+    return this.useFolder(uris[0].fsPath, cfg.variant);
+  }
+
+  /** Validates and saves `dir` as the model folder (user settings). */
+  async useFolder(dir: string, variant: string): Promise<boolean> {
+    const problem = modelFolderProblem(dir, variant);
+    if (problem) {
+      void vscode.window.showErrorMessage(`Taskling: ${problem}`);
+      return false;
+    }
+    await vscode.workspace.getConfiguration('taskling').update('modelPath', dir, vscode.ConfigurationTarget.Global);
+    this.log.info(`[setup] model folder set to ${dir}`);
+    return true;
+  }
+
+  /** Downloads the default model with progress and Cancel. */
+  async download(): Promise<boolean> {
+    const store = loadStore(this.context.extensionPath);
+    if (!store) {
+      void vscode.window.showErrorMessage('Taskling: the model downloader is not available in this build. Choose a folder that holds the model instead.');
+      return false;
+    }
+    const model = readDefaultModel(path.join(this.context.extensionPath, 'models', 'catalog.json'), 'q4');
+    const destDir = path.join(this.downloadRoot, model.repo.replace(/[\\/]/g, '--'));
+    try {
+      const res = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Downloading ${model.name}`, cancellable: true }, async (progress, token) => {
+        const ac = new AbortController();
+        token.onCancellationRequested(() => ac.abort());
+        let lastFraction = 0;
+        return store.downloadModel({
+          hubUrl: model.hubUrl, repo: model.repo, revision: model.revision, variant: model.variant, destDir, signal: ac.signal,
+          onProgress: (p) => {
+            const fraction = p.totalBytes ? p.bytes / p.totalBytes : 0;
+            const inc = Math.max(0, fraction - lastFraction) * 100;
+            lastFraction = Math.max(lastFraction, fraction);
+            progress.report({ increment: inc, message: `${p.file}: ${formatBytes(p.bytes)} of ${formatBytes(p.totalBytes)} (${formatBytes(p.bytesPerSecond)}/s)` });
+          },
+        });
+      });
+      this.log.info(`[setup] downloaded ${model.repo}@${res.revision} into ${res.dir}`);
+      return this.useFolder(res.dir, model.variant);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      if ((e as { name?: string; code?: string }).code === 'CANCELLED' || (e as { name?: string }).name === 'AbortError') {
+        this.log.info('[setup] download cancelled');
+        return false;
+      }
+      this.log.error(`[setup] download failed: ${msg}`);
+      void vscode.window.showErrorMessage(`Taskling: download failed: ${msg}`);
+      return false;
+    }
+  }
+
+  /** A previously downloaded default model folder, if any. */
+  downloadedFolder(variant: string): string | undefined {
+    const dir = path.join(this.downloadRoot, 'onnx-community--gemma-3-270m-it-ONNX');
+    return existsSync(dir) && !modelFolderProblem(dir, variant) ? dir : undefined;
+  }
+}

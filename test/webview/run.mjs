@@ -1,0 +1,440 @@
+#!/usr/bin/env node
+// Browser tests of the sidebar panel (webview-ui/ -> dist/webview/panel.js) in Debian's chromium
+// via playwright-core. Serves test/webview/harness.html from 127.0.0.1 (with a CSP equivalent to
+// the host's), simulates the extension host there, checks the panel, saves screenshots per theme
+// to .test-artifacts/webview/ and prints `SUITE_RESULT {"passed":N,"failed":N,"skipped":N}`.
+// Usage: node test/webview/run.mjs [--rebuild] [substring filter of test names]
+import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { extname, join, normalize, sep } from 'node:path';
+
+const root = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
+const require = createRequire(import.meta.url);
+const bundle = join(root, 'dist/webview/panel.js');
+const artifacts = join(root, '.test-artifacts/webview');
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const argv = process.argv.slice(2);
+const filter = argv.filter((a) => !a.startsWith('--'));
+const t0 = Date.now();
+
+// ---------- tiny runner ----------
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+const counts = { passed: 0, failed: 0, skipped: 0 };
+class AssertionError extends Error {}
+function assert(cond, msg) { if (!cond) throw new AssertionError(msg); }
+function eq(actual, expected, msg) {
+  const a = JSON.stringify(actual), e = JSON.stringify(expected);
+  if (a !== e) throw new AssertionError(`${msg}: expected ${e}, got ${a}`);
+}
+function finish(code) {
+  console.log(`webview suite: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`SUITE_RESULT ${JSON.stringify(counts)}`);
+  process.exit(code);
+}
+
+// ---------- build the bundle if missing or stale ----------
+function newest(dir) {
+  let m = 0;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    const s = statSync(p);
+    m = Math.max(m, s.isDirectory() ? newest(p) : s.mtimeMs);
+  }
+  return m;
+}
+async function buildIfStale() {
+  const inputs = Math.max(newest(join(root, 'webview-ui/src')), ...['webview-ui/webpack.config.js', 'webview-ui/tsconfig.json', 'src/shared/panelProtocol.ts']
+    .map((f) => statSync(join(root, f)).mtimeMs));
+  if (!argv.includes('--rebuild') && existsSync(bundle) && statSync(bundle).mtimeMs >= inputs) return;
+  console.log('building dist/webview/panel.js (webpack, production)…');
+  const webpack = require('webpack');
+  const config = { ...require(join(root, 'webview-ui/webpack.config.js')), mode: 'production' };
+  await new Promise((resolve, reject) => webpack(config, (err, stats) => {
+    if (err) return reject(err);
+    if (stats.hasErrors()) return reject(new Error(stats.toString({ all: false, errors: true })));
+    resolve();
+  }));
+}
+
+// ---------- static server (only the harness and the bundle) ----------
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.map': 'application/json' };
+function serve() {
+  return new Promise((resolve) => {
+    const server = createServer((req, res) => {
+      const url = new URL(req.url, 'http://127.0.0.1');
+      const rel = normalize(decodeURIComponent(url.pathname)).replace(/^[/\\]+/, '');
+      const allowed = rel.startsWith(`test${sep}webview${sep}`) || rel.startsWith(`dist${sep}webview${sep}`);
+      const file = join(root, rel);
+      if (!allowed || rel.includes('..') || !existsSync(file) || !statSync(file).isFile()) { res.writeHead(404).end('not found'); return; }
+      let body = readFileSync(file);
+      if (rel.endsWith('harness.html')) {
+        const nonce = randomBytes(16).toString('base64');
+        const origin = `http://${req.headers.host}`;
+        body = body.toString('utf8').replaceAll('{{NONCE}}', nonce).replaceAll('{{ORIGIN}}', origin);
+      }
+      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' }).end(body);
+    });
+    server.listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
+
+// ---------- page helpers ----------
+let context, base;
+const pageErrors = [];
+async function openPanel({ theme = 'dark', width = 300, height = 900, query = '' } = {}) {
+  const page = await context.newPage();
+  await page.setViewportSize({ width, height });
+  page.on('pageerror', (e) => pageErrors.push(`${theme}: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`${theme} console: ${m.text()}`); });
+  await page.goto(`${base}/test/webview/harness.html?theme=${theme}${query}`);
+  await page.locator('tl-adapter-list [role="option"]').first().waitFor();
+  return page;
+}
+const posted = (page) => page.evaluate(() => window.__posted);
+const showRun = async (page, runId) => {
+  await page.locator(`tl-history-list button[data-run-id="${runId}"]`).click();
+  await page.locator(`tl-history-list button[data-run-id="${runId}"][aria-current="true"]`).waitFor();
+};
+const fixtures = (page) => page.evaluate(() => window.__fixtures);
+/** The focused element, following open shadow roots. */
+const deepActive = (page) => page.evaluate(() => {
+  let a = document.activeElement;
+  while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
+  return a ? { tag: a.tagName.toLowerCase(), id: a.id, text: (a.textContent || '').trim().slice(0, 40) } : null;
+});
+
+// ---------- the checks ----------
+test('posts ready first, then renders the host state', async () => {
+  const page = await openPanel();
+  const p = await posted(page);
+  eq(p[0], { type: 'ready' }, 'first message');
+  await page.locator('tl-run-result').waitFor();
+  await page.close();
+});
+
+test('adapter list is grouped by source with task kind, description and items', async () => {
+  const page = await openPanel();
+  const groups = await page.locator('tl-adapter-list [role="group"]').evaluateAll((gs) => gs.map((g) => ({
+    source: g.dataset.source, title: g.querySelector('.group-title').textContent.replace(/\s+/g, ' ').trim(),
+    ids: [...g.querySelectorAll('[role="option"]')].map((o) => o.dataset.adapterId),
+  })));
+  eq(groups.map((g) => g.source), ['builtin', 'workspace'], 'group order');
+  eq(groups[0].ids, ['builtin.sentiment', 'builtin.topics', 'builtin.entities', 'builtin.invoice'], 'built-in adapters');
+  eq(groups[1].ids, ['ws.ticket-triage', 'ws.contract-parties', 'ws.meeting-notes'], 'workspace adapters');
+  assert(groups[0].title.startsWith('Built-in') && groups[1].title.startsWith('Workspace'), `group titles ${groups.map((g) => g.title)}`);
+  const topics = page.locator('[data-adapter-id="builtin.topics"][role="option"]');
+  const text = (await topics.innerText()).replace(/\s+/g, ' ');
+  for (const s of ['Topics (multi-label)', 'Classify', 'Every topic a support message touches.', 'Labels (multi-label):', 'billing', '+2 more']) assert(text.includes(s), `topics option lacks "${s}": ${text}`);
+  const inv = (await page.locator('[data-adapter-id="builtin.invoice"][role="option"]').innerText()).replace(/\s+/g, ' ');
+  assert(inv.includes('To JSON') && inv.includes('Schema properties:'), `invoice option: ${inv}`);
+  const ent = (await page.locator('[data-adapter-id="builtin.entities"][role="option"]').innerText()).replace(/\s+/g, ' ');
+  assert(ent.includes('Extract') && ent.includes('Entity types: PERSON, ORG, LOC, DATE'), `entities option: ${ent}`);
+  const probs = page.locator('tl-adapter-list details.problems');
+  assert((await probs.locator('summary').innerText()).includes('1 adapter problem'), 'problem summary');
+  await probs.locator('summary').click();
+  assert((await probs.innerText()).includes('broken.adapter.json:14'), 'problem file:line shown');
+  await page.close();
+});
+
+test('search filters the adapter list', async () => {
+  const page = await openPanel();
+  const ids = () => page.locator('tl-adapter-list [role="option"]').evaluateAll((os) => os.map((o) => o.dataset.adapterId));
+  const search = page.locator('tl-adapter-list vscode-textfield input');
+  await search.fill('json');
+  eq(await ids(), ['builtin.invoice', 'ws.meeting-notes'], 'after "json"');
+  await search.fill('PERSON');
+  eq(await ids(), ['builtin.entities'], 'after "PERSON" (entity type)');
+  await search.fill('zzz-nothing');
+  eq(await ids(), [], 'no match');
+  assert((await page.locator('tl-adapter-list .empty').innerText()).includes('No adapter matches'), 'empty message');
+  await search.fill('');
+  eq((await ids()).length, 7, 'cleared');
+  await page.close();
+});
+
+test('selecting an adapter posts selectAdapter; Edit adapter posts openAdapterFile', async () => {
+  const page = await openPanel();
+  await page.locator('[data-adapter-id="ws.contract-parties"][role="option"]').click();
+  await page.locator('[data-adapter-id="ws.contract-parties"][role="option"][aria-selected="true"]').waitFor();
+  let p = await posted(page);
+  assert(p.some((m) => m.type === 'selectAdapter' && m.adapterId === 'ws.contract-parties'), `posted: ${JSON.stringify(p)}`);
+  const card = page.locator('taskling-panel .card');
+  assert((await card.innerText()).includes('contract-parties.adapter.json'), 'card shows the adapter file');
+  await page.locator('vscode-button#open-file').click();
+  p = await posted(page);
+  assert(p.some((m) => m.type === 'openAdapterFile' && m.adapterId === 'ws.contract-parties'), 'openAdapterFile posted');
+  // keyboard in the listbox: ArrowUp + Enter selects the previous option
+  await page.locator('[data-adapter-id="ws.contract-parties"][role="option"]').focus();
+  await page.keyboard.press('ArrowUp');
+  await page.keyboard.press('Enter');
+  await page.locator('[data-adapter-id="ws.ticket-triage"][role="option"][aria-selected="true"]').waitFor();
+  await page.close();
+});
+
+test('Run posts run, shows progress, then renders the new result and history entry', async () => {
+  const page = await openPanel({ query: '&runDelay=600' });
+  await page.locator('vscode-button#run').click();
+  const p = await posted(page);
+  assert(p.some((m) => m.type === 'run' && m.adapterId === 'builtin.sentiment'), `posted: ${JSON.stringify(p)}`);
+  await page.locator('taskling-panel .progress').waitFor();
+  assert(await page.locator('vscode-button#cancel').isVisible(), 'Cancel visible while running');
+  await page.locator('tl-history-list button[data-run-id="4"][aria-current="true"]').waitFor();
+  await page.locator('taskling-panel .progress').waitFor({ state: 'detached' });
+  eq(await page.locator('tl-classify-result li[data-label]').count(), 3, 'bars of the new run');
+  assert(!(await page.locator('vscode-button#run').getAttribute('disabled') !== null), 'Run enabled again');
+  await page.close();
+});
+
+test('label bars show the right percentages, widths and sum', async () => {
+  const page = await openPanel();
+  await showRun(page, 1);
+  const fx = await fixtures(page);
+  const rows = await page.locator('tl-classify-result li[data-label]').evaluateAll((ls) => ls.map((l) => ({
+    label: l.dataset.label, pct: l.querySelector('.pct').textContent.trim(),
+    ratio: l.querySelector('.fill').getBoundingClientRect().width / l.querySelector('.track').clientWidth,
+    now: Number(l.querySelector('[role="meter"]').getAttribute('aria-valuenow')),
+  })));
+  const labels = fx.results.classify.labels;
+  eq(rows.map((r) => r.label), labels.map((l) => l.label), 'labels, highest first');
+  rows.forEach((r, i) => {
+    eq(r.pct, `${(labels[i].probability * 100).toFixed(1)}%`, `percentage of ${r.label}`);
+    assert(Math.abs(r.ratio - labels[i].probability) < 0.02, `bar width of ${r.label}: ${r.ratio}`);
+    assert(Math.abs(r.now - labels[i].probability * 100) < 0.06, `aria-valuenow of ${r.label}`);
+  });
+  const sum = await page.locator('tl-classify-result .sum-value').innerText();
+  eq(sum, '100.0%', 'sum');
+  assert((await page.locator('tl-classify-result .verdict').innerText()).includes('positive'), 'verdict names the top label');
+  await page.close();
+});
+
+test('entity highlights match the spans exactly (emoji, CRLF), with a legend', async () => {
+  const page = await openPanel();
+  await showRun(page, 2);
+  const fx = await fixtures(page);
+  const input = fx.inputs.extract;
+  const marks = await page.locator('tl-entity-result mark.ent').evaluateAll((ms) => ms.map((m) => ({
+    text: m.textContent, type: m.dataset.type, start: Number(m.dataset.start), end: Number(m.dataset.end),
+  })));
+  const ents = fx.results.extract.entities;
+  eq(marks.length, ents.length, 'one highlight per entity');
+  marks.forEach((m, i) => {
+    eq(m.text, input.slice(m.start, m.end), `highlight ${i} vs input.slice`);
+    eq([m.type, m.text, m.start, m.end], [ents[i].type, ents[i].text, ents[i].start, ents[i].end], `highlight ${i} vs span`);
+  });
+  const pre = await page.locator('tl-entity-result pre.text').evaluate((el) => el.textContent);
+  eq(pre, input, 'rendered text is the input, CRLF and emoji intact');
+  const legend = await page.locator('tl-entity-result .legend li').evaluateAll((ls) => ls.map((l) => l.dataset.type));
+  eq(legend, ['PERSON', 'ORG', 'LOC', 'DATE'], 'legend in the adapter order');
+  // same type, same colour class; different types, different classes
+  const cls = await page.locator('tl-entity-result mark.ent').evaluateAll((ms) => ms.map((m) => m.className));
+  const byType = {};
+  marks.forEach((m, i) => { (byType[m.type] ??= new Set()).add(cls[i]); });
+  assert(Object.values(byType).every((s) => s.size === 1), 'one class per type');
+  eq(new Set(Object.values(byType).map((s) => [...s][0])).size, 4, 'distinct classes per type');
+  assert((await page.locator('tl-entity-result .ungrounded').innerText()).includes('Acme Corporation'), 'ungrounded entity listed');
+  await page.locator('tl-entity-result tr[data-index="4"] button').click();
+  const p = await posted(page);
+  assert(p.some((m) => m.type === 'revealSpan' && m.runId === 2 && m.index === 4), 'revealSpan posted');
+  await page.close();
+});
+
+test('JSON tree is collapsible (mouse and keyboard)', async () => {
+  const page = await openPanel();
+  await showRun(page, 3);
+  const vendor = page.locator('tl-json-result details[data-path="/vendor"]');
+  const address = page.locator('tl-json-result details[data-path="/vendor/address"]');
+  eq(await vendor.getAttribute('open'), '', '/vendor open by default');
+  eq(await address.getAttribute('open'), null, '/vendor/address collapsed by default');
+  await address.locator(':scope > summary').click();
+  eq(await address.getAttribute('open'), '', 'address opened by click');
+  const city = page.locator('tl-json-result [data-path="/vendor/address/city"]');
+  assert(await city.isVisible(), 'city visible');
+  assert((await city.innerText()).includes('"Hamburg"'), 'city value');
+  await vendor.locator(':scope > summary').focus();
+  await page.keyboard.press('Enter');
+  eq(await vendor.getAttribute('open'), null, 'vendor closed by Enter');
+  assert(!(await city.isVisible()), 'city hidden after collapsing /vendor');
+  const items = await page.locator('tl-json-result details[data-path="/lineItems"] > summary').innerText();
+  assert(items.includes('[2 items]'), `array summary: ${items}`);
+  assert((await page.locator('tl-json-result [data-path="/notes"]').innerText()).includes('null'), 'null leaf');
+  await page.locator('tl-json-result vscode-button', { hasText: 'Open as JSON' }).click();
+  await page.locator('tl-json-result vscode-button', { hasText: 'Replace selection' }).click();
+  const p = await posted(page);
+  assert(p.some((m) => m.type === 'openJson' && m.runId === 3) && p.some((m) => m.type === 'replaceSelection' && m.runId === 3), 'JSON actions posted');
+  await page.close();
+});
+
+test('validation status and capability report are shown', async () => {
+  const page = await openPanel();
+  await showRun(page, 3);
+  const status = page.locator('tl-json-result .validation');
+  eq(await status.getAttribute('data-valid'), 'false', 'invalid');
+  assert((await status.innerText()).includes('Invalid: 1 schema error'), 'status text');
+  assert((await page.locator('tl-json-result ul.errors').innerText()).includes('/invoiceDate must match format "date"'), 'error listed');
+  const caps = page.locator('tl-json-result details.capabilities');
+  eq(await caps.getAttribute('open'), '', 'report open when something is unsupported');
+  const n = (cls) => caps.locator(`.cap-group.${cls} li`).count();
+  eq([await n('enforced'), await n('checked-after'), await n('unsupported'), await n('notes')], [6, 2, 1, 2], 'report groups');
+  assert((await caps.locator('summary').innerText()).includes('1 unsupported'), 'summary warns');
+  await page.close();
+});
+
+test('timings and provenance are shown', async () => {
+  const page = await openPanel();
+  await showRun(page, 2);
+  const timing = await page.locator('tl-run-result .timing').innerText();
+  for (const s of ['Total 1.82 s', 'prefill 88 ms', 'decode 1.71 s', '56.1 tok/s']) assert(timing.includes(s), `timing lacks ${s}: ${timing}`);
+  await page.locator('tl-run-result details.provenance > summary').click();
+  const prov = await page.locator('tl-run-result details.provenance').innerText();
+  for (const s of ['onnx-community/gemma-3-270m-it-ONNX (q4)', '9f2c4e7b1a0d83c6', 'builtin.entities@1.1.0', 'greedy', '241 prompt (198 reused)', '96 generated', '97']) assert(prov.includes(s), `provenance lacks ${s}: ${prov}`);
+  await page.close();
+});
+
+test('history lists the runs newest first and switches the result', async () => {
+  const page = await openPanel();
+  const runs = await page.locator('tl-history-list button.run').evaluateAll((bs) => bs.map((b) => [Number(b.dataset.runId), b.textContent.replace(/\s+/g, ' ').trim()]));
+  eq(runs.map((r) => r[0]), [3, 2, 1], 'order');
+  assert(runs[2][1].includes('positive 91.4%') && runs[1][1].includes('10 entities') && runs[0][1].includes('1 schema error'), `outcomes: ${JSON.stringify(runs)}`);
+  await showRun(page, 1);
+  assert(await page.locator('tl-classify-result').isVisible(), 'classify result shown');
+  await page.locator('tl-history-list .foot button').click();
+  await page.locator('tl-history-list button.run').first().waitFor({ state: 'detached' });
+  assert((await posted(page)).some((m) => m.type === 'clearHistory'), 'clearHistory posted');
+  await page.close();
+});
+
+test('state is restored from getState after a reload (host silent)', async () => {
+  const page = await openPanel();
+  await page.locator('tl-adapter-list vscode-textfield input').fill('invoice');
+  await showRun(page, 2);
+  await page.goto(`${base}/test/webview/harness.html?theme=dark&host=0`);
+  await page.locator('tl-adapter-list [role="option"]').first().waitFor();
+  eq((await posted(page))[0], { type: 'ready' }, 'ready posted again');
+  eq(await page.locator('tl-adapter-list vscode-textfield input').inputValue(), 'invoice', 'search query restored');
+  eq(await page.locator('tl-adapter-list [role="option"]').evaluateAll((os) => os.map((o) => o.dataset.adapterId)), ['builtin.invoice'], 'filter applied');
+  eq(await page.locator('tl-history-list button[aria-current="true"]').getAttribute('data-run-id'), '2', 'shown run restored');
+  eq(await page.locator('tl-entity-result mark.ent').count(), 10, 'restored result rendered');
+  assert(await page.locator('taskling-panel .stale').isVisible(), 'stale-state note while the host is silent');
+  await page.close();
+});
+
+test('keyboard: Tab reaches Run with a visible focus ring, Enter runs', async () => {
+  const page = await openPanel();
+  let found = false;
+  for (let i = 0; i < 40 && !found; i++) {
+    await page.keyboard.press('Tab');
+    const a = await deepActive(page);
+    found = a?.id === 'run';
+  }
+  assert(found, 'Run reached with Tab');
+  const outline = await page.locator('vscode-button#run').evaluate((el) => {
+    const cs = getComputedStyle(el.shadowRoot.querySelector('[part~="base"], .base, button') ?? el);
+    const h = getComputedStyle(el);
+    return `${h.outlineStyle} ${h.outlineWidth} | ${cs.outlineStyle} ${cs.outlineWidth}`;
+  });
+  assert(!/^none .* \| none /.test(outline), `no visible focus ring: ${outline}`);
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => window.__posted.some((m) => m.type === 'run'));
+  await page.locator('tl-history-list button[data-run-id="4"]').waitFor();
+  await page.close();
+});
+
+test('malformed host messages are dropped', async () => {
+  const page = await openPanel();
+  const before = await page.locator('tl-history-list button.run').count();
+  await page.evaluate(() => {
+    window.postMessage({ type: 'runFinished', record: { runId: 'x' } }, '*');
+    window.postMessage({ type: 'state', state: null }, '*');
+    window.postMessage('junk', '*');
+    window.postMessage({ type: 'runFinished', record: { runId: 9, adapterId: 'a', task: 'classify', input: 'x', startedAt: 1, result: { task: 'classify', labels: 'nope' } } }, '*');
+  });
+  await page.locator('tl-history-list button[data-run-id="9"]').waitFor();
+  eq(await page.locator('tl-history-list button.run').count(), before + 1, 'only the well-formed record added');
+  assert((await page.locator('tl-run-result').innerText()).includes('Unrecognised result shape'), 'bad result shown raw, not crashing');
+  await page.close();
+});
+
+const THEMES = ['dark', 'light', 'hc'];
+for (const theme of THEMES) {
+  for (const width of [300, 500]) {
+    test(`screenshots, no clipping, CSP clean: ${theme} @ ${width}px`, async () => {
+      const page = await openPanel({ theme, width, height: 1400 });
+      for (const runId of [1, 2, 3]) {
+        await showRun(page, runId);
+        if (runId === 3) await page.locator('tl-json-result details[data-path="/vendor/address"] > summary').click();
+        await page.locator('tl-run-result details.provenance > summary').click();
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert(overflow <= 0, `horizontal overflow of ${overflow}px with run ${runId}`);
+        await page.screenshot({ path: join(artifacts, `${theme}-${width}-run${runId}.png`), fullPage: true });
+      }
+      // focus ring visible on an adapter option in this theme
+      await page.locator('[data-adapter-id="builtin.entities"][role="option"]').focus();
+      const ol = await page.locator('[data-adapter-id="builtin.entities"][role="option"]').evaluate((el) => getComputedStyle(el).outlineStyle);
+      eq(ol, 'solid', 'focus outline');
+      const v = await page.evaluate(() => window.__cspViolations);
+      eq(v, [], 'CSP violations');
+      const inline = await page.evaluate(() => {
+        const bad = [];
+        const walk = (r) => r.querySelectorAll('*').forEach((el) => {
+          for (const a of el.attributes) if (/^on/i.test(a.name)) bad.push(`${el.tagName}[${a.name}]`);
+          if (el.shadowRoot) walk(el.shadowRoot);
+        });
+        walk(document);
+        return bad;
+      });
+      eq(inline, [], 'inline event handlers');
+      // adoptedStyleSheets really applied under the CSP (no 'unsafe-inline')
+      const pad = await page.locator('taskling-panel').evaluate((el) => getComputedStyle(el).paddingLeft);
+      eq(pad, '8px', 'component styles applied');
+      await page.close();
+    });
+  }
+}
+
+test('no page errors or console errors', async () => {
+  eq(pageErrors, [], 'page errors');
+});
+
+// ---------- main ----------
+async function main() {
+  const selected = tests.filter((t) => !filter.length || filter.some((f) => t.name.includes(f)));
+  if (!existsSync(CHROMIUM)) {
+    console.log(`skipping the webview suite: ${CHROMIUM} not found (apt-get install -y --no-install-recommends chromium)`);
+    counts.skipped = selected.length;
+    finish(process.env.TASKLING_REQUIRE_BROWSER ? 1 : 0);
+  }
+  await buildIfStale();
+  mkdirSync(artifacts, { recursive: true });
+  const server = await serve();
+  base = `http://127.0.0.1:${server.address().port}`;
+  const { chromium } = require('playwright-core');
+  const userDataDir = mkdtempSync(join(tmpdir(), 'taskling-webview-'));
+  try {
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM, headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    for (const t of selected) {
+      const s = Date.now();
+      try {
+        await t.fn();
+        counts.passed++;
+        console.log(`  ok   ${t.name} (${Date.now() - s} ms)`);
+      } catch (e) {
+        counts.failed++;
+        console.log(`  FAIL ${t.name} (${Date.now() - s} ms)\n       ${String(e && e.stack || e).split('\n').slice(0, 4).join('\n       ')}`);
+      }
+    }
+  } finally {
+    await context?.close().catch(() => {});
+    server.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+  }
+  console.log(`screenshots: ${artifacts}`);
+  finish(counts.failed ? 1 : 0);
+}
+main().catch((e) => { console.error(e); counts.failed++; finish(1); });

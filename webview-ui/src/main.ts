@@ -1,0 +1,18 @@
+/**
+ * Entry of the sidebar panel bundle (dist/webview/panel.js). Registers the VS Code elements it
+ * uses and mounts <taskling-panel>, which posts `ready` and then renders what the host sends.
+ * No inline scripts/styles/handlers: styles are constructable stylesheets (adoptedStyleSheets),
+ * which the webview's CSP allows without 'unsafe-inline'.
+ */
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-textfield/index.js';
+import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
+import './components/taskling-panel';
+
+function mount(): void {
+  if (document.querySelector('taskling-panel')) return;
+  document.body.appendChild(document.createElement('taskling-panel'));
+}
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', mount, { once: true });
+else mount();
