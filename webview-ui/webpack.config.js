@@ -6,6 +6,7 @@
  *
  * No eval-based devtool: the webview's CSP (script-src 'nonce-…', no 'unsafe-eval') would block it.
  */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- webpack config is CommonJS
 const path = require('node:path');
 
 /** @type {import('webpack').Configuration} */

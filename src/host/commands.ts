@@ -221,7 +221,7 @@ export class TasklingController implements vscode.Disposable {
         }
       });
       record.result = result;
-      this.showResult(entry, editor);
+      this.present(entry, editor);
     } catch (e) {
       const code = e instanceof WorkerCallError ? e.code : e instanceof ModelNotSetUpError ? 'MODEL_NOT_SET_UP' : 'INTERNAL';
       const message = e instanceof Error ? e.message : String(e);
@@ -243,7 +243,8 @@ export class TasklingController implements vscode.Disposable {
     return record;
   }
 
-  private showResult(entry: RunEntry, editor: vscode.TextEditor): void {
+  /** Shows a finished run's result (notification, decorations, JSON editor). */
+  present(entry: RunEntry, editor: vscode.TextEditor): void {
     const { record, adapter } = entry;
     if (adapter.task === 'classify') {
       const r = record.result as ClassifyResult;

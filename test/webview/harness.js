@@ -38,8 +38,9 @@
   const fx = window.__fixtures;
   const hostState = {
     adapters: fx.adapters, problems: fx.problems, selectedAdapterId: 'builtin.sentiment',
-    engine: fx.engineReady, history: fx.history.slice(), hasSelection: true,
+    engine: fx.engineReady, history: fx.history.slice(), hasSelection: params.get('selection') !== '0',
   };
+  if (params.get('engine') === 'notSetUp') hostState.engine = { kind: 'notSetUp' };
   let nextRunId = 4;
   const send = (m) => window.postMessage(JSON.parse(JSON.stringify(m)), '*');
   const sendState = () => send({ type: 'state', state: hostState });

@@ -66,6 +66,7 @@ function serve() {
   return new Promise((resolve) => {
     const server = createServer((req, res) => {
       const url = new URL(req.url, 'http://127.0.0.1');
+      if (url.pathname === '/favicon.ico') { res.writeHead(204).end(); return; }
       const rel = normalize(decodeURIComponent(url.pathname)).replace(/^[/\\]+/, '');
       const allowed = rel.startsWith(`test${sep}webview${sep}`) || rel.startsWith(`dist${sep}webview${sep}`);
       const file = join(root, rel);
@@ -180,10 +181,13 @@ test('Run posts run, shows progress, then renders the new result and history ent
   await page.locator('vscode-button#run').click();
   const p = await posted(page);
   assert(p.some((m) => m.type === 'run' && m.adapterId === 'builtin.sentiment'), `posted: ${JSON.stringify(p)}`);
-  await page.locator('taskling-panel .progress').waitFor();
+  await page.locator('taskling-panel div.progress').waitFor();
   assert(await page.locator('vscode-button#cancel').isVisible(), 'Cancel visible while running');
+  eq(await page.locator('vscode-button#run').getAttribute('disabled'), '', 'Run disabled while running');
+  await page.locator('vscode-button#cancel').click();
+  assert((await posted(page)).some((m) => m.type === 'cancel'), 'cancel posted');
   await page.locator('tl-history-list button[data-run-id="4"][aria-current="true"]').waitFor();
-  await page.locator('taskling-panel .progress').waitFor({ state: 'detached' });
+  await page.locator('taskling-panel div.progress').waitFor({ state: 'detached' });
   eq(await page.locator('tl-classify-result li[data-label]').count(), 3, 'bars of the new run');
   assert(!(await page.locator('vscode-button#run').getAttribute('disabled') !== null), 'Run enabled again');
   await page.close();
@@ -343,6 +347,18 @@ test('keyboard: Tab reaches Run with a visible focus ring, Enter runs', async ()
   await page.close();
 });
 
+test('engine not set up: Set up model posts setUpModel; no selection disables Run', async () => {
+  const page = await openPanel({ query: '&engine=notSetUp&selection=0' });
+  const btn = page.locator('taskling-panel .engine vscode-button');
+  assert((await page.locator('taskling-panel .engine').innerText()).includes('Model not set up'), 'engine status');
+  await btn.click();
+  assert((await posted(page)).some((m) => m.type === 'setUpModel'), 'setUpModel posted');
+  eq(await page.locator('vscode-button#run').getAttribute('disabled'), '', 'Run disabled without a selection');
+  assert((await page.locator('taskling-panel .hint').innerText()).includes('Select text in an editor'), 'hint shown');
+  eq(await page.evaluate(() => getComputedStyle(document.body).paddingLeft), '0px', "VS Code's default body padding reset");
+  await page.close();
+});
+
 test('malformed host messages are dropped', async () => {
   const page = await openPanel();
   const before = await page.locator('tl-history-list button.run').count();
@@ -354,7 +370,7 @@ test('malformed host messages are dropped', async () => {
   });
   await page.locator('tl-history-list button[data-run-id="9"]').waitFor();
   eq(await page.locator('tl-history-list button.run').count(), before + 1, 'only the well-formed record added');
-  assert((await page.locator('tl-run-result').innerText()).includes('Unrecognised result shape'), 'bad result shown raw, not crashing');
+  assert((await page.locator('tl-run-result .warn').innerText()).includes('Unrecognised result shape'), 'bad result shown raw, not crashing');
   await page.close();
 });
 
@@ -366,11 +382,20 @@ for (const theme of THEMES) {
       for (const runId of [1, 2, 3]) {
         await showRun(page, runId);
         if (runId === 3) await page.locator('tl-json-result details[data-path="/vendor/address"] > summary').click();
-        await page.locator('tl-run-result details.provenance > summary').click();
+        const prov = page.locator('tl-run-result details.provenance');
+        if ((await prov.getAttribute('open')) === null) await prov.locator(':scope > summary').click();
         const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
         assert(overflow <= 0, `horizontal overflow of ${overflow}px with run ${runId}`);
         await page.screenshot({ path: join(artifacts, `${theme}-${width}-run${runId}.png`), fullPage: true });
+        // the result section alone (full-page shots of a narrow sidebar get scaled down in viewers)
+        await page.locator('taskling-panel').evaluate((el) => el.shadowRoot.querySelector('#result').scrollIntoView());
+        await page.locator('taskling-panel #result').screenshot({ path: join(artifacts, `${theme}-${width}-run${runId}-result.png`) });
       }
+      // adapters + run card, with keyboard focus on an option
+      await page.locator('[data-adapter-id="builtin.invoice"][role="option"]').focus();
+      await page.evaluate(() => window.scrollTo(0, 0));
+      const top = await page.locator('taskling-panel #h-result').boundingBox();
+      await page.screenshot({ path: join(artifacts, `${theme}-${width}-adapters.png`), clip: { x: 0, y: 0, width, height: Math.ceil(top.y) } });
       // focus ring visible on an adapter option in this theme
       await page.locator('[data-adapter-id="builtin.entities"][role="option"]').focus();
       const ol = await page.locator('[data-adapter-id="builtin.entities"][role="option"]').evaluate((el) => getComputedStyle(el).outlineStyle);

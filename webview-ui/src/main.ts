@@ -9,7 +9,18 @@ import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import './components/taskling-panel';
 
+/** Page-level rules, adopted (not a <style> element) so no 'unsafe-inline' is needed. VS Code's
+ * default webview styles pad the body by 20px, too much for a sidebar. */
+function adoptPageStyles(): void {
+  try {
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync('body { padding: 0; margin: 0; }');
+    document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+  } catch { /* older engines: keep the defaults */ }
+}
+
 function mount(): void {
+  adoptPageStyles();
   if (document.querySelector('taskling-panel')) return;
   document.body.appendChild(document.createElement('taskling-panel'));
 }

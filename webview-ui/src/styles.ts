@@ -44,7 +44,10 @@ export const base = css`
   .linkbtn:hover { color: var(--vscode-textLink-activeForeground); text-decoration: underline; }
   .ok { color: var(--vscode-testing-iconPassed, var(--vscode-charts-green)); }
   .error { color: var(--vscode-errorForeground); }
-  .warn { color: var(--vscode-editorWarning-foreground, var(--vscode-charts-yellow)); }
+  /* Warning text stays in the foreground colour (editorWarning is an icon colour: too little
+     contrast for text in light themes); the warning colour goes on the icon. */
+  .warn { font-weight: 600; }
+  .warn::before { content: '⚠\00a0'; color: var(--vscode-editorWarning-foreground, var(--vscode-charts-yellow)); }
   details > summary { cursor: pointer; }
   code, .code {
     font-family: var(--vscode-editor-font-family, monospace);

@@ -12,7 +12,6 @@ interface RawApi {
 
 declare global {
   // Injected by VS Code into every webview (and stubbed by the browser tests' harness).
-  // eslint-disable-next-line no-var
   var acquireVsCodeApi: (() => RawApi) | undefined;
 }
 

@@ -9,6 +9,7 @@ import { TasklingError } from '../errors';
 import { ModelFolder } from './modelFolder';
 import { KVCache, KVType } from './kvCache';
 import { float16ToFloat32 } from './float16';
+import { graphWithLogitsToKeep, LOGITS_TO_KEEP_INPUT } from './graphRewrite';
 
 /** Options for {@link CausalLMSession.load}. */
 export interface SessionOptions {
@@ -18,6 +19,11 @@ export interface SessionOptions {
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Use onnxruntime's CPU memory arena (default true). */
   enableCpuMemArena?: boolean;
+  /**
+   * Compute logits only for the positions used (default true): loads a copy of the graph with a
+   * `num_logits_to_keep` input (see graphRewrite.ts). False keeps full-sequence logits.
+   */
+  logitsToKeep?: boolean;
 }
 
 /** Output of one forward pass. */
@@ -50,6 +56,11 @@ export class CausalLMSession {
     readonly loadMs: number,
   ) {}
 
+  /** True when the graph takes `num_logits_to_keep` (logits only for the trailing positions). */
+  hasLogitsToKeep = false;
+  /** How logits are computed, for logs and benchmarks. */
+  logitsNote = '';
+
   /**
    * Creates the onnxruntime session for `folder.graphPath` and checks its I/O against config.json.
    * @throws TasklingError `MODEL_FILE_INVALID` when onnxruntime rejects the graph or its weights,
@@ -67,9 +78,16 @@ export class CausalLMSession {
       so.intraOpNumThreads = opts.threads;
       so.interOpNumThreads = 1;
     }
+    let graphPath = folder.graphPath;
+    let logitsNote = 'full-sequence logits (disabled by option)';
+    if (opts.logitsToKeep ?? true) {
+      const r = graphWithLogitsToKeep(folder.graphPath);
+      if (r.path) { graphPath = r.path; logitsNote = 'logits for the used positions only'; }
+      else logitsNote = `full-sequence logits (${r.reason})`;
+    }
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(folder.graphPath, so);
+      session = await ort.InferenceSession.create(graphPath, so);
     } catch (e) {
       throw new TasklingError('MODEL_FILE_INVALID', `onnxruntime could not load ${folder.graphPath}: ${(e as Error).message}`, folder.graphPath);
     }
@@ -110,8 +128,11 @@ export class CausalLMSession {
       const v = lmeta.shape[lmeta.shape.length - 1];
       if (typeof v === 'number' && v !== vocabSize) throw mismatch(`logits have ${v} columns, config.json says vocab_size=${vocabSize}`);
     }
-    return new CausalLMSession(folder, session, pastNames, presentNames, kvType, kvHeads, headDim, vocabSize,
+    const created = new CausalLMSession(folder, session, pastNames, presentNames, kvType, kvHeads, headDim, vocabSize,
       session.inputNames.includes('position_ids'), loadMs);
+    created.hasLogitsToKeep = session.inputNames.includes(LOGITS_TO_KEEP_INPUT);
+    created.logitsNote = logitsNote;
+    return created;
   }
 
   /** An empty KV cache (length 0) shaped for this graph. */
@@ -125,9 +146,10 @@ export class CausalLMSession {
    * @param ids token ids, length >= 1 (prefill: many; decode: one).
    * @param cache the KV cache; updated in place with the `present.*` outputs.
    * @param opts.allLogits also return the logits of every input position (costs seq x vocab x 4 bytes).
+   * @param opts.keep return logits for the last `keep` positions in `allLogits` (`[keep, vocab]`).
    * @throws TasklingError `INVALID_INPUT` when `ids` is empty or holds an id outside the vocabulary.
    */
-  async forward(ids: readonly number[], cache: KVCache, opts: { allLogits?: boolean } = {}): Promise<ForwardResult> {
+  async forward(ids: readonly number[], cache: KVCache, opts: { allLogits?: boolean; keep?: number } = {}): Promise<ForwardResult> {
     const seq = ids.length;
     if (seq === 0) throw new TasklingError('INVALID_INPUT', 'forward() needs at least one token');
     const past = cache.length;
@@ -150,6 +172,8 @@ export class CausalLMSession {
       feeds.position_ids = new ort.Tensor('int64', pos, [1, seq]);
     }
     for (const name of this.pastNames) feeds[name] = cache.tensors.get(name)!;
+    const keep = opts.allLogits ? seq : Math.min(seq, Math.max(1, opts.keep ?? 1));
+    if (this.hasLogitsToKeep) feeds[LOGITS_TO_KEEP_INPUT] = new ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), [1]);
     const t0 = performance.now();
     const out = await this.session.run(feeds);
     const runMs = performance.now() - t0;
@@ -163,8 +187,9 @@ export class CausalLMSession {
     const lastRaw = raw.subarray((rowsHeld - 1) * v, rowsHeld * v);
     const lastLogits = logits.type === 'float16' ? float16ToFloat32(lastRaw as Uint16Array) : Float32Array.from(lastRaw as Float32Array);
     const result: ForwardResult = { lastLogits, runMs };
-    if (opts.allLogits) {
-      result.allLogits = logits.type === 'float16' ? float16ToFloat32(raw as Uint16Array) : (raw as Float32Array);
+    if (opts.allLogits || opts.keep) {
+      const rows = raw.subarray((rowsHeld - keep) * v);
+      result.allLogits = logits.type === 'float16' ? float16ToFloat32(rows as Uint16Array) : (rows as Float32Array);
     }
     return result;
   }

@@ -49,8 +49,9 @@ export class AdapterList extends LitElement {
       background: var(--vscode-list-activeSelectionBackground);
       color: var(--vscode-list-activeSelectionForeground, inherit);
       border-color: var(--vscode-contrastActiveBorder, transparent);
+      border-style: dashed; /* high contrast: dashed = selected, solid outline = focused */
     }
-    .option:focus-visible { outline: 1px solid var(--vscode-list-focusOutline, var(--vscode-focusBorder)); outline-offset: -1px; }
+    .option:focus { outline: 1px solid var(--vscode-list-focusOutline, var(--vscode-focusBorder)); outline-offset: -1px; }
     .row1 { display: flex; gap: 6px; align-items: baseline; flex-wrap: wrap; }
     .name { font-weight: 600; overflow-wrap: anywhere; }
     .desc, .items { font-size: 12px; overflow-wrap: anywhere; }

@@ -4,7 +4,7 @@
  */
 import { LitElement, css, html, nothing } from 'lit';
 import { customElement, property } from 'lit/decorators.js';
-import { styleMap } from 'lit/directives/style-map.js';
+import { cssProps } from '../directives';
 import type { ClassifyView } from '../validate';
 import { base } from '../styles';
 import { percent } from '../format';
@@ -50,9 +50,9 @@ export class ClassifyResultView extends LitElement {
             <div class="head"><span class="label">${l.label}</span><span class="pct">${percent(l.probability)}</span></div>
             <div class="track" role="meter" aria-label=${`${l.label} probability`} aria-valuemin="0" aria-valuemax="100"
               aria-valuenow=${(l.probability * 100).toFixed(1)} aria-valuetext=${percent(l.probability)}>
-              <div class="fill" style=${styleMap({ width: `${(l.probability * 100).toFixed(2)}%` })}></div>
+              <div class="fill" ${cssProps({ width: `${(l.probability * 100).toFixed(2)}%` })}></div>
               ${r.multiLabel && r.threshold !== undefined
-                ? html`<div class="threshold" style=${styleMap({ left: `${(r.threshold * 100).toFixed(2)}%` })}></div>` : nothing}
+                ? html`<div class="threshold" ${cssProps({ left: `${(r.threshold * 100).toFixed(2)}%` })}></div>` : nothing}
             </div>
           </li>`)}
       </ul>

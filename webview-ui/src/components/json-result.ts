@@ -58,7 +58,7 @@ export class JsonResultView extends LitElement {
       font-family: var(--vscode-editor-font-family, monospace); font-size: var(--vscode-editor-font-size, 12px);
       background: var(--vscode-editor-background); color: var(--vscode-editor-foreground);
       border: 1px solid var(--vscode-contrastBorder, var(--vscode-panel-border, transparent)); border-radius: 3px;
-      padding: 4px 6px; overflow-x: auto; max-height: 360px; overflow-y: auto;
+      padding: 4px 6px; overflow-x: auto;
     }
     .children { padding-left: 14px; border-left: 1px solid var(--vscode-tree-indentGuidesStroke, var(--vscode-panel-border, transparent)); margin-left: 4px; }
     .leaf, summary { overflow-wrap: anywhere; padding: 1px 0; }

@@ -33,6 +33,7 @@ export class RunResultView extends LitElement {
       border: 1px solid var(--vscode-inputValidation-errorBorder, var(--vscode-errorForeground));
       color: var(--vscode-errorForeground);
     }
+    .nw { white-space: nowrap; }
     .raw { white-space: pre-wrap; overflow-wrap: anywhere; }
   `];
 
@@ -89,7 +90,7 @@ export class RunResultView extends LitElement {
             <dt>SHA-256</dt><dd class="mono" title=${p.model.sha256}>${p.model.sha256.slice(0, 16)}${p.model.sha256.length > 16 ? '…' : ''}</dd>` : nothing}
           ${p.adapter ? html`<dt>Adapter</dt><dd>${p.adapter.id}${p.adapter.version ? `@${p.adapter.version}` : ''}</dd>` : nothing}
           ${p.decoding ? html`<dt>Decoding</dt><dd>${p.decoding.strategy}${p.decoding.temperature !== undefined ? `, T=${p.decoding.temperature}` : ''}${p.decoding.maxNewTokens !== undefined ? `, max ${p.decoding.maxNewTokens} new` : ''}${p.decoding.seed !== undefined ? `, seed ${p.decoding.seed}` : ''}</dd>` : nothing}
-          ${p.tokens ? html`<dt>Tokens</dt><dd>${p.tokens.prompt} prompt (${p.tokens.prefixReused} reused) · ${p.tokens.generated} generated</dd>` : nothing}
+          ${p.tokens ? html`<dt>Tokens</dt><dd><span class="nw">${p.tokens.prompt} prompt</span> <span class="nw">(${p.tokens.prefixReused} reused)</span> · <span class="nw">${p.tokens.generated} generated</span></dd>` : nothing}
           ${t ? html`<dt>Forward passes</dt><dd>${t.forwardPasses}</dd>` : nothing}
         </dl>
       </details>`;

@@ -1,0 +1,115 @@
+/**
+ * Load-time graph rewrite so prefill computes logits only for the positions that are used.
+ *
+ * Exports such as onnx-community's Gemma 3 compute `logits` for every input position:
+ * `[batch, seq, 262144]` floats, ~1 MiB per position, which dominates prefill time and memory.
+ * {@link addLogitsToKeep} adds an int64 input `num_logits_to_keep` of shape `[1]` and a `Slice`
+ * that keeps the last `num_logits_to_keep` positions of the final hidden state before the
+ * output projection (lm_head). The weights are untouched; the rewritten graph (a few hundred KB)
+ * is written next to the original so its external-data paths still resolve.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { onnx } from 'onnx-proto';
+
+/** The added input: int64 `[1]`, how many trailing positions get logits. */
+export const LOGITS_TO_KEEP_INPUT = 'num_logits_to_keep';
+
+const NORM_OPS = new Set(['SimplifiedLayerNormalization', 'SkipSimplifiedLayerNormalization', 'LayerNormalization', 'RMSNormalization', 'SkipLayerNormalization']);
+const HEAD_OPS = new Set(['MatMul', 'MatMulNBits', 'Gemm', 'Reshape', 'Cast']);
+
+function int64Tensor(name: string, values: number[]): onnx.TensorProto {
+  return onnx.TensorProto.create({
+    name,
+    dataType: onnx.TensorProto.DataType.INT64,
+    dims: [values.length],
+    int64Data: values.map((v) => v),
+  });
+}
+
+/**
+ * Rewrites `model` in place. Returns `{rewritten: false, reason}` when the graph already has the
+ * input, or its head is not the expected `norm -> [Reshape] -> MatMul|MatMulNBits|Gemm ->
+ * [Reshape] -> logits` chain.
+ */
+export function addLogitsToKeep(model: onnx.ModelProto): { rewritten: boolean; reason?: string } {
+  if (!model.graph) return { rewritten: false, reason: 'no graph' };
+  const g = model.graph as onnx.GraphProto;
+  if (g.input.some((i) => i.name === LOGITS_TO_KEEP_INPUT)) return { rewritten: false, reason: 'the graph already has num_logits_to_keep' };
+  const producer = new Map<string, onnx.INodeProto>();
+  for (const n of g.node) for (const o of n.output ?? []) producer.set(o, n);
+  const chain: onnx.INodeProto[] = [];
+  let cur = producer.get('logits');
+  let hidden: string | undefined;
+  while (cur && chain.length < 5) {
+    if (!HEAD_OPS.has(cur.opType ?? '')) return { rewritten: false, reason: `unexpected ${cur.opType} before logits` };
+    chain.push(cur);
+    const inp = cur.input![0];
+    const p = producer.get(inp);
+    if (p && NORM_OPS.has(p.opType ?? '')) { hidden = inp; break; }
+    cur = p;
+  }
+  if (!hidden) return { rewritten: false, reason: 'final norm before the output projection not found' };
+  const first = chain[chain.length - 1];
+  const last = chain[0];
+  const kept = `${hidden}/taskling_logits_to_keep`;
+  g.initializer.push(int64Tensor('/taskling/slice_ends', [2 ** 53 - 1]), int64Tensor('/taskling/slice_axes', [1]));
+  const neg = onnx.NodeProto.create({ name: '/taskling/Neg', opType: 'Neg', input: [LOGITS_TO_KEEP_INPUT], output: ['/taskling/slice_starts'] });
+  const slice = onnx.NodeProto.create({
+    name: '/taskling/Slice', opType: 'Slice',
+    input: [hidden, '/taskling/slice_starts', '/taskling/slice_ends', '/taskling/slice_axes'], output: [kept],
+  });
+  const newNodes: onnx.INodeProto[] = [neg, slice];
+  first.input![0] = kept;
+  // A trailing Reshape back to [batch, seq, vocab] (computed from input_ids) must use the kept length.
+  if (last.opType === 'Reshape' && chain.length > 1) {
+    const vocabDim = g.output.find((o) => o.name === 'logits')?.type?.tensorType?.shape?.dim?.[2]?.dimValue;
+    if (vocabDim === undefined || vocabDim === null) return { rewritten: false, reason: 'logits vocab dim unknown' };
+    g.initializer.push(int64Tensor('/taskling/reshape_tail', [-1, Number(vocabDim)]), int64Tensor('/taskling/zero', [0]), int64Tensor('/taskling/one', [1]));
+    newNodes.push(
+      onnx.NodeProto.create({ name: '/taskling/Shape', opType: 'Shape', input: ['input_ids'], output: ['/taskling/ids_shape'] }),
+      onnx.NodeProto.create({ name: '/taskling/BatchDim', opType: 'Slice', input: ['/taskling/ids_shape', '/taskling/zero', '/taskling/one'], output: ['/taskling/batch'] }),
+      onnx.NodeProto.create({
+        name: '/taskling/LogitsShape', opType: 'Concat', input: ['/taskling/batch', '/taskling/reshape_tail'], output: ['/taskling/logits_shape'],
+        attribute: [onnx.AttributeProto.create({ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 })],
+      }),
+    );
+    last.input![1] = '/taskling/logits_shape';
+  }
+  const at = g.node.indexOf(first as onnx.NodeProto);
+  g.node.splice(at, 0, ...(newNodes as onnx.NodeProto[]));
+  g.input.push(onnx.ValueInfoProto.create({
+    name: LOGITS_TO_KEEP_INPUT,
+    type: { tensorType: { elemType: onnx.TensorProto.DataType.INT64, shape: { dim: [{ dimValue: 1 }] } } },
+  }));
+  const out = g.output.find((o) => o.name === 'logits');
+  const dims = out?.type?.tensorType?.shape?.dim;
+  if (dims && dims.length === 3) dims[1] = onnx.TensorShapeProto.Dimension.create({ dimParam: 'logits_to_keep' });
+  return { rewritten: true };
+}
+
+/**
+ * Path of a graph with `num_logits_to_keep` for `graphPath`: the original when it already has
+ * the input; otherwise a rewritten copy `.<name>.taskling-logits-<hash>.onnx` in the same folder
+ * (created on first use, reused after). Returns `null` with the reason when the graph cannot be
+ * rewritten or the folder is not writable (the caller then uses full-sequence logits).
+ */
+export function graphWithLogitsToKeep(graphPath: string): { path: string | null; reason?: string } {
+  const bytes = readFileSync(graphPath);
+  const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+  const target = join(dirname(graphPath), `.${basename(graphPath, '.onnx')}.taskling-logits-${hash}.onnx`);
+  if (existsSync(target)) return { path: target };
+  const model = onnx.ModelProto.decode(bytes);
+  if ((model.graph?.input ?? []).some((i) => i.name === LOGITS_TO_KEEP_INPUT)) return { path: graphPath };
+  const r = addLogitsToKeep(model);
+  if (!r.rewritten) return { path: null, reason: r.reason };
+  try {
+    const tmp = `${target}.${process.pid}.tmp`;
+    writeFileSync(tmp, onnx.ModelProto.encode(model).finish());
+    renameSync(tmp, target);
+  } catch (e) {
+    return { path: null, reason: `cannot write ${target}: ${(e as Error).message}` };
+  }
+  return { path: target };
+}
