@@ -62,7 +62,7 @@ function runChild<T>(script: string, args: string[], timeoutMs: number): Promise
     const child = spawn(process.execPath, ['--max-old-space-size=8192', script, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_LLAMA_CPP_SKIP_DOWNLOAD: 'true' } });
     let out = ''; let err = '';
     child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err += d; });
+    child.stderr.on('data', (d) => { err += d; for (const l of String(d).split('\n')) if (/^\[\d\d:\d\d:\d\d\] /.test(l)) process.stderr.write(`  ${path.basename(script)} ${l}\n`); });
     const timer = setTimeout(() => { err += `\n[bench] killed after ${timeoutMs} ms`; child.kill('SIGKILL'); }, timeoutMs);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
 
   const cfg: PeerConfig = {
     modelDir: MODEL_DIR, ggufPath: GGUF, threads, prompts, decodePromptLen: 64, decodeTokens: 128,
-    warmup: 1, reps, loadReps: 2, selection, taskReps: 5, taskMaxNewTokens: 64,
+    warmup: 1, reps, loadReps: 2, selection, taskReps: Number(arg('task-reps', '3')), taskMaxNewTokens: Number(arg('task-max-new', '32')),
   };
   const cfgPath = path.join(os.tmpdir(), `taskling-bench-${process.pid}.json`);
   fs.writeFileSync(cfgPath, JSON.stringify(cfg));
@@ -139,7 +139,7 @@ async function main(): Promise<void> {
     if (skip.has(p.key)) continue;
     log(`running ${p.key}`);
     const before = os.loadavg();
-    const r = await runChild<PeerResult>(path.join(__dirname, p.script), [cfgPath], 600_000);
+    const r = await runChild<PeerResult>(path.join(__dirname, p.script), [cfgPath], 900_000);
     const res = r.result ?? { runtime: p.key, version: '?', ok: false, error: `no result (exit ${r.code})`, notes: [], quant: '?', threads, ttftMs: {} };
     results[p.key] = { ...res, wallMs: r.ms, loadAvgBefore: before, loadAvgAfter: os.loadavg(), stderrTail: res.ok ? undefined : r.stderr.slice(-2000) };
     log(`${p.key}: ${res.ok ? 'ok' : `FAILED: ${(res.error ?? '').split('\n')[0]}`} in ${(r.ms / 1000).toFixed(0)} s`);

@@ -82,3 +82,8 @@ export function pkgVersion(name: string): string {
   }
   return '?';
 }
+
+/** Progress line on stderr (the parent shows it only on failure; useful with --verbose). */
+export function progress(msg: string): void {
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}

@@ -1,7 +1,7 @@
 // Peer: llama.cpp through node-llama-cpp (pinned 3.21.1, prebuilt CPU binary, never downloads or
 // builds), on the GGUF written by tools/gguf/onnxQ4ToGguf.ts from the same seeded weights.
 // Runs in its own child process so its peak RSS is its own.
-import { dynamicImport, pkgVersion, emit, maxRss, now, PeerResult, readConfig, stat } from './common';
+import { progress, dynamicImport, pkgVersion, emit, maxRss, now, PeerResult, readConfig, stat } from './common';
 
 async function main(): Promise<void> {
   const cfg = readConfig();
@@ -58,7 +58,9 @@ async function main(): Promise<void> {
       const s: number[] = [];
       for (let i = 0; i < cfg.reps; i++) s.push((await run(ids, 0)).ttft);
       r.ttftMs[len] = stat(s);
+      progress(`ttft ${len}: ${r.ttftMs[len].median.toFixed(0)} ms`);
       if (Number(len) === maxLen) r.peakRss2048 = maxRss();
+      emit({ ...r, error: 'partial result (child did not finish)' }); // survives a timeout
     }
     const rates: number[] = [];
     for (let i = 0; i < cfg.reps; i++) {
@@ -67,6 +69,8 @@ async function main(): Promise<void> {
       r.firstTokens = x.tokens.slice(0, 16);
     }
     r.decodeTokPerSec = stat(rates);
+    progress(`decode ${r.decodeTokPerSec.median.toFixed(1)} tok/s`);
+    emit({ ...r, error: 'partial result (child did not finish)' });
     r.peakRss = maxRss();
     r.ok = true;
     await ctx.dispose();

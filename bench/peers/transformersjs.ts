@@ -1,7 +1,7 @@
 // Peer: transformers.js (@huggingface/transformers) text-generation on the same model folder,
 // local files only, q4 graph, CPU (its bundled onnxruntime-node), same intra-op thread count.
 import * as path from 'node:path';
-import { emit, maxRss, now, PeerResult, pkgVersion, readConfig, stat } from './common';
+import { progress, emit, maxRss, now, PeerResult, pkgVersion, readConfig, stat } from './common';
 
 async function main(): Promise<void> {
   const cfg = readConfig();
@@ -63,7 +63,9 @@ async function main(): Promise<void> {
       const s: number[] = [];
       for (let i = 0; i < cfg.reps; i++) s.push((await run(ids, 1)).ttft);
       r.ttftMs[len] = stat(s);
+      progress(`ttft ${len}: ${r.ttftMs[len].median.toFixed(0)} ms`);
       if (Number(len) === maxLen) r.peakRss2048 = maxRss();
+      emit({ ...r, error: 'partial result (child did not finish)' }); // survives a timeout
     }
     const rates: number[] = [];
     for (let i = 0; i < cfg.reps; i++) {
@@ -74,6 +76,8 @@ async function main(): Promise<void> {
       r.firstTokens = seq.slice(dp.length, dp.length + 16);
     }
     r.decodeTokPerSec = stat(rates);
+    progress(`decode ${r.decodeTokPerSec.median.toFixed(1)} tok/s`);
+    emit({ ...r, error: 'partial result (child did not finish)' });
     r.peakRss = maxRss();
     r.ok = true;
     await pipe.dispose();

@@ -34,6 +34,8 @@ export interface RunEntry {
   record: RunRecord;
   snapshot: RunSnapshot;
   adapter: TaskAdapter;
+  /** Untitled JSON document opened for a toJson result. */
+  jsonDocumentUri?: string;
 }
 
 export class TasklingController implements vscode.Disposable {
@@ -221,7 +223,7 @@ export class TasklingController implements vscode.Disposable {
         }
       });
       record.result = result;
-      this.present(entry, editor);
+      await this.present(entry, editor);
     } catch (e) {
       const code = e instanceof WorkerCallError ? e.code : e instanceof ModelNotSetUpError ? 'MODEL_NOT_SET_UP' : 'INTERNAL';
       const message = e instanceof Error ? e.message : String(e);
@@ -244,7 +246,7 @@ export class TasklingController implements vscode.Disposable {
   }
 
   /** Shows a finished run's result (notification, decorations, JSON editor). */
-  present(entry: RunEntry, editor: vscode.TextEditor): void {
+  async present(entry: RunEntry, editor: vscode.TextEditor): Promise<void> {
     const { record, adapter } = entry;
     if (adapter.task === 'classify') {
       const r = record.result as ClassifyResult;
@@ -265,7 +267,12 @@ export class TasklingController implements vscode.Disposable {
       const r = record.result as ToJsonResult;
       const msg = toJsonMessage(adapter.name, r.validation);
       this.log.info(`[run ${record.runId}] ${msg}`);
-      void this.openJson(record.runId);
+      try {
+        const doc = await this.openJson(record.runId, entry);
+        entry.jsonDocumentUri = doc?.uri.toString();
+      } catch (e) {
+        this.log.error(`[run ${record.runId}] could not open the JSON editor: ${e instanceof Error ? e.message : e}`);
+      }
       void vscode.window.showInformationMessage(`Taskling — ${msg}`, 'Replace Selection').then((a) => {
         if (a) void this.replaceSelection(record.runId);
       });
@@ -280,8 +287,8 @@ export class TasklingController implements vscode.Disposable {
   }
 
   /** Opens a toJson result in a new untitled JSON editor beside the current one. */
-  async openJson(runId: number): Promise<vscode.TextDocument | undefined> {
-    const entry = this.getRun(runId) ?? this.runs.find((r) => r.record.runId === runId);
+  async openJson(runId: number, pending?: RunEntry): Promise<vscode.TextDocument | undefined> {
+    const entry = this.getRun(runId) ?? pending;
     const text = entry && this.jsonText(entry);
     if (text === undefined) return undefined;
     const doc = await vscode.workspace.openTextDocument({ language: 'json', content: text });

@@ -15,26 +15,22 @@ import { formatBytes } from './logic/format';
 import { modelFolderProblem } from './logic/modelCheck';
 import { readConfig } from './config';
 
-/** API of src/core/store's downloader (see the issue). */
+/** The parts of src/core/store/download.ts the host uses. */
 interface StoreModule {
   downloadModel(opts: {
-    hubUrl: string; repo: string; revision: string; variant: string; destDir: string; signal?: AbortSignal;
+    hubUrl: string; repo: string; revision?: string; variant: string; destRoot: string; signal?: AbortSignal;
     onProgress?: (p: { file: string; bytes: number; totalBytes: number; bytesPerSecond: number }) => void;
   }): Promise<{ dir: string; revision: string }>;
+  findDownloadedModels?(destRoot: string): { dir: string; repo: string; variants: string[] }[];
 }
 
-function loadStore(extensionPath: string): StoreModule | undefined {
-  // Bundled: webpack includes ../core/store when it exists (see webpack.config.js); unbundled
-  // (out/): plain require. Either way a missing module means "no downloader yet".
-  const candidates = ['../core/store', '../core/store/download'];
-  for (const c of candidates) {
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const m = c === '../core/store' ? require('../core/store') : require('../core/store/download');
-      if (m && typeof m.downloadModel === 'function') return m as StoreModule;
-    } catch { /* not there */ }
-  }
-  void extensionPath;
+/** Loads the downloader; undefined when this build has none (the folder path still works). */
+function loadStore(): StoreModule | undefined {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const m = require('../core/store/download');
+    if (m && typeof m.downloadModel === 'function') return m as StoreModule;
+  } catch { /* not there */ }
   return undefined;
 }
 
@@ -83,20 +79,19 @@ export class ModelSetup {
 
   /** Downloads the default model with progress and Cancel. */
   async download(): Promise<boolean> {
-    const store = loadStore(this.context.extensionPath);
+    const store = loadStore();
     if (!store) {
       void vscode.window.showErrorMessage('Taskling: the model downloader is not available in this build. Choose a folder that holds the model instead.');
       return false;
     }
     const model = readDefaultModel(path.join(this.context.extensionPath, 'models', 'catalog.json'), 'q4');
-    const destDir = path.join(this.downloadRoot, model.repo.replace(/[\\/]/g, '--'));
     try {
       const res = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Downloading ${model.name}`, cancellable: true }, async (progress, token) => {
         const ac = new AbortController();
         token.onCancellationRequested(() => ac.abort());
         let lastFraction = 0;
         return store.downloadModel({
-          hubUrl: model.hubUrl, repo: model.repo, revision: model.revision, variant: model.variant, destDir, signal: ac.signal,
+          hubUrl: model.hubUrl, repo: model.repo, revision: model.revision, variant: model.variant, destRoot: this.downloadRoot, signal: ac.signal,
           onProgress: (p) => {
             const fraction = p.totalBytes ? p.bytes / p.totalBytes : 0;
             const inc = Math.max(0, fraction - lastFraction) * 100;
@@ -119,9 +114,15 @@ export class ModelSetup {
     }
   }
 
-  /** A previously downloaded default model folder, if any. */
+  /** A previously downloaded default model folder with `variant`, if any. */
   downloadedFolder(variant: string): string | undefined {
-    const dir = path.join(this.downloadRoot, 'onnx-community--gemma-3-270m-it-ONNX');
-    return existsSync(dir) && !modelFolderProblem(dir, variant) ? dir : undefined;
+    const store = loadStore();
+    if (!store?.findDownloadedModels || !existsSync(this.downloadRoot)) return undefined;
+    try {
+      const found = store.findDownloadedModels(this.downloadRoot).find((m) => m.variants.includes(variant) && !modelFolderProblem(m.dir, variant));
+      return found?.dir;
+    } catch {
+      return undefined;
+    }
   }
 }

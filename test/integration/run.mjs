@@ -85,7 +85,7 @@ process.on('exit', () => {
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => finish(1));
 
-function makeEnv(name) {
+function makeEnv(name, { workspaceModelPath = false } = {}) {
   const base = join(scratch, name);
   const dirs = { home: join(base, 'home'), userData: join(base, 'user-data'), ext: join(base, 'extensions'), ws: join(base, 'workspace'), config: join(base, 'config.yaml') };
   for (const d of [dirs.home, join(dirs.userData, 'User'), dirs.ext, join(dirs.ws, '.taskling', 'adapters'), join(dirs.ws, '.vscode')]) mkdirSync(d, { recursive: true });
@@ -105,7 +105,7 @@ function makeEnv(name) {
     generation: { maxNewTokens: 16 },
   }, null, 2));
   // A workspace model path that must be ignored while the workspace is untrusted.
-  writeFileSync(join(dirs.ws, '.vscode', 'settings.json'), JSON.stringify({ 'taskling.modelPath': '/nonexistent/workspace-model' }, null, 2));
+  if (workspaceModelPath) writeFileSync(join(dirs.ws, '.vscode', 'settings.json'), JSON.stringify({ 'taskling.modelPath': '/nonexistent/workspace-model' }, null, 2));
   return dirs;
 }
 
@@ -140,9 +140,9 @@ async function openBrowser() {
 
 // ---------------------------------------------------------------------------------------------
 // 3. The mocha suite with the extension under development
-async function runSuite(browser, name, { trust }) {
-  const dirs = makeEnv(name);
-  const server = await startServer(dirs, { trust });
+async function runSuite(browser, name, { trust, grep }) {
+  const dirs = makeEnv(name, { workspaceModelPath: trust });
+  const server = await startServer(dirs, { trust, env: grep ? { TASKLING_TEST_GREP: grep } : {} });
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   const lines = [];
   let exitCode;
@@ -150,7 +150,7 @@ async function runSuite(browser, name, { trust }) {
     void page.exposeFunction('codeAutomationExit', (code) => { exitCode = code; resolve(code); });
   });
   page.on('console', (m) => {
-    const t = m.text();
+    const t = m.text().replace(/^%c\s*\w+\s+color: #\w+\s?/, '');
     lines.push(t);
     if (/^\s*(✔|✓|\d+\) |[0-9]+ (passing|failing|pending)|MOCHA_COUNTS|TASKLING_|AssertionError|Error:|\s+at )|Taskling in VS Code|^\s{2,}\S/.test(t) && !/open-vsx|ENOTFOUND/.test(t)) console.log(`  [${name}] ${t}`);
   });
@@ -201,12 +201,8 @@ async function runVsix(browser) {
     await page.goto(`http://127.0.0.1:${server.port}/?folder=${encodeURIComponent(dirs.ws)}`);
     await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
     await page.waitForTimeout(2500);
-    // Open sample.txt with Quick Open, select all, run the command from the palette.
-    await page.keyboard.press('Control+p');
-    await page.waitForSelector('.quick-input-widget', { state: 'visible' });
-    await page.keyboard.type('sample.txt');
-    await page.waitForTimeout(800);
-    await page.keyboard.press('Enter');
+    // Open sample.txt from the Explorer, select all, run the command from the palette.
+    await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'sample.txt' }).first().click();
     await page.waitForSelector('.monaco-editor .view-lines', { timeout: 20_000 });
     await page.waitForTimeout(500);
     await page.click('.monaco-editor .view-lines');
@@ -235,7 +231,9 @@ async function runVsix(browser) {
 let ok = true;
 const browser = await openBrowser();
 try {
-  ok = (await runSuite(browser, 'dev', { trust: false })) && ok;
+  if (!process.env.TASKLING_ONLY_VSIX) ok = (await runSuite(browser, 'dev', { trust: false })) && ok;
+  // Untrusted workspace (workspace trust enabled, never granted): built-ins only.
+  if (!process.env.TASKLING_ONLY_VSIX) ok = (await runSuite(browser, 'untrusted', { trust: true, grep: 'activates|workspace trust' })) && ok;
   if (!process.env.TASKLING_SKIP_VSIX) {
     const v = await runVsix(browser);
     if (v) counts.passed++; else { counts.failed++; ok = false; }

@@ -177,7 +177,7 @@ test('selecting an adapter posts selectAdapter; Edit adapter posts openAdapterFi
 });
 
 test('Run posts run, shows progress, then renders the new result and history entry', async () => {
-  const page = await openPanel({ query: '&runDelay=600' });
+  const page = await openPanel({ query: '&runDelay=2500' });
   await page.locator('vscode-button#run').click();
   const p = await posted(page);
   assert(p.some((m) => m.type === 'run' && m.adapterId === 'builtin.sentiment'), `posted: ${JSON.stringify(p)}`);
@@ -415,6 +415,16 @@ for (const theme of THEMES) {
       // adoptedStyleSheets really applied under the CSP (no 'unsafe-inline')
       const pad = await page.locator('taskling-panel').evaluate((el) => getComputedStyle(el).paddingLeft);
       eq(pad, '8px', 'component styles applied');
+      // shared styles (base sheet of every component) applied: a badge takes the theme's badge colours
+      const badge = await page.locator('tl-adapter-list .badge').first().evaluate((el) => {
+        const probe = document.createElement('div');
+        probe.style.setProperty('color', 'var(--vscode-badge-background)');
+        document.body.appendChild(probe);
+        const want = getComputedStyle(probe).color;
+        probe.remove();
+        return [getComputedStyle(el).backgroundColor, want];
+      });
+      eq(badge[0], badge[1], 'badge background from --vscode-badge-background');
       await page.close();
     });
   }

@@ -47,7 +47,7 @@ export const base = css`
   /* Warning text stays in the foreground colour (editorWarning is an icon colour: too little
      contrast for text in light themes); the warning colour goes on the icon. */
   .warn { font-weight: 600; }
-  .warn::before { content: '⚠\00a0'; color: var(--vscode-editorWarning-foreground, var(--vscode-charts-yellow)); }
+  .warn::before { content: '⚠\\00a0'; color: var(--vscode-editorWarning-foreground, var(--vscode-charts-yellow)); }
   details > summary { cursor: pointer; }
   code, .code {
     font-family: var(--vscode-editor-font-family, monospace);

@@ -16,8 +16,8 @@ export interface ToJsonResult {
   value: unknown;
   /** The JSON text exactly as generated. */
   text: string;
-  /** ajv validation against the adapter's full schema. */
-  validation: { valid: boolean; errors: string[] };
+  /** ajv validation against the adapter's full schema; `keywords` are the failing schema keywords. */
+  validation: { valid: boolean; errors: string[]; keywords: string[] };
   capabilities: SchemaCapabilityReport;
   provenance: Provenance;
 }
@@ -54,7 +54,7 @@ export async function toJson(runtime: TaskRuntime, adapter: ToJsonAdapter, text:
     task: 'toJson',
     value,
     text: out.text,
-    validation: { valid: v.valid, errors: v.errors },
+    validation: { valid: v.valid, errors: v.errors, keywords: [...new Set(v.details.map((d) => d.keyword))] },
     capabilities,
     provenance: runtime.provenance(adapter,
       { strategy: adapter.generation?.temperature ? 'sample' : 'greedy', temperature: adapter.generation?.temperature, maxNewTokens: opts.maxNewTokens ?? adapter.generation?.maxNewTokens ?? 512 },

@@ -31,7 +31,7 @@ function sumFiles(files: unknown): number | undefined {
   if (!Array.isArray(files)) return undefined;
   let total = 0;
   for (const f of files) {
-    const n = (f as { size?: unknown; bytes?: unknown })?.size ?? (f as { bytes?: unknown })?.bytes;
+    const n = (f as { size?: unknown })?.size ?? (f as { bytes?: unknown })?.bytes ?? (f as { approxBytes?: unknown })?.approxBytes;
     if (typeof n === 'number') total += n;
   }
   return total || undefined;
@@ -53,7 +53,7 @@ export function readDefaultModel(catalogPath: string, variant = DEFAULT_MODEL.va
     let v: Record<string, unknown> | undefined;
     if (Array.isArray(variants)) v = variants.find((x) => (x as { name?: string; variant?: string; id?: string })?.name === variant || (x as { variant?: string }).variant === variant || (x as { id?: string }).id === variant) as Record<string, unknown> | undefined;
     else if (variants && typeof variants === 'object') v = variants[variant] as Record<string, unknown> | undefined;
-    const bytes = [v?.bytes, v?.size, v?.totalBytes, v?.sizeBytes].find((n) => typeof n === 'number') as number | undefined
+    const bytes = [v?.approxBytes, v?.bytes, v?.size, v?.totalBytes, v?.sizeBytes].find((n) => typeof n === 'number') as number | undefined
       ?? sumFiles(v?.files);
     return {
       ...base,

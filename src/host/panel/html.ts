@@ -19,7 +19,7 @@ export interface PanelHtmlOptions {
   styleUri?: string;
 }
 
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const esc = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export function panelHtml(o: PanelHtmlOptions): string {
   const csp = [

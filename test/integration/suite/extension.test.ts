@@ -95,7 +95,7 @@ function suite(): void {
         { type: 'person', text: 'Dana Whitfield', start: 0, end: 14, score: 0.91 },
         { type: 'email', text: 'dana@example.org', start: sel.indexOf('dana@'), end: sel.indexOf('dana@') + 16, score: 0.8 },
       ];
-      api.controller.present({
+      await api.controller.present({
         ...entry,
         snapshot: { uri: ed.document.uri.toString(), version: ed.document.version, startOffset: base, endOffset: 55, text: sel },
         record: { ...entry.record, result: { ...r, entities: spans, ungrounded: [] } },
@@ -122,8 +122,11 @@ function suite(): void {
       const r = rec!.result as { task: string; value: unknown; validation: { valid: boolean } };
       assert.equal(r.task, 'toJson');
       assert.ok(r.validation.valid, 'schema-valid');
-      await waitFor(() => vscode.workspace.textDocuments.some((d) => d.isUntitled && d.languageId === 'json'), 10_000, 'the JSON document');
-      const jsonDoc = vscode.workspace.textDocuments.find((d) => d.isUntitled && d.languageId === 'json')!;
+      const jsonUri = api.controller.getRun(rec!.runId)?.jsonDocumentUri;
+      assert.ok(jsonUri, 'a JSON document was opened');
+      const jsonDoc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === jsonUri)!;
+      assert.ok(jsonDoc.isUntitled, 'untitled');
+      assert.equal(jsonDoc.languageId, 'json');
       assert.deepEqual(JSON.parse(jsonDoc.getText()), r.value);
       assert.ok(vscode.window.visibleTextEditors.some((e) => e.document === jsonDoc), 'the JSON editor is visible beside');
 
@@ -174,13 +177,14 @@ function suite(): void {
       assert.equal(api.engine.state.kind, 'ready');
     });
 
-    it('uses workspace adapters only in a trusted workspace', async () => {
+    it('workspace trust: workspace adapters and model paths only when trusted', async () => {
       const ws = api.controller.registry.get('test-flag');
       if (vscode.workspace.isTrusted) {
         assert.ok(ws, 'workspace adapter loaded when trusted');
         assert.equal(ws.source.kind, 'workspace');
       } else {
         assert.equal(ws, undefined, 'workspace adapter ignored when untrusted');
+        assert.notEqual(api.engine.state.kind, 'notSetUp', 'the workspace model path is ignored (user setting used)');
         const ed = await sampleEditor();
         select(ed, 56, 100);
         const rec = await vscode.commands.executeCommand<RunRecord>('taskling.classifySelection');
