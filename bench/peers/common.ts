@@ -69,7 +69,7 @@ export function now(): number {
 }
 
 /** import() that survives CommonJS compilation (for ESM-only packages). */
-// eslint-disable-next-line @typescript-eslint/no-implied-eval
+ 
 export const dynamicImport = new Function('s', 'return import(s)') as (s: string) => Promise<any>;
 
 /** Installed version of a package (read from node_modules, works for ESM-only packages). */

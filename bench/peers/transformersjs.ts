@@ -7,7 +7,7 @@ async function main(): Promise<void> {
   const cfg = readConfig();
   const r: PeerResult = { runtime: 'transformers.js', version: pkgVersion('@huggingface/transformers'), ok: false, notes: [], quant: 'ONNX q4 (same files)', threads: cfg.threads, ttftMs: {} };
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+     
     const T = require('@huggingface/transformers');
     const dir = path.resolve(cfg.modelDir);
     T.env.allowRemoteModels = false;

@@ -123,7 +123,7 @@ export class CausalLMSession {
       if (typeof d === 'number') headDim = d;
     }
     const lmeta = session.outputMetadata.find((m) => m.name === 'logits');
-    let vocabSize = folder.config.vocab_size;
+    const vocabSize = folder.config.vocab_size;
     if (lmeta && lmeta.isTensor) {
       const v = lmeta.shape[lmeta.shape.length - 1];
       if (typeof v === 'number' && v !== vocabSize) throw mismatch(`logits have ${v} columns, config.json says vocab_size=${vocabSize}`);

@@ -99,7 +99,7 @@ export async function extract(runtime: TaskRuntime, adapter: ExtractAdapter, tex
   }
   const perChunk: EntityCandidate[][] = [];
   const raw: string[] = [];
-  let prefill = 0, decode = 0, passes = 0, generated = 0, decodeTokens = 0, prompt = 0, reused = 0;
+  let prefill = 0, decode = 0, passes = 0, generated = 0, prompt = 0, reused = 0;
   for (let i = 0; i < chunks.length; i++) {
     if (chunks.length > 1) opts.onProgress?.(`chunk ${i + 1}/${chunks.length}`, i / chunks.length);
     const out = await generateStructured(runtime, adapter, chunks[i].text, schema, { ...opts, maxNewTokens, maxContextTokens: budget });
@@ -109,7 +109,7 @@ export async function extract(runtime: TaskRuntime, adapter: ExtractAdapter, tex
     perChunk.push(value.entities.map((e, k) => ({ type: e.type, text: e.text, score: scores[k] })));
     const t = out.result.timings;
     prefill += t.prefillMs; decode += t.decodeMs; passes += t.forwardPasses; generated += t.newTokens;
-    decodeTokens += t.newTokens - t.jumpForwardTokens; prompt += out.promptTokens; reused += out.prefixReused;
+    prompt += out.promptTokens; reused += out.prefixReused;
   }
   const grounded = groundInChunks(text, chunks, perChunk);
   return {
