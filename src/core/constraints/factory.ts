@@ -7,7 +7,7 @@ import { TasklingError } from '../errors';
 import type { GemmaTokenizer } from '../tokenizer';
 import { GrammarCompilerCache, CompiledGrammarEntry } from './grammarCompiler';
 import { GrammarConstraint } from './grammarConstraint';
-import { JsonStringLengthGuard } from './stringLengthGuard';
+import { JsonLengthGuard } from './lengthGuard';
 import type { TokenConstraint } from '../generation/generator';
 
 /** Longest JSON string generated under a schema without its own bound, in characters. */
@@ -43,15 +43,16 @@ export class ConstraintFactory {
 
   /**
    * A fresh grammar matcher for one generation; call `dispose()` when done. JSON Schema
-   * constraints are wrapped in a {@link JsonStringLengthGuard} of `maxStringChars` (default
-   * {@link DEFAULT_MAX_STRING_CHARS}; 0 disables it) so every string ends on any model.
+   * constraints are wrapped in a {@link JsonLengthGuard}: per-string `minLength`/`maxLength` from
+   * the schema, `maxStringChars` (default {@link DEFAULT_MAX_STRING_CHARS}; 0 disables the guard)
+   * for strings without `maxLength`, and bounded number literals, so every literal ends on any model.
    */
   async create(spec: ConstraintSpec, opts: { maxStringChars?: number } = {}): Promise<TokenConstraint & { dispose(): void }> {
     const entry = await this.compile(spec);
     const matcher = await GrammarConstraint.create(entry, (id) => this.tokenizer.decode([id]));
     const max = opts.maxStringChars ?? DEFAULT_MAX_STRING_CHARS;
     if (spec.kind !== 'jsonSchema' || max <= 0) return matcher;
-    return new JsonStringLengthGuard(matcher, this.tokenizer.tokenPieces(), max);
+    return new JsonLengthGuard(matcher, this.tokenizer.tokenPieces(), { defaultMaxStringChars: max, schema: spec.schema });
   }
 
   dispose(): void {

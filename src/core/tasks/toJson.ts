@@ -22,6 +22,21 @@ export interface ToJsonResult {
   provenance: Provenance;
 }
 
+const COMPOSITE = /\/(anyOf|oneOf|allOf|not|if|then|else|patternProperties|dependentSchemas|contains|propertyNames)(\/|$)/;
+
+/**
+ * String `minLength`/`maxLength` that XGrammar leaves to ajv but the JsonLengthGuard enforces
+ * while decoding (those on paths made of properties/items/prefixItems/$defs) are moved from
+ * `checkedAfter` to `enforced`, with a note saying so.
+ */
+export function moveGuardedLengths(caps: SchemaCapabilityReport): void {
+  const moved = caps.checkedAfter.filter((p) => /\/(minLength|maxLength)$/.test(p) && !COMPOSITE.test(p));
+  if (!moved.length) return;
+  caps.checkedAfter = caps.checkedAfter.filter((p) => !moved.includes(p));
+  caps.enforced.push(...moved);
+  caps.notes.push(`${moved.join(', ')}: enforced while decoding by Taskling's length guard (token masks outside the grammar), and checked again afterwards`);
+}
+
 /**
  * Converts `text` to JSON valid against the adapter's schema.
  * @throws TasklingError `INVALID_INPUT` (empty text, unfinished JSON), `GRAMMAR_UNSUPPORTED`
@@ -35,6 +50,7 @@ export async function toJson(runtime: TaskRuntime, adapter: ToJsonAdapter, text:
   if (capabilities.unsupported.length) {
     opts.onProgress?.(`schema keywords not checked at all: ${capabilities.unsupported.join(', ')}`);
   }
+  moveGuardedLengths(capabilities);
   const bounded = boundSchemaForDecoding(sanitizeSchemaForXGrammar(adapter.schema));
   if (bounded.added.length) {
     capabilities.notes.push(`Decoding bounds added where the schema sets none (the output is still validated against the schema as written): ${bounded.added.join(', ')}`);

@@ -1,0 +1,72 @@
+/** JsonLengthGuard: schema-aware string bounds and number bounds, on a synthetic token table. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { JsonLengthGuard, schemaAt } from '../../src/core/constraints/lengthGuard';
+import type { TokenConstraint } from '../../src/core/generation/generator';
+
+const pieces = ['{', '"', 'name', ':', 'a', 'bb', 'ccc', 'dd"', '"x', '1', '22', ',', '}', 'tags', '['];
+const id = (p: string) => pieces.indexOf(p);
+
+/** A grammar that allows everything, so only the guard masks. */
+class AllowAll implements TokenConstraint {
+  accepted: number[] = [];
+  applyBitmask(): void {}
+  acceptToken(t: number): void { this.accepted.push(t); }
+  isTerminated(): boolean { return false; }
+  rollback(n: number): void { this.accepted.length -= n; }
+}
+
+async function allowed(g: JsonLengthGuard): Promise<string[]> {
+  const logits = new Float32Array(pieces.length);
+  await g.applyBitmask(logits);
+  return pieces.filter((_, i) => logits[i] !== -Infinity);
+}
+
+const schema = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', minLength: 2, maxLength: 4 },
+    tags: { type: 'array', items: { $ref: '#/$defs/tag' } },
+  },
+  $defs: { tag: { type: 'string', maxLength: 1 } },
+};
+
+test('minLength masks early closes, maxLength masks overshoot and forces the close', async () => {
+  const g = new JsonLengthGuard(new AllowAll(), pieces, { defaultMaxStringChars: 100, schema });
+  for (const p of ['{', '"', 'name', '"', ':', '"']) g.acceptToken(id(p));
+  let a = await allowed(g);
+  assert.ok(!a.includes('"') && !a.includes('"x'), 'closing before minLength 2 is masked');
+  assert.ok(a.includes('dd"'), '"dd\\"" reaches minLength exactly and may close');
+  g.acceptToken(id('ccc'));
+  a = await allowed(g);
+  assert.deepEqual(a.filter((p) => ['bb', 'ccc', 'dd"', 'name'].includes(p)), [], 'tokens longer than the 1 remaining char are masked');
+  assert.ok(a.includes('a') && a.includes('"'));
+  g.acceptToken(id('a'));
+  assert.deepEqual(await allowed(g), ['"', '"x'], 'at maxLength only closing tokens remain');
+  g.rollback(1);
+  assert.ok((await allowed(g)).includes('a'), 'rollback restores the scanner state');
+});
+
+test('array items resolve through $ref; strings without maxLength use the default bound', async () => {
+  const g = new JsonLengthGuard(new AllowAll(), pieces, { defaultMaxStringChars: 3, schema });
+  for (const p of ['{', '"', 'tags', '"', ':', '[', '"', 'a']) g.acceptToken(id(p));
+  assert.deepEqual(await allowed(g), ['"', '"x'], 'tag maxLength 1 reached');
+  const free = new JsonLengthGuard(new AllowAll(), pieces, { defaultMaxStringChars: 3 });
+  for (const p of ['"', 'ccc']) free.acceptToken(id(p));
+  assert.deepEqual(await allowed(free), ['"', '"x']);
+});
+
+test('number literals are bounded', async () => {
+  const g = new JsonLengthGuard(new AllowAll(), pieces, { defaultMaxStringChars: 10, maxNumberChars: 4 });
+  for (const p of ['[', '22', '1']) g.acceptToken(id(p));
+  assert.ok((await allowed(g)).includes('1'));
+  g.acceptToken(id('1'));
+  assert.deepEqual(await allowed(g), [',', '}'].filter((p) => pieces.includes(p)));
+});
+
+test('schemaAt follows properties, prefixItems, items and local refs', () => {
+  const s = { type: 'object', properties: { p: { prefixItems: [{ type: 'string', maxLength: 7 }], items: { type: 'number' } } } };
+  assert.equal(schemaAt(s, [{ kind: 'object', key: 'p', expectKey: false }, { kind: 'array', index: 0 }])?.maxLength, 7);
+  assert.equal(schemaAt(s, [{ kind: 'object', key: 'p', expectKey: false }, { kind: 'array', index: 3 }])?.type, 'number');
+  assert.equal(schemaAt(s, [{ kind: 'object', key: 'nope', expectKey: false }]), undefined);
+});
