@@ -23,6 +23,8 @@ export interface TasklingConfig {
   /** Base folder for relative adapter paths. */
   baseDir: string;
   offline: boolean;
+  /** Hugging Face hub (or mirror) base URL for model downloads (user setting only: never from an untrusted workspace). */
+  hubUrl: string;
   trusted: boolean;
 }
 
@@ -58,6 +60,7 @@ export function readConfig(): TasklingConfig {
     adapters: Array.isArray(adapters) ? adapters : [],
     baseDir,
     offline: c.get<boolean>('offline', false),
+    hubUrl: (trustedValue(c.inspect<string>('hubUrl'), trusted) || 'https://huggingface.co').replace(/\/+$/, ''),
     trusted,
   };
 }

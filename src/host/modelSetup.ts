@@ -85,6 +85,7 @@ export class ModelSetup {
       return false;
     }
     const model = readDefaultModel(path.join(this.context.extensionPath, 'models', 'catalog.json'), 'q4');
+    model.hubUrl = readConfig().hubUrl;
     try {
       const res = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Downloading ${model.name}`, cancellable: true }, async (progress, token) => {
         const ac = new AbortController();
