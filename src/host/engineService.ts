@@ -93,6 +93,17 @@ export class EngineService implements vscode.Disposable {
     return this.client.isRunning;
   }
 
+  /**
+   * Whether the configured model is loaded in a running worker right now. The idle `ready` state
+   * only means a usable model folder is set up: it loads lazily on the first run or when the
+   * panel opens, so the status bar says "model not loaded" until this is true.
+   */
+  get modelLoaded(): boolean {
+    if (!this.info || !this.client.isRunning) return false;
+    const t = this.resolveTarget();
+    return t !== undefined && keyOf(t) === this.loadedKey;
+  }
+
   setState(s: EngineState): void {
     this.current = s;
     this.emitter.fire(s);
@@ -104,7 +115,8 @@ export class EngineService implements vscode.Disposable {
     const t = this.resolveTarget();
     if (!t || modelFolderProblem(t.dir, t.variant)) this.setState({ kind: 'notSetUp' });
     else if (this.current.kind !== 'error' || this.loadedKey === undefined) {
-      // A usable folder counts as ready: the model loads lazily on the first run.
+      // A usable folder counts as ready (`modelLoaded` tells whether it is loaded yet): the
+      // model loads lazily on the first run or when the panel opens.
       this.setState({ kind: 'ready', modelId: path.basename(t.dir), variant: t.variant });
     }
   }

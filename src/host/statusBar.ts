@@ -1,16 +1,42 @@
 /**
- * Status bar item showing the engine state (not set up / loading / ready / running with
- * tokens/s); clicking it opens the panel.
+ * Status bar item showing the engine state: no model / model not loaded (a model folder is set
+ * up but the worker has not loaded it yet) / loading / ready / running with tokens/s / error.
+ * Clicking it opens the panel (which also warms the model up).
  */
 import * as vscode from 'vscode';
 import type { EngineService } from './engineService';
 import { statusText } from './logic/format';
 
+type EngineLike = Pick<EngineService, 'state' | 'modelLoaded' | 'onDidChangeState'>;
+
+/** Status bar text and tooltip (codicons in `$(...)`); `modelLoaded` splits the idle `ready` state. */
+export function statusBarText(engine: Pick<EngineLike, 'state' | 'modelLoaded'>): { text: string; tooltip: string } {
+  const s = engine.state;
+  const base = statusText(s);
+  const open = ' — click to open the Taskling panel';
+  switch (s.kind) {
+    case 'notSetUp': return { text: '$(circle-slash) Taskling: no model', tooltip: `${base.tooltip.replace(/ — click.*$/, '')}${open}` };
+    case 'loading': return { text: '$(loading~spin) Taskling: loading', tooltip: base.tooltip };
+    case 'ready':
+      return engine.modelLoaded
+        ? { text: '$(check) Taskling: ready', tooltip: `${base.tooltip}${open}` }
+        : {
+          text: '$(circle-large-outline) Taskling: model not loaded',
+          tooltip: `Taskling: model ${s.modelId} (${s.variant}) is set up but not loaded yet; it loads on the first run or when the panel opens${open}`,
+        };
+    case 'running': {
+      const tps = s.tokensPerSecond !== undefined && s.tokensPerSecond > 0 ? ` ${s.tokensPerSecond.toFixed(1)} tok/s` : '';
+      return { text: `$(sync~spin) Taskling: running${tps}`, tooltip: base.tooltip };
+    }
+    case 'error': return { text: '$(error) Taskling: error', tooltip: base.tooltip };
+  }
+}
+
 export class StatusBar implements vscode.Disposable {
   readonly item: vscode.StatusBarItem;
   private readonly sub: vscode.Disposable;
 
-  constructor(engine: EngineService) {
+  constructor(engine: EngineLike) {
     this.item = vscode.window.createStatusBarItem('taskling.status', vscode.StatusBarAlignment.Right, 100);
     this.item.name = 'Taskling';
     this.item.command = 'taskling.openPanel';
@@ -19,8 +45,8 @@ export class StatusBar implements vscode.Disposable {
     this.item.show();
   }
 
-  private update(engine: EngineService): void {
-    const { text, tooltip } = statusText(engine.state);
+  private update(engine: EngineLike): void {
+    const { text, tooltip } = statusBarText(engine);
     this.item.text = text;
     this.item.tooltip = tooltip;
     this.item.backgroundColor = engine.state.kind === 'error' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;

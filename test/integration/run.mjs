@@ -6,15 +6,20 @@
 //    workspace, opens the workbench in Debian's Chromium (playwright-core) with the extension under
 //    development and the mocha suite passed through the `payload` query parameter; collects counts,
 // 4. packages the VSIX (vsce --target linux-x64), installs it into a fresh code-server and runs
-//    "Taskling: Classify Selection" through the UI (command palette) from the installed VSIX.
+//    "Taskling: Classify Selection" through the UI (command palette) from the installed VSIX,
+// 5. drives the sidebar panel as a person would (panelUi.mjs: activity bar, adapter list, Run,
+//    result bars, history); each of its checks counts as a test.
 // Prints `SUITE_RESULT {"passed":N,"failed":N,"skipped":N}`; exits non-zero on failure.
-// Screenshots go to .test-artifacts/. Env: TASKLING_SKIP_VSIX=1 skips step 4.
+// Screenshots go to .test-artifacts/ (panel-in-vscode.png: the panel with a result).
+// Env: TASKLING_SKIP_VSIX=1 skips step 4, TASKLING_SKIP_PANEL_UI=1 skips step 5,
+// TASKLING_ONLY_PANEL_UI=1 runs only step 5.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, cpSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureCodeServer } from './codeServer.mjs';
+import { runPanelUi } from './panelUi.mjs';
 
 const root = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
 const artifacts = join(root, '.test-artifacts');
@@ -231,12 +236,17 @@ async function runVsix(browser) {
 let ok = true;
 const browser = await openBrowser();
 try {
-  if (!process.env.TASKLING_ONLY_VSIX) ok = (await runSuite(browser, 'dev', { trust: false })) && ok;
+  const only = process.env.TASKLING_ONLY_VSIX || process.env.TASKLING_ONLY_PANEL_UI;
+  if (!only) ok = (await runSuite(browser, 'dev', { trust: false })) && ok;
   // Untrusted workspace (workspace trust enabled, never granted): built-ins only.
-  if (!process.env.TASKLING_ONLY_VSIX) ok = (await runSuite(browser, 'untrusted', { trust: true, grep: 'activates|workspace trust' })) && ok;
-  if (!process.env.TASKLING_SKIP_VSIX) {
+  if (!only) ok = (await runSuite(browser, 'untrusted', { trust: true, grep: 'activates|workspace trust' })) && ok;
+  if (!process.env.TASKLING_SKIP_VSIX && !process.env.TASKLING_ONLY_PANEL_UI) {
     const v = await runVsix(browser);
     if (v) counts.passed++; else { counts.failed++; ok = false; }
+  }
+  if (!process.env.TASKLING_SKIP_PANEL_UI && !process.env.TASKLING_ONLY_VSIX) {
+    const results = await runPanelUi({ browser, makeEnv, startServer, root, artifacts, log });
+    for (const r of results) { if (r.ok) counts.passed++; else { counts.failed++; ok = false; } }
   }
 } catch (e) {
   log(`error: ${e.stack ?? e}`);

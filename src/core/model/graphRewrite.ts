@@ -90,26 +90,68 @@ export function addLogitsToKeep(model: onnx.ModelProto): { rewritten: boolean; r
 }
 
 /**
- * Path of a graph with `num_logits_to_keep` for `graphPath`: the original when it already has
- * the input; otherwise a rewritten copy `.<name>.taskling-logits-<hash>.onnx` in the same folder
- * (created on first use, reused after). Returns `null` with the reason when the graph cannot be
- * rewritten or the folder is not writable (the caller then uses full-sequence logits).
+ * Sets `accuracy_level` on every `com.microsoft.MatMulNBits` node that has none (or a lower one):
+ * level 4 lets onnxruntime quantize activations to int8 and use integer dot products on CPU.
+ * @returns the number of nodes changed.
  */
-export function graphWithLogitsToKeep(graphPath: string): { path: string | null; reason?: string } {
+export function setMatMulNBitsAccuracyLevel(model: onnx.ModelProto, level: number): number {
+  let changed = 0;
+  for (const n of model.graph?.node ?? []) {
+    if (n.opType !== 'MatMulNBits') continue;
+    const attrs = (n.attribute ??= []);
+    const a = attrs.find((x) => x.name === 'accuracy_level');
+    if (a && Number(a.i) >= level) continue;
+    if (a) a.i = level;
+    else attrs.push(onnx.AttributeProto.create({ name: 'accuracy_level', type: onnx.AttributeProto.AttributeType.INT, i: level }));
+    changed++;
+  }
+  return changed;
+}
+
+/** Which load-time rewrites to apply (see {@link rewrittenGraph}). */
+export interface GraphRewriteOptions {
+  /** Add `num_logits_to_keep` (default true). */
+  logitsToKeep?: boolean;
+  /** Set MatMulNBits `accuracy_level` (0 or undefined: leave the graph's own). */
+  matMulNBitsAccuracyLevel?: number;
+}
+
+/**
+ * Path of the graph to load for `graphPath` with the rewrites of `opts` applied: the original
+ * when nothing changes; otherwise a rewritten copy `.<name>.taskling-<options>-<hash>.onnx` in the
+ * same folder (created on first use, reused after; weights stay in the original external-data
+ * files, which resolve relative to that folder). `notes` says what was and was not done; the
+ * original is used when the folder is not writable.
+ */
+export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}): { path: string; logitsToKeep: boolean; notes: string[] } {
+  const wantLogits = opts.logitsToKeep ?? true;
+  const level = opts.matMulNBitsAccuracyLevel ?? 0;
+  const notes: string[] = [];
+  if (!wantLogits && !level) return { path: graphPath, logitsToKeep: false, notes: ['original graph'] };
   const bytes = readFileSync(graphPath);
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
-  const target = join(dirname(graphPath), `.${basename(graphPath, '.onnx')}.taskling-logits-${hash}.onnx`);
-  if (existsSync(target)) return { path: target };
+  const tag = `${wantLogits ? 'logits' : 'full'}-acc${level}`;
+  const target = join(dirname(graphPath), `.${basename(graphPath, '.onnx')}.taskling-${tag}-${hash}.onnx`);
   const model = onnx.ModelProto.decode(bytes);
-  if ((model.graph?.input ?? []).some((i) => i.name === LOGITS_TO_KEEP_INPUT)) return { path: graphPath };
-  const r = addLogitsToKeep(model);
-  if (!r.rewritten) return { path: null, reason: r.reason };
+  let logitsToKeep = (model.graph?.input ?? []).some((i) => i.name === LOGITS_TO_KEEP_INPUT);
+  let changed = false;
+  if (wantLogits && !logitsToKeep) {
+    const r = addLogitsToKeep(model);
+    if (r.rewritten) { logitsToKeep = true; changed = true; notes.push('logits only for the used positions'); }
+    else notes.push(`full-sequence logits (${r.reason})`);
+  }
+  if (level) {
+    const n = setMatMulNBitsAccuracyLevel(model, level);
+    if (n) { changed = true; notes.push(`MatMulNBits accuracy_level ${level} on ${n} nodes`); }
+  }
+  if (!changed) return { path: graphPath, logitsToKeep, notes };
+  if (existsSync(target)) return { path: target, logitsToKeep, notes };
   try {
     const tmp = `${target}.${process.pid}.tmp`;
     writeFileSync(tmp, onnx.ModelProto.encode(model).finish());
     renameSync(tmp, target);
   } catch (e) {
-    return { path: null, reason: `cannot write ${target}: ${(e as Error).message}` };
+    return { path: graphPath, logitsToKeep: false, notes: [`original graph: cannot write ${target}: ${(e as Error).message}`] };
   }
-  return { path: target };
+  return { path: target, logitsToKeep, notes };
 }

@@ -9,7 +9,7 @@ import { TasklingError } from '../errors';
 import { ModelFolder } from './modelFolder';
 import { KVCache, KVType } from './kvCache';
 import { float16ToFloat32 } from './float16';
-import { graphWithLogitsToKeep, LOGITS_TO_KEEP_INPUT } from './graphRewrite';
+import { rewrittenGraph, LOGITS_TO_KEEP_INPUT } from './graphRewrite';
 
 /** Options for {@link CausalLMSession.load}. */
 export interface SessionOptions {
@@ -24,6 +24,11 @@ export interface SessionOptions {
    * `num_logits_to_keep` input (see graphRewrite.ts). False keeps full-sequence logits.
    */
   logitsToKeep?: boolean;
+  /**
+   * MatMulNBits `accuracy_level` to set at load (4 = int8 activations and integer dot products
+   * on CPU). Default 0: keep the graph's own (fp32 activations, bit-identical to other runtimes).
+   */
+  matMulNBitsAccuracyLevel?: number;
 }
 
 /** Output of one forward pass. */
@@ -78,13 +83,9 @@ export class CausalLMSession {
       so.intraOpNumThreads = opts.threads;
       so.interOpNumThreads = 1;
     }
-    let graphPath = folder.graphPath;
-    let logitsNote = 'full-sequence logits (disabled by option)';
-    if (opts.logitsToKeep ?? true) {
-      const r = graphWithLogitsToKeep(folder.graphPath);
-      if (r.path) { graphPath = r.path; logitsNote = 'logits for the used positions only'; }
-      else logitsNote = `full-sequence logits (${r.reason})`;
-    }
+    const rw = rewrittenGraph(folder.graphPath, { logitsToKeep: opts.logitsToKeep, matMulNBitsAccuracyLevel: opts.matMulNBitsAccuracyLevel });
+    const graphPath = rw.path;
+    const logitsNote = rw.notes.join('; ');
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(graphPath, so);
