@@ -126,6 +126,10 @@ export async function runPanelUi({ browser, makeEnv, startServer, root, artifact
       const shownSum = await frame.locator('tl-classify-result .sum-value').innerText();
       assert(/^100(\.0)?%$/.test(shownSum.trim()), `the panel shows the sum as 100% ("${shownSum}")`);
       log(`    labels: ${labels.map((l) => `${l.label} ${l.pct}%`).join(', ')}`);
+      // The panel scrolls the new result into view (it sits below the adapter list).
+      const inView = () => items.last().evaluate((el) => { const r = el.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; });
+      for (let i = 0; i < 30 && !(await inView()); i++) await page.waitForTimeout(100);
+      assert(await inView(), 'the result bars are scrolled into view in the panel');
     });
 
     await check('the history lists the run', async () => {
@@ -140,6 +144,10 @@ export async function runPanelUi({ browser, makeEnv, startServer, root, artifact
       await page.mouse.move(700, 450);
       await page.waitForTimeout(300);
       await page.screenshot({ path: join(artifacts, 'panel-in-vscode.png') });
+      // A tidier one for the README: toasts closed, sidebar + editor + status bar.
+      for (const x of await page.locator('.notifications-toasts .codicon-notifications-clear').all()) await x.click().catch(() => undefined);
+      await page.waitForTimeout(300);
+      await page.screenshot({ path: join(artifacts, 'panel-readme.png'), clip: { x: 0, y: 0, width: 1400, height: 900 } });
     });
 
     await check('no CSP violation or script error in the panel webview', async () => {

@@ -1,11 +1,13 @@
 /**
  * classify: a probability for every label, without free-text generation.
  *
- * Single-label: each label is scored as a whole continuation of the prompt — its tokens followed
- * by `<end_of_turn>` — with log P(label) = sum of the token log-probabilities. Label token
- * sequences share prefixes in a {@link LabelTrie}; every distinct non-empty prefix costs exactly
- * one decode step (the prefill supplies the root's logits). Probabilities are normalised over the
- * labels (softmax of the sequence log-probabilities).
+ * Single-label: each label is scored as a whole continuation of the prompt — the probability of
+ * its token sequence right after the model-turn header, log P(label) = sum of the token
+ * log-probabilities. Label token sequences share prefixes in a {@link LabelTrie}; each distinct
+ * prefix that some longer label continues costs exactly one decode step (the prefill supplies the
+ * root's logits), so labels of one token each cost no decode step at all. Probabilities are
+ * normalised over the labels (softmax of the sequence log-probabilities). A label that is a
+ * token-prefix of another (e.g. "billing" / "billing dispute") is scored on its own tokens only.
  *
  * Multi-label: each label gets an independent yes/no question appended to the prompt; its
  * probability is P(yes) / (P(yes) + P(no)) from one forward pass per label over a shared prefill.
@@ -113,11 +115,10 @@ export function normalise(logProbs: readonly number[]): number[] {
   return e.map((x) => x / z);
 }
 
-/** Token ids of each label's continuation: its name, then `<end_of_turn>`. */
+/** Token ids of each label's continuation: the tokens of its name (no special tokens). */
 export function labelSequences(runtime: TaskRuntime, adapter: ClassifyAdapter): number[][] {
   const tok = runtime.engine.tokenizer;
-  const eot = tok.tokenToId('<end_of_turn>') ?? 106;
-  return adapter.labels.map((l) => [...tok.encode(l.name), eot]);
+  return adapter.labels.map((l) => tok.encode(l.name));
 }
 
 /**
@@ -134,7 +135,7 @@ export async function classify(runtime: TaskRuntime, adapter: ClassifyAdapter, t
 
   const ids = runtime.encode(buildMessages(adapter, text));
   const seqs = labelSequences(runtime, adapter);
-  runtime.checkBudget(ids.length, selectionTokens, Math.max(...seqs.map((s) => s.length)), opts);
+  runtime.checkBudget(ids.length, selectionTokens, Math.max(1, ...seqs.map((s) => s.length)), opts);
   const prefix = runtime.adapterPrefixIds(adapter);
   const { generator, prefixReused } = await runtime.prefill(ids, prefix, { signal: opts.signal }, opts.usePrefixCache ?? true);
   const rootLogits = await generator.nextLogits();

@@ -115,8 +115,13 @@ export class TasklingPanel extends LitElement {
   private readonly onShowRun = (e: CustomEvent<number>): void => {
     e.stopPropagation();
     this.shownRunId = e.detail;
-    void this.updateComplete.then(() => this.renderRoot.querySelector<HTMLElement>('#result')?.scrollIntoView({ block: 'nearest' }));
+    this.revealResult();
   };
+
+  /** Scrolls the result section into view once the next render is done. */
+  private revealResult(): void {
+    void this.updateComplete.then(() => this.renderRoot.querySelector<HTMLElement>('#result')?.scrollIntoView({ block: 'nearest' }));
+  }
 
   private readonly onMessage = (e: MessageEvent): void => {
     const m = hostMessage(e.data);
@@ -148,6 +153,8 @@ export class TasklingPanel extends LitElement {
         this.shownRunId = rec.runId;
         if (this.progress?.runId === rec.runId) this.progress = undefined;
         this.runRequested = false;
+        // The result section sits below the adapter list: bring the new result into view.
+        this.revealResult();
         break;
       }
     }
