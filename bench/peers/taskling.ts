@@ -29,7 +29,7 @@ async function main(): Promise<void> {
     let engine: Engine | null = null;
     for (let i = 0; i < cfg.loadReps; i++) {
       if (engine) await engine.dispose();
-      engine = await Engine.load(cfg.modelDir, { variant: 'q4', threads: cfg.threads });
+      engine = await Engine.load(cfg.modelDir, { variant: 'q4', threads: cfg.threads, matMulNBitsAccuracyLevel: Number(process.env.TASKLING_ACCURACY_LEVEL ?? 0) });
       loads.push(engine.info.sessionLoadMs);
       toks.push(engine.info.tokenizerLoadMs);
       totals.push(engine.info.loadMs);

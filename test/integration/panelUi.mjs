@@ -2,7 +2,8 @@
 // Playwright as a person would use it: open sample.txt, select its text, click the Taskling
 // activity bar item, pick the sentiment adapter in the webview, press Run, read the result bars
 // and the history. Called by run.mjs with its helpers; each check counts as one test.
-// Screenshot: .test-artifacts/panel-in-vscode.png (whole workbench, panel open, result shown).
+// Screenshots: .test-artifacts/panel-in-vscode.png (whole workbench, panel open, result shown)
+// and panel-readme.png (narrower window, toasts closed; docs/panel.png is a copy of it).
 import { join } from 'node:path';
 
 const SENTIMENT = 'Customer feedback sentiment';
@@ -146,8 +147,10 @@ export async function runPanelUi({ browser, makeEnv, startServer, root, artifact
       await page.screenshot({ path: join(artifacts, 'panel-in-vscode.png') });
       // A tidier one for the README: toasts closed, sidebar + editor + status bar.
       for (const x of await page.locator('.notifications-toasts .codicon-notifications-clear').all()) await x.click().catch(() => undefined);
-      await page.waitForTimeout(300);
-      await page.screenshot({ path: join(artifacts, 'panel-readme.png'), clip: { x: 0, y: 0, width: 1400, height: 900 } });
+      await page.setViewportSize({ width: 980, height: 860 });
+      await page.mouse.move(600, 650);
+      await page.waitForTimeout(600);
+      await page.screenshot({ path: join(artifacts, 'panel-readme.png') });
     });
 
     await check('no CSP violation or script error in the panel webview', async () => {

@@ -118,9 +118,10 @@ export class TasklingPanel extends LitElement {
     this.revealResult();
   };
 
-  /** Scrolls the result section into view once the next render is done. */
+  /** Scrolls the result section into view once it has rendered (the nested result elements
+   * update in later microtasks than this one, hence the macrotask). */
   private revealResult(): void {
-    void this.updateComplete.then(() => this.renderRoot.querySelector<HTMLElement>('#result')?.scrollIntoView({ block: 'nearest' }));
+    void this.updateComplete.then(() => setTimeout(() => this.renderRoot.querySelector<HTMLElement>('#result')?.scrollIntoView({ block: 'nearest' }), 0));
   }
 
   private readonly onMessage = (e: MessageEvent): void => {
