@@ -48,7 +48,7 @@ export class Engine {
     const folder = readModelFolder(modelDir, variant);
     const sessionP = CausalLMSession.load(folder, opts);
     const tokP = GemmaTokenizer.fromModelDir(modelDir).catch((e: unknown) => {
-      if (e instanceof TokenizerFileError) throw new TasklingError('TOKENIZER_INVALID', e.message, e.file);
+      if (e instanceof TokenizerFileError) throw new TasklingError('TOKENIZER_INVALID', `${e.message}. The file may be truncated: download the model again or choose another folder.`, e.file);
       throw e;
     });
     const [session, tokenizer] = await Promise.all([sessionP, tokP]);
@@ -74,7 +74,7 @@ export class Engine {
   }
 
   /** Builds a grammar constraint for `spec` (compiled grammars are cached per spec). */
-  async createConstraint(spec: ConstraintSpec, opts: { maxStringChars?: number } = {}): Promise<TokenConstraint & { dispose(): void }> {
+  async createConstraint(spec: ConstraintSpec, opts: { maxStringChars?: number; maxTokens?: number } = {}): Promise<TokenConstraint & { dispose(): void }> {
     const f = await this.constraintFactory();
     return f.create(spec, opts);
   }
@@ -107,7 +107,14 @@ export class Engine {
     const t0 = performance.now();
     throwIfAborted(hooks.signal);
     const ids = this.promptIds(params);
-    const constraint = params.constraint ? await this.createConstraint(params.constraint) : undefined;
+    const limit = this.folder.maxPositions;
+    if (ids.length >= limit) {
+      throw new TasklingError('CONTEXT_TOO_LONG', `The prompt is ${ids.length} tokens; this model handles at most ${limit} tokens including the answer. Shorten the prompt.`);
+    }
+    // Generation stops at the model's last position rather than failing there.
+    const decoding = { ...params.decoding, maxNewTokens: Math.min(params.decoding?.maxNewTokens ?? 256, limit - ids.length) };
+    params = { ...params, decoding };
+    const constraint = params.constraint ? await this.createConstraint(params.constraint, { maxTokens: decoding.maxNewTokens }) : undefined;
     try {
       const g = new Generator(this.session, this.generatorParams(params.decoding, constraint, hooks.signal));
       await g.appendTokens(ids);

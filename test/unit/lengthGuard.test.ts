@@ -70,3 +70,13 @@ test('schemaAt follows properties, prefixItems, items and local refs', () => {
   assert.equal(schemaAt(s, [{ kind: 'object', key: 'p', expectKey: false }, { kind: 'array', index: 3 }])?.type, 'number');
   assert.equal(schemaAt(s, [{ kind: 'object', key: 'nope', expectKey: false }]), undefined);
 });
+
+test('near the token limit the guard wraps up: strings close, then containers', async () => {
+  const g = new JsonLengthGuard(new AllowAll(), pieces, { defaultMaxStringChars: 100, maxTokens: 40, reserveTokens: 34 });
+  for (const p of ['[', '"', 'a']) g.acceptToken(id(p));
+  assert.ok((await allowed(g)).includes('bb'), 'budget left: the string may grow');
+  for (const p of ['bb', 'a', 'a']) g.acceptToken(id(p));
+  assert.deepEqual(await allowed(g), ['"', '"x'], 'only the reserve left: close the string');
+  g.acceptToken(id('"'));
+  assert.deepEqual(await allowed(g), ['}'], 'then close the container');
+});

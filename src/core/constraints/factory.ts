@@ -29,6 +29,17 @@ export class ConstraintFactory {
 
   /** Compiles (or fetches) the grammar of `spec`. @throws TasklingError `GRAMMAR_UNSUPPORTED`. */
   async compile(spec: ConstraintSpec): Promise<CompiledGrammarEntry> {
+    // XGrammar aborts its WebAssembly module on some malformed input, so check it here first.
+    if (spec.kind === 'regex') {
+      try {
+        new RegExp(spec.pattern, 'u');
+      } catch (e) {
+        throw new TasklingError('GRAMMAR_UNSUPPORTED', `invalid regex: ${(e as Error).message}`);
+      }
+    }
+    if (spec.kind === 'choice' && (!Array.isArray(spec.options) || spec.options.length === 0 || spec.options.some((o) => typeof o !== 'string' || o === ''))) {
+      throw new TasklingError('GRAMMAR_UNSUPPORTED', 'a choice constraint needs at least one option and no empty options');
+    }
     try {
       switch (spec.kind) {
         case 'jsonSchema': return await this.compiler.compileJsonSchema(spec.schema);
@@ -45,14 +56,15 @@ export class ConstraintFactory {
    * A fresh grammar matcher for one generation; call `dispose()` when done. JSON Schema
    * constraints are wrapped in a {@link JsonLengthGuard}: per-string `minLength`/`maxLength` from
    * the schema, `maxStringChars` (default {@link DEFAULT_MAX_STRING_CHARS}; 0 disables the guard)
-   * for strings without `maxLength`, and bounded number literals, so every literal ends on any model.
+   * for strings without `maxLength`, bounded number literals, and wrap-up near `maxTokens` (the
+   * generation's token limit), so the output completes on any model.
    */
-  async create(spec: ConstraintSpec, opts: { maxStringChars?: number } = {}): Promise<TokenConstraint & { dispose(): void }> {
+  async create(spec: ConstraintSpec, opts: { maxStringChars?: number; maxTokens?: number } = {}): Promise<TokenConstraint & { dispose(): void }> {
     const entry = await this.compile(spec);
     const matcher = await GrammarConstraint.create(entry, (id) => this.tokenizer.decode([id]));
     const max = opts.maxStringChars ?? DEFAULT_MAX_STRING_CHARS;
     if (spec.kind !== 'jsonSchema' || max <= 0) return matcher;
-    return new JsonLengthGuard(matcher, this.tokenizer.tokenPieces(), { defaultMaxStringChars: max, schema: spec.schema });
+    return new JsonLengthGuard(matcher, this.tokenizer.tokenPieces(), { defaultMaxStringChars: max, schema: spec.schema, maxTokens: opts.maxTokens });
   }
 
   dispose(): void {

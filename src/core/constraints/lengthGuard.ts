@@ -10,7 +10,9 @@
  * - `maxLength` (else `defaultMaxStringChars`): tokens that would run past it are masked; at the
  *   limit only tokens starting with `"` stay allowed;
  * - `minLength`: tokens that would close the string too early are masked;
- * - numbers: past `maxNumberChars` characters only tokens that end the number stay allowed.
+ * - numbers: past `maxNumberChars` characters only tokens that end the number stay allowed;
+ * - with `maxTokens`: once only the reserve is left, literals close as soon as allowed and then
+ *   `}`/`]` are preferred, so the output completes within the token limit.
  *
  * Every mask is intersected with the grammar's own; when the intersection would be empty the
  * guard stands aside for that step (e.g. a `format` that needs more characters), and for such
@@ -34,6 +36,8 @@ interface TokenTable {
   dot: Int32Array;
   colon: Int32Array;
   punctuation: Int32Array;
+  /** Pieces starting with `}` or `]`. */
+  structEnd: Int32Array;
   /** Largest contentLength of any token. */
   maxContent: number;
 }
@@ -45,8 +49,8 @@ function tokenTable(pieces: readonly string[]): TokenTable {
   const n = pieces.length;
   const contentLength = new Int32Array(n);
   const closes = new Uint8Array(n);
-  const lists: Record<'quoteStart' | 'numberEnd' | 'at' | 'dot' | 'colon' | 'punctuation', number[]> = {
-    quoteStart: [], numberEnd: [], at: [], dot: [], colon: [], punctuation: [],
+  const lists: Record<'quoteStart' | 'numberEnd' | 'at' | 'dot' | 'colon' | 'punctuation' | 'structEnd', number[]> = {
+    quoteStart: [], numberEnd: [], at: [], dot: [], colon: [], punctuation: [], structEnd: [],
   };
   let maxContent = 0;
   for (let id = 0; id < n; id++) {
@@ -66,6 +70,7 @@ function tokenTable(pieces: readonly string[]): TokenTable {
     if (p.startsWith('"')) lists.quoteStart.push(id);
     if (/^[,}\] \n]/.test(p)) lists.numberEnd.push(id);
     if (p === '@') lists.at.push(id);
+    if (p.startsWith('}') || p.startsWith(']')) lists.structEnd.push(id);
     if (p === '.') lists.dot.push(id);
     if (p === ':') lists.colon.push(id);
     if (p.length > 0 && p.length <= 2 && /[^\p{L}\p{N}\s"]/u.test(p)) lists.punctuation.push(id);
@@ -74,6 +79,7 @@ function tokenTable(pieces: readonly string[]): TokenTable {
     contentLength, closes, maxContent,
     quoteStart: Int32Array.from(lists.quoteStart), numberEnd: Int32Array.from(lists.numberEnd), at: Int32Array.from(lists.at),
     dot: Int32Array.from(lists.dot), colon: Int32Array.from(lists.colon), punctuation: Int32Array.from(lists.punctuation),
+    structEnd: Int32Array.from(lists.structEnd),
   };
   tableCache.set(pieces, t);
   return t;
@@ -106,6 +112,14 @@ export interface LengthGuardOptions {
   maxNumberChars?: number;
   /** The JSON Schema being decoded; enables per-string `minLength`/`maxLength`. */
   schema?: unknown;
+  /**
+   * The generation's token limit. When only `reserveTokens` remain, the guard wraps up: strings
+   * and numbers close as soon as the grammar allows, then arrays and objects, so the JSON can
+   * complete instead of being cut off.
+   */
+  maxTokens?: number;
+  /** Tokens kept for wrapping up (default max(16, 25% of maxTokens)). */
+  reserveTokens?: number;
 }
 
 export class JsonLengthGuard implements TokenConstraint {
@@ -115,6 +129,8 @@ export class JsonLengthGuard implements TokenConstraint {
   private readonly maxNumberChars: number;
   /** Steps at which the guard narrowed the allowed tokens. */
   interventions = 0;
+  /** Tokens accepted so far (sampled and jump-forward). */
+  private accepted = 0;
 
   /**
    * @param inner the grammar constraint (token bitmask + matcher).
@@ -137,13 +153,22 @@ export class JsonLengthGuard implements TokenConstraint {
     return { min, max };
   }
 
+  /** True once the token budget is down to the reserve. */
+  private wrappingUp(): boolean {
+    const max = this.opts.maxTokens;
+    if (max === undefined) return false;
+    const reserve = this.opts.reserveTokens ?? Math.max(16, Math.floor(max * 0.25));
+    return max - this.accepted <= reserve;
+  }
+
   async applyBitmask(logits: Float32Array): Promise<void> {
     await this.inner.applyBitmask(logits);
     const s = this.state;
     const t = this.table;
+    const wrapUp = this.wrappingUp();
     if (s.inString && !s.isKey) {
       const { min, max } = this.stringBounds();
-      const remaining = max - s.length;
+      const remaining = wrapUp && s.length >= min ? 0 : max - s.length;
       if (remaining <= 0) {
         // At the limit: close. If the grammar cannot close yet, cycle through structure tokens.
         const cycle = [t.at, t.colon, t.dot, t.punctuation, null];
@@ -168,7 +193,9 @@ export class JsonLengthGuard implements TokenConstraint {
       }
       return;
     }
-    if (!s.inString && s.numberLength >= this.maxNumberChars) this.keepOnly(logits, t.numberEnd);
+    if (s.inString) return;
+    if (s.numberLength >= (wrapUp ? 1 : this.maxNumberChars) && this.keepOnly(logits, t.numberEnd)) return;
+    if (wrapUp) this.keepOnly(logits, t.structEnd);
   }
 
   /** Restricts `logits` to `ids` when the grammar allows at least one of them. */
@@ -184,6 +211,7 @@ export class JsonLengthGuard implements TokenConstraint {
 
   acceptToken(tokenId: number): void {
     this.inner.acceptToken(tokenId);
+    this.accepted++;
     this.history.push(cloneState(this.state));
     scan(this.state, this.pieces[tokenId] ?? '');
   }
@@ -198,7 +226,7 @@ export class JsonLengthGuard implements TokenConstraint {
 
   rollback(n: number): void {
     this.inner.rollback?.(n);
-    for (let i = 0; i < n && this.history.length; i++) this.state = this.history.pop()!;
+    for (let i = 0; i < n && this.history.length; i++) { this.state = this.history.pop()!; this.accepted--; }
   }
 
   dispose(): void {

@@ -59,6 +59,12 @@ export interface ModelFolder {
   graphPath: string;
   /** External weight files referenced by the graph, with their sizes in bytes. */
   externalData: { path: string; size: number }[];
+  /**
+   * Longest sequence (prompt + generated tokens) the model can run: config.json's
+   * `max_position_embeddings`, lowered to the rows of the graph's rotary cos/sin caches
+   * (GroupQueryAttention inputs 7 and 8) when those are shorter.
+   */
+  maxPositions: number;
   tokenizerPath: string;
   tokenizerConfigPath: string;
 }
@@ -83,7 +89,7 @@ function readJson<T>(dir: string, name: string, required: boolean): T | undefine
 
 function requireFile(dir: string, name: string): string {
   const p = join(dir, name);
-  if (!existsSync(p)) throw new TasklingError('MODEL_FILE_MISSING', `${name} is missing from the model folder ${dir}.`, p);
+  if (!existsSync(p)) throw new TasklingError('MODEL_FILE_MISSING', `${name} is missing from the model folder ${dir}. Download the model again ("Taskling: Set Up Model") or choose a folder that holds all of its files.`, p);
   if (statSync(p).size === 0) throw new TasklingError('MODEL_FILE_TRUNCATED', `${name} is empty (0 bytes); download it again.`, p);
   return p;
 }
@@ -123,8 +129,10 @@ export function readModelFolder(dir: string, variant: ModelVariant = 'q4'): Mode
   const tokenizerConfigPath = requireFile(dir, 'tokenizer_config.json');
   const graphRel = join('onnx', graphFileName(variant));
   const graphPath = requireFile(dir, graphRel);
-  const externalData = checkExternalData(dir, graphPath);
-  return { dir, variant, config, generationConfig, eosTokenIds, graphPath, externalData, tokenizerPath, tokenizerConfigPath };
+  const { files: externalData, rotaryPositions } = checkExternalData(dir, graphPath);
+  const configured = typeof config.max_position_embeddings === 'number' ? config.max_position_embeddings : 32768;
+  const maxPositions = rotaryPositions ? Math.min(configured, rotaryPositions) : configured;
+  return { dir, variant, config, generationConfig, eosTokenIds, graphPath, externalData, maxPositions, tokenizerPath, tokenizerConfigPath };
 }
 
 /** Graph files larger than this are not parsed for the external-data check (weights are inline). */
@@ -134,10 +142,10 @@ const MAX_GRAPH_PARSE_BYTES = 512 * 1024 * 1024;
  * Parses the graph protobuf and verifies that every external-data reference (location, offset,
  * length) lies inside its file. Returns the referenced files with their sizes.
  */
-function checkExternalData(dir: string, graphPath: string): { path: string; size: number }[] {
+function checkExternalData(dir: string, graphPath: string): { files: { path: string; size: number }[]; rotaryPositions?: number } {
   const rel = relative(dir, graphPath);
   const size = statSync(graphPath).size;
-  if (size > MAX_GRAPH_PARSE_BYTES) return [];
+  if (size > MAX_GRAPH_PARSE_BYTES) return { files: [] };
   let model: onnx.ModelProto;
   try {
     model = onnx.ModelProto.decode(readFileSync(graphPath));
@@ -173,7 +181,17 @@ function checkExternalData(dir: string, graphPath: string): { path: string; size
     }
     out.push({ path: p, size: actual });
   }
-  return out;
+  // Rows of the rotary caches fed to GroupQueryAttention (inputs 7 and 8: cos_cache, sin_cache).
+  const dims = new Map((model.graph.initializer ?? []).map((t) => [t.name ?? '', (t.dims ?? []).map(Number)]));
+  let rotaryPositions: number | undefined;
+  for (const n of model.graph.node ?? []) {
+    if (n.opType !== 'GroupQueryAttention') continue;
+    for (const name of (n.input ?? []).slice(7, 9)) {
+      const d = dims.get(name);
+      if (d && d.length === 2) rotaryPositions = Math.min(rotaryPositions ?? Infinity, d[0]);
+    }
+  }
+  return { files: out, rotaryPositions };
 }
 
 /**

@@ -148,13 +148,17 @@ export class CausalLMSession {
    * @param cache the KV cache; updated in place with the `present.*` outputs.
    * @param opts.allLogits also return the logits of every input position (costs seq x vocab x 4 bytes).
    * @param opts.keep return logits for the last `keep` positions in `allLogits` (`[keep, vocab]`).
-   * @throws TasklingError `INVALID_INPUT` when `ids` is empty or holds an id outside the vocabulary.
+   * @throws TasklingError `INVALID_INPUT` when `ids` is empty or holds an id outside the vocabulary;
+   *   `CONTEXT_TOO_LONG` when the cache plus `ids` exceed the model's positions (`folder.maxPositions`).
    */
   async forward(ids: readonly number[], cache: KVCache, opts: { allLogits?: boolean; keep?: number } = {}): Promise<ForwardResult> {
     const seq = ids.length;
     if (seq === 0) throw new TasklingError('INVALID_INPUT', 'forward() needs at least one token');
     const past = cache.length;
     const total = past + seq;
+    if (total > this.folder.maxPositions) {
+      throw new TasklingError('CONTEXT_TOO_LONG', `The sequence would be ${total} tokens; this model handles at most ${this.folder.maxPositions} (max_position_embeddings / rotary cache of ${this.folder.graphPath}).`);
+    }
     const inputIds = new BigInt64Array(seq);
     for (let i = 0; i < seq; i++) {
       const id = ids[i];

@@ -108,10 +108,10 @@ export class TaskRuntime {
    * long the selection is and what the limit is.
    */
   checkBudget(promptTokens: number, selectionTokens: number, maxNewTokens: number, opts: TaskOptions): void {
-    const budget = opts.maxContextTokens ?? 4096;
+    const budget = Math.min(opts.maxContextTokens ?? 4096, this.engine.folder.maxPositions);
     if (promptTokens + maxNewTokens > budget) {
       const limit = Math.max(0, budget - (promptTokens - selectionTokens) - maxNewTokens);
-      throw new TasklingError('CONTEXT_TOO_LONG', `The selection is ${selectionTokens} tokens; this adapter can take at most ${limit} tokens (context budget ${budget} tokens, minus ${promptTokens - selectionTokens} for the instruction and examples and ${maxNewTokens} for the answer). Select less text or raise taskling.maxContextTokens.`);
+      throw new TasklingError('CONTEXT_TOO_LONG', `The selection is ${selectionTokens} tokens; this adapter can take at most ${limit} tokens (context budget ${budget} tokens, minus ${promptTokens - selectionTokens} for the instruction and examples and ${maxNewTokens} for the answer). Select less text, or raise the context budget (--max-context-tokens on the command line; at most ${this.engine.folder.maxPositions} for this model).`);
     }
   }
 

@@ -20,8 +20,13 @@ export interface ExtractResult {
   ungrounded: { type: string; text: string }[];
   /** Number of chunks the selection was processed in (1 when it fit). */
   chunks: number;
-  /** The raw JSON text(s) the model produced, one per chunk. */
+  /** The raw JSON text(s) the model produced, one per chunk ('' for a failed chunk). */
   raw: string[];
+  /**
+   * Chunks that failed (e.g. OUTPUT_INCOMPLETE); their entities are missing, the others are kept.
+   * `start`/`end` are UTF-16 offsets of the chunk in the selection.
+   */
+  chunkErrors: { chunk: number; start: number; end: number; code: string; message: string }[];
   provenance: Provenance;
 }
 
@@ -82,7 +87,7 @@ export async function extract(runtime: TaskRuntime, adapter: ExtractAdapter, tex
   const t0 = performance.now();
   if (!text.trim()) throw new TasklingError('INVALID_INPUT', 'The selection is empty: select the text to extract entities from.');
   const schema = extractionSchema(adapter);
-  const budget = opts.maxContextTokens ?? 4096;
+  const budget = Math.min(opts.maxContextTokens ?? 4096, runtime.engine.folder.maxPositions);
   const maxNewTokens = opts.maxNewTokens ?? adapter.generation?.maxNewTokens ?? 512;
   const tok = runtime.engine.tokenizer;
   const overhead = runtime.encode(buildMessages(adapter, '')).length;
@@ -100,9 +105,21 @@ export async function extract(runtime: TaskRuntime, adapter: ExtractAdapter, tex
   const perChunk: EntityCandidate[][] = [];
   const raw: string[] = [];
   let prefill = 0, decode = 0, passes = 0, generated = 0, prompt = 0, reused = 0;
+  const chunkErrors: ExtractResult['chunkErrors'] = [];
   for (let i = 0; i < chunks.length; i++) {
     if (chunks.length > 1) opts.onProgress?.(`chunk ${i + 1}/${chunks.length}`, i / chunks.length);
-    const out = await generateStructured(runtime, adapter, chunks[i].text, schema, { ...opts, maxNewTokens, maxContextTokens: budget });
+    let out;
+    try {
+      out = await generateStructured(runtime, adapter, chunks[i].text, schema, { ...opts, maxNewTokens, maxContextTokens: budget });
+    } catch (e) {
+      // One chunk's failure must not lose the others' entities; a single chunk rethrows.
+      if (chunks.length === 1 || !(e instanceof TasklingError) || e.code === 'CANCELLED') throw e;
+      chunkErrors.push({ chunk: i, start: chunks[i].start, end: chunks[i].start + chunks[i].text.length, code: e.code, message: e.message });
+      opts.onProgress?.(`chunk ${i + 1}/${chunks.length} failed: ${e.message}`, (i + 1) / chunks.length);
+      perChunk.push([]);
+      raw.push('');
+      continue;
+    }
     raw.push(out.text);
     const value = parseGeneratedJson(out.text) as { entities: { type: string; text: string }[] };
     const scores = entityScores(out.text, out.tokenRanges, value.entities.length);
@@ -111,6 +128,9 @@ export async function extract(runtime: TaskRuntime, adapter: ExtractAdapter, tex
     prefill += t.prefillMs; decode += t.decodeMs; passes += t.forwardPasses; generated += t.newTokens;
     prompt += out.promptTokens; reused += out.prefixReused;
   }
+  if (chunkErrors.length === chunks.length) {
+    throw new TasklingError(chunkErrors[0].code as TasklingError['code'], `Every chunk failed; the first: ${chunkErrors[0].message}`);
+  }
   const grounded = groundInChunks(text, chunks, perChunk);
   return {
     task: 'extract',
@@ -118,6 +138,7 @@ export async function extract(runtime: TaskRuntime, adapter: ExtractAdapter, tex
     ungrounded: grounded.ungrounded,
     chunks: chunks.length,
     raw,
+    chunkErrors,
     provenance: runtime.provenance(adapter,
       { strategy: adapter.generation?.temperature ? 'sample' : 'greedy', temperature: adapter.generation?.temperature, maxNewTokens },
       { prompt, prefixReused: reused, generated },

@@ -16,13 +16,22 @@ export const MAX_SELECTION_CHARS = 1_000_000;
 
 /**
  * Runs `adapter` on `text`.
- * @throws TasklingError `INVALID_INPUT` for empty, binary-looking or over-long text, and the
+ * @throws TasklingError `INVALID_INPUT` for empty, binary-looking (NUL bytes, or over 5% control /
+ *   U+FFFD replacement characters) or over-long text, and the
  *   task's own errors.
  */
 export async function runTask(runtime: TaskRuntime, adapter: TaskAdapter, text: string, opts: TaskOptions = {}): Promise<TaskResult> {
   if (!text.trim()) throw new TasklingError('INVALID_INPUT', 'The selection is empty: select some text first.');
   if (text.length > MAX_SELECTION_CHARS) throw new TasklingError('INVALID_INPUT', `The selection is ${text.length} characters; the limit is ${MAX_SELECTION_CHARS}.`);
   if (text.includes('\u0000')) throw new TasklingError('INVALID_INPUT', 'The selection contains NUL bytes: it looks like binary data, not text.');
+  let odd = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0xfffd || (c < 0x20 && c !== 9 && c !== 10 && c !== 13 && c !== 12)) odd++;
+  }
+  if (odd >= 4 && odd > text.length * 0.05) {
+    throw new TasklingError('INVALID_INPUT', `The selection looks like binary data (${odd} of ${text.length} characters are control or replacement characters), not text.`);
+  }
   switch (adapter.task) {
     case 'classify': return classify(runtime, adapter, text, opts);
     case 'extract': return extract(runtime, adapter, text, opts);

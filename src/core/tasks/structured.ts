@@ -22,7 +22,8 @@ export interface StructuredOutput {
 
 /**
  * Runs the adapter prompt for `text` under a JSON Schema constraint.
- * @throws TasklingError `CONTEXT_TOO_LONG`, `GRAMMAR_UNSUPPORTED`, `GRAMMAR_REJECTED`; CancelledError.
+ * @throws TasklingError `CONTEXT_TOO_LONG`, `GRAMMAR_UNSUPPORTED`, `GRAMMAR_REJECTED`,
+ *   `OUTPUT_INCOMPLETE` (the token limit ended the JSON before it was complete); CancelledError.
  */
 export async function generateStructured(runtime: TaskRuntime, adapter: TaskAdapter, text: string, schema: Record<string, unknown>, opts: TaskOptions): Promise<StructuredOutput> {
   const t0 = performance.now();
@@ -30,7 +31,7 @@ export async function generateStructured(runtime: TaskRuntime, adapter: TaskAdap
   const ids = runtime.encode(buildMessages(adapter, text));
   const maxNewTokens = opts.maxNewTokens ?? adapter.generation?.maxNewTokens ?? 512;
   runtime.checkBudget(ids.length, engine.tokenizer.encode(text).length, maxNewTokens, opts);
-  const constraint = await engine.createConstraint({ kind: 'jsonSchema', schema }, { maxStringChars: opts.maxStringChars });
+  const constraint = await engine.createConstraint({ kind: 'jsonSchema', schema }, { maxStringChars: opts.maxStringChars, maxTokens: maxNewTokens });
   try {
     const temperature = adapter.generation?.temperature;
     const { generator, prefixReused } = await runtime.prefill(ids, runtime.adapterPrefixIds(adapter), {
@@ -51,7 +52,7 @@ export async function generateStructured(runtime: TaskRuntime, adapter: TaskAdap
     });
     out += detok.flush();
     if (!constraint.isTerminated()) {
-      throw new TasklingError('INVALID_INPUT', `The model did not finish the JSON within ${maxNewTokens} tokens (stopped: ${result.stopReason}). Raise the adapter's generation.maxNewTokens or select less text.`);
+      throw new TasklingError('OUTPUT_INCOMPLETE', `The model did not finish the JSON within ${maxNewTokens} new tokens (stopped: ${result.stopReason}). Raise the token limit (taskling.maxNewTokens in VS Code, --max-new-tokens on the command line, or the adapter's generation.maxNewTokens).`);
     }
     return { text: result.text, tokenRanges: ranges, result, promptTokens: ids.length, prefixReused };
   } finally {
