@@ -4,29 +4,57 @@
  *   taskling generate --model DIR [--variant q4|fp32|...] [--schema FILE | --choice a,b,c | --regex RE]
  *                     [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
  *                     [--threads N] [--raw] "prompt"
+ *   taskling run --adapter ID|FILE --model DIR [--input FILE | - | "text"] [--jsonl] ...
+ *   taskling adapters [--folder DIR]
  *
- * Output text goes to stdout; timings and progress go to stderr. Exit code 0 on success, 1 on
- * error (with a message that says what to do), 2 on bad usage.
+ * Output goes to stdout; timings and progress go to stderr. Exit codes: 0 success, 1 error (with
+ * a message that says what to do), 2 bad usage (checked before the model loads), 130 interrupted
+ * (Ctrl-C).
  */
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { Engine } from '../core/engine';
 import { TasklingError } from '../core/errors';
-import type { ConstraintSpec, ModelVariantName } from '../shared/protocol';
-import { numOpt, opt, parseArgs } from './args';
+import type { ConstraintSpec } from '../shared/protocol';
+import { choiceOpt, flag, intOpt, numOpt, opt, parseArgs, UsageError, usageError, type OptionSpec, type ParsedArgs } from './args';
 import { validateJson } from '../core/constraints';
 import { runTask, TaskRuntime } from '../core/tasks';
 import { AdapterRegistry, loadAdapterFile, loadAdapterFolder } from '../core/adapters/load';
-import type { TaskAdapter } from '../core/adapters/manifest';
-import { join } from 'node:path';
+import type { AdapterError, TaskAdapter } from '../core/adapters/manifest';
+import { MODEL_VARIANTS } from '../core/model/modelFolder';
 
 const USAGE = `Usage:
-  taskling generate --model DIR [--variant q4] [--schema FILE | --choice a,b | --regex RE]
+  taskling generate --model DIR [--variant V] [--schema FILE | --choice a,b | --regex RE]
                     [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
                     [--threads N] [--raw] "prompt"
-  taskling run --adapter ID|FILE --model DIR [--input FILE | -] [--jsonl] [--variant q4] [--threads N]
-               [--no-prefix-cache] [--max-context-tokens N]
+  taskling run --adapter ID|FILE --model DIR [--input FILE | - | "text"] [--jsonl]
+               [--variant V] [--threads N] [--no-prefix-cache] [--max-context-tokens N]
+               [--max-new-tokens N] [--max-string-chars N] [--folder DIR]
   taskling adapters [--folder DIR]       list and validate built-in and workspace adapters
-  taskling help`;
+  taskling help
+
+  V is one of ${MODEL_VARIANTS.join('|')} (default q4).
+  Without --input or text, \`run\` reads standard input. With --jsonl each non-blank input line
+  is a JSON string or {"text": ...}; each output line is {"input": i, "line": n, ...result}
+  or {"input": i, "line": n, "error": {...}} (line numbers count blank lines too).
+  --folder is the workspace adapter folder (default .taskling/adapters under the current folder).
+  Exit codes: 0 ok, 1 error, 2 bad usage, 130 interrupted (Ctrl-C).`;
+
+const GENERATE_OPTIONS: OptionSpec = {
+  model: 'value', variant: 'value', schema: 'value', choice: 'value', regex: 'value',
+  'max-new-tokens': 'value', temperature: 'value', 'top-k': 'value', 'top-p': 'value', seed: 'value',
+  threads: 'value', raw: 'flag', help: 'flag',
+};
+const RUN_OPTIONS: OptionSpec = {
+  adapter: 'value', model: 'value', input: 'value', jsonl: 'flag', variant: 'value', threads: 'value',
+  'no-prefix-cache': 'flag', 'max-context-tokens': 'value', 'max-new-tokens': 'value',
+  'max-string-chars': 'value', folder: 'value', help: 'flag',
+};
+const ADAPTERS_OPTIONS: OptionSpec = { folder: 'value', help: 'flag' };
+
+/** Exit code for an interrupted run (128 + SIGINT). */
+const EXIT_INTERRUPTED = 130;
 
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -40,48 +68,102 @@ export async function main(argv: string[]): Promise<number> {
       case 'adapters':
         return await adapters(rest);
       case undefined:
+        console.error(USAGE);
+        return 2;
       case 'help':
       case '--help':
+      case '-h':
         console.log(USAGE);
-        return cmd === undefined ? 2 : 0;
+        return 0;
       default:
         console.error(`taskling: unknown command ${JSON.stringify(cmd)}\n${USAGE}`);
         return 2;
     }
   } catch (e) {
-    if (e instanceof TasklingError) {
-      console.error(`taskling: ${e.code}: ${e.message}`);
-      return 1;
-    }
-    throw e;
+    return reportFatal(e);
   }
 }
 
-async function generate(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ['raw']);
-  const model = opt(a, 'model');
-  const prompt = a.positionals.join(' ');
-  if (!model || !prompt) {
-    console.error(`taskling generate: --model and a prompt are required\n${USAGE}`);
+/** Prints an error that ends the command and returns its exit code. */
+function reportFatal(e: unknown): number {
+  if (e instanceof UsageError) {
+    console.error(e.message);
     return 2;
   }
+  if (e instanceof TasklingError) {
+    if (e.code === 'CANCELLED') {
+      console.error('taskling: interrupted');
+      return EXIT_INTERRUPTED;
+    }
+    console.error(`taskling: ${e.code}: ${e.message}${e.file && !e.message.includes(e.file) ? ` (${e.file})` : ''}`);
+    return 1;
+  }
+  console.error(`taskling: INTERNAL: ${e instanceof Error ? e.message : String(e)}`);
+  if (process.env.TASKLING_DEBUG && e instanceof Error && e.stack) console.error(e.stack);
+  return 1;
+}
+
+/** Options shared by `generate` and `run` that configure the engine, validated up front. */
+function engineOptions(a: ParsedArgs): { variant: (typeof MODEL_VARIANTS)[number]; threads?: number } {
+  return { variant: choiceOpt(a, 'variant', MODEL_VARIANTS) ?? 'q4', threads: intOpt(a, 'threads', 0) };
+}
+
+function noPositionals(a: ParsedArgs): void {
+  if (a.positionals.length) throw usageError(a.cmd, `unexpected argument ${JSON.stringify(a.positionals[0])} (see taskling help)`);
+}
+
+async function generate(argv: string[]): Promise<number> {
+  const a = parseArgs('generate', argv, GENERATE_OPTIONS);
+  if (flag(a, 'help')) { console.log(USAGE); return 0; }
+  const model = opt(a, 'model');
+  const prompt = a.positionals.join(' ');
+  if (!model || !prompt) throw usageError('generate', '--model and a prompt are required (see taskling help)');
+  // Validate everything before the model loads (that takes seconds).
+  const eng = engineOptions(a);
+  const decoding = {
+    maxNewTokens: intOpt(a, 'max-new-tokens', 1) ?? 256,
+    temperature: numOpt(a, 'temperature', { min: 0 }),
+    topK: intOpt(a, 'top-k', 1),
+    topP: numOpt(a, 'top-p', { above: 0, max: 1 }),
+    seed: intOpt(a, 'seed'),
+  };
+  const given = ['schema', 'choice', 'regex'].filter((n) => opt(a, n) !== undefined);
+  if (given.length > 1) throw usageError('generate', `give only one of --schema, --choice, --regex (got ${given.map((n) => `--${n}`).join(' and ')})`);
   let constraint: ConstraintSpec | undefined;
   const schemaFile = opt(a, 'schema');
+  const choice = opt(a, 'choice');
+  const regex = opt(a, 'regex');
   let schema: Record<string, unknown> | undefined;
-  if (schemaFile) {
+  if (schemaFile !== undefined) {
+    let parsed: unknown;
     try {
-      schema = JSON.parse(readFileSync(schemaFile, 'utf8'));
+      parsed = JSON.parse(readFileSync(schemaFile, 'utf8'));
     } catch (e) {
       console.error(`taskling: cannot read the JSON Schema ${schemaFile}: ${(e as Error).message}`);
       return 1;
     }
-    constraint = { kind: 'jsonSchema', schema: schema! };
-  } else if (opt(a, 'choice')) {
-    constraint = { kind: 'choice', options: opt(a, 'choice')!.split(',') };
-  } else if (opt(a, 'regex')) {
-    constraint = { kind: 'regex', pattern: opt(a, 'regex')! };
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      console.error(`taskling: the JSON Schema ${schemaFile} must be a JSON object`);
+      return 1;
+    }
+    schema = parsed as Record<string, unknown>;
+    constraint = { kind: 'jsonSchema', schema };
+  } else if (choice !== undefined) {
+    const options = choice.split(',');
+    if (!choice.trim() || options.some((o) => !o.trim())) {
+      throw usageError('generate', `--choice must be a comma-separated list of non-empty options, e.g. --choice yes,no; got ${JSON.stringify(choice)}`);
+    }
+    constraint = { kind: 'choice', options };
+  } else if (regex !== undefined) {
+    try {
+      new RegExp(regex, 'u');
+    } catch (e) {
+      throw usageError('generate', `invalid regex: ${(e as Error).message}`);
+    }
+    constraint = { kind: 'regex', pattern: regex };
   }
-  const engine = await Engine.load(model, { variant: (opt(a, 'variant') ?? 'q4') as ModelVariantName, threads: numOpt(a, 'threads') });
+
+  const engine = await Engine.load(model, eng);
   const i = engine.info;
   console.error(`model ${i.modelDir} (${i.variant}) loaded in ${i.loadMs.toFixed(0)} ms (session ${i.sessionLoadMs.toFixed(0)} ms, tokenizer ${i.tokenizerLoadMs.toFixed(0)} ms)`);
   const ac = new AbortController();
@@ -89,15 +171,9 @@ async function generate(argv: string[]): Promise<number> {
   process.once('SIGINT', onSigint);
   try {
     const r = await engine.generate({
-      ...(a.options.has('raw') ? { prompt } : { messages: [{ role: 'user', content: prompt }] }),
+      ...(flag(a, 'raw') ? { prompt } : { messages: [{ role: 'user', content: prompt }] }),
       constraint,
-      decoding: {
-        maxNewTokens: numOpt(a, 'max-new-tokens') ?? 256,
-        temperature: numOpt(a, 'temperature'),
-        topK: numOpt(a, 'top-k'),
-        topP: numOpt(a, 'top-p'),
-        seed: numOpt(a, 'seed'),
-      },
+      decoding,
     }, { signal: ac.signal, onText: schema ? undefined : (t) => process.stdout.write(t) });
     if (schema) process.stdout.write(r.text);
     process.stdout.write('\n');
@@ -130,8 +206,16 @@ async function registry(folder?: string): Promise<{ reg: AdapterRegistry; folder
   return { reg, folder: dir };
 }
 
+/** `file:line:col /json/path: message` for one adapter problem. */
+function formatProblem(p: AdapterError): string {
+  const where = p.line ? `${p.file}:${p.line}:${p.column}` : p.file;
+  return `${where} ${p.jsonPath || '(root)'}: ${p.message}`;
+}
+
 async function adapters(argv: string[]): Promise<number> {
-  const a = parseArgs(argv);
+  const a = parseArgs('adapters', argv, ADAPTERS_OPTIONS);
+  if (flag(a, 'help')) { console.log(USAGE); return 0; }
+  noPositionals(a);
   const { reg, folder } = await registry(opt(a, 'folder'));
   for (const r of reg.list()) {
     const ad = r.adapter;
@@ -141,82 +225,232 @@ async function adapters(argv: string[]): Promise<number> {
     console.log(`${ad.id.padEnd(18)} ${ad.task.padEnd(9)} ${r.source.kind.padEnd(9)} ${ad.name} — ${detail}`);
   }
   const problems = reg.problems();
-  for (const p of problems) {
-    const where = p.line ? `${p.file}:${p.line}:${p.column}` : p.file;
-    console.error(`${p.severity === 'note' ? 'note' : 'error'}: ${where} ${p.jsonPath || '(root)'}: ${p.message}`);
-  }
-  console.error(`${reg.list().length} adapters (workspace folder ${folder}); ${problems.filter((p) => p.severity !== 'note').length} with errors`);
-  return problems.some((p) => p.severity !== 'note') ? 1 : 0;
+  for (const p of problems) console.error(`${p.severity === 'note' ? 'note' : 'error'}: ${formatProblem(p)}`);
+  const badFiles = new Set(problems.filter((p) => p.severity !== 'note').map((p) => p.file)).size;
+  console.error(`${reg.list().length} adapters (workspace folder ${folder}); ${badFiles} ${badFiles === 1 ? 'file' : 'files'} with errors`);
+  return badFiles ? 1 : 0;
 }
 
-async function readInput(path: string | undefined): Promise<string> {
+/**
+ * Errors of workspace adapter files that may define `id`: the file name starts with `id`, or the
+ * file parses as JSON with `"id": id`. Grouped by file.
+ */
+async function problemsForId(reg: AdapterRegistry, id: string): Promise<Map<string, AdapterError[]>> {
+  const byFile = new Map<string, AdapterError[]>();
+  for (const p of reg.problems()) {
+    if (p.severity === 'note') continue;
+    const list = byFile.get(p.file) ?? [];
+    list.push(p);
+    byFile.set(p.file, list);
+  }
+  const out = new Map<string, AdapterError[]>();
+  for (const [file, errs] of byFile) {
+    let match = basename(file).startsWith(id);
+    if (!match) {
+      try {
+        const v = JSON.parse((await readFile(file, 'utf8')).replace(/^\uFEFF/, '')) as { id?: unknown } | null;
+        match = !!v && typeof v === 'object' && v.id === id;
+      } catch {
+        // unreadable or not JSON: only the file name can match
+      }
+    }
+    if (match) out.set(file, errs);
+  }
+  return out;
+}
+
+/** Decodes `bytes` as strict UTF-8 (a leading BOM is dropped); undefined when not UTF-8. */
+function decodeUtf8(bytes: Uint8Array): string | undefined {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads the input file (or stdin for `-`/undefined) as UTF-8 text; prints and returns undefined on failure. */
+async function readInput(path: string | undefined): Promise<string | undefined> {
+  let bytes: Uint8Array;
+  let name: string;
   if (!path || path === '-') {
+    name = 'standard input';
+    if (process.stdin.isTTY) console.error('taskling: reading the input from standard input (end with Ctrl-D; or give --input FILE or the text)');
     const chunks: Buffer[] = [];
     for await (const c of process.stdin) chunks.push(c as Buffer);
-    return Buffer.concat(chunks).toString('utf8');
+    bytes = Buffer.concat(chunks);
+  } else {
+    name = path;
+    try {
+      bytes = readFileSync(path);
+    } catch (e) {
+      console.error(`taskling: cannot read the input file ${path}: ${(e as Error).message}`);
+      return undefined;
+    }
   }
-  return readFileSync(path, 'utf8');
+  const text = decodeUtf8(bytes);
+  if (text === undefined) console.error(`taskling: ${name} is not UTF-8 text (binary file?)`);
+  return text;
+}
+
+/** One input of a run: its text, or why its line could not be used. */
+interface InputItem {
+  /** 1-based line number in the input (JSONL only). */
+  line?: number;
+  text?: string;
+  error?: { code: string; message: string };
+}
+
+/** Splits JSONL into inputs; blank lines are skipped but counted in line numbers. */
+function parseJsonl(raw: string): InputItem[] {
+  const items: InputItem[] = [];
+  raw.split(/\r?\n|\r/).forEach((l, k) => {
+    if (!l.trim()) return;
+    const line = k + 1;
+    let v: unknown;
+    try {
+      v = JSON.parse(l);
+    } catch (e) {
+      items.push({ line, error: { code: 'INVALID_INPUT', message: `line ${line} is not JSON (${(e as Error).message}); each line must be a JSON string or an object with a "text" field` } });
+      return;
+    }
+    const text = typeof v === 'string' ? v
+      : v && typeof v === 'object' && typeof (v as { text?: unknown }).text === 'string' ? (v as { text: string }).text
+        : undefined;
+    if (text === undefined) items.push({ line, error: { code: 'INVALID_INPUT', message: `line ${line}: expected a JSON string or an object with a "text" field` } });
+    else if (!text.trim()) items.push({ line, error: { code: 'INVALID_INPUT', message: `line ${line}: the text is empty` } });
+    else items.push({ line, text });
+  });
+  return items;
 }
 
 async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ['jsonl', 'no-prefix-cache']);
+  const a = parseArgs('run', argv, RUN_OPTIONS);
+  if (flag(a, 'help')) { console.log(USAGE); return 0; }
   const id = opt(a, 'adapter');
   const model = opt(a, 'model');
-  if (!id || !model) {
-    console.error(`taskling run: --adapter and --model are required\n${USAGE}`);
-    return 2;
-  }
-  let adapter: TaskAdapter | undefined;
-  if (id.endsWith('.json')) {
-    const r = await loadAdapterFile(id);
-    for (const e of r.errors) console.error(`error: ${e.file}${e.line ? `:${e.line}:${e.column}` : ''} ${e.jsonPath || '(root)'}: ${e.message}`);
-    adapter = r.adapter?.adapter;
-  } else {
-    const { reg } = await registry();
-    adapter = reg.get(id)?.adapter;
-    if (!adapter) console.error(`taskling: no adapter ${JSON.stringify(id)}; known: ${reg.list().map((r) => r.adapter.id).join(', ')}`);
-  }
+  if (!id || !model) throw usageError('run', '--adapter and --model are required (see taskling help)');
+  const inputFile = opt(a, 'input');
+  if (inputFile !== undefined && a.positionals.length) throw usageError('run', 'give either --input or text, not both');
+  // Validate everything before the model loads (that takes seconds).
+  const eng = engineOptions(a);
+  const taskOpts = {
+    usePrefixCache: !flag(a, 'no-prefix-cache'),
+    maxContextTokens: intOpt(a, 'max-context-tokens', 64),
+    maxNewTokens: intOpt(a, 'max-new-tokens', 1),
+    maxStringChars: intOpt(a, 'max-string-chars', 1),
+  };
+
+  const adapter = await resolveAdapter(id, opt(a, 'folder'));
   if (!adapter) return 1;
-  const raw = await readInput(opt(a, 'input') ?? (a.positionals.length ? undefined : '-'));
-  const inputs: string[] = a.options.has('jsonl')
-    ? raw.split(/\r?\n/).filter((l) => l.trim()).map((l, i) => {
-      let v: unknown;
-      try { v = JSON.parse(l); } catch { throw new TasklingError('INVALID_INPUT', `line ${i + 1} of the input is not JSON`); }
-      if (typeof v === 'string') return v;
-      if (v && typeof (v as { text?: unknown }).text === 'string') return (v as { text: string }).text;
-      throw new TasklingError('INVALID_INPUT', `line ${i + 1}: expected a JSON string or an object with a "text" field`);
-    })
-    : [a.positionals.length ? a.positionals.join(' ') : raw];
-  const engine = await Engine.load(model, { variant: (opt(a, 'variant') ?? 'q4') as ModelVariantName, threads: numOpt(a, 'threads') });
-  console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms; adapter ${adapter.id}@${adapter.version} (${adapter.task}); ${inputs.length} input(s)`);
-  const runtime = new TaskRuntime(engine);
-  const ac = new AbortController();
-  const onSigint = () => ac.abort();
-  process.once('SIGINT', onSigint);
+
+  const raw = a.positionals.length ? a.positionals.join(' ') : await readInput(inputFile);
+  if (raw === undefined) return 1;
+  if (!raw.trim()) {
+    console.error('taskling run: the input is empty; give the text, --input FILE, or pipe text on standard input');
+    return 1;
+  }
+  const jsonl = flag(a, 'jsonl');
+  const items: InputItem[] = jsonl ? parseJsonl(raw) : [{ text: raw }];
+  const n = items.length;
+  const record = (i: number, body: object) => {
+    const head = items[i].line !== undefined ? { input: i, line: items[i].line } : { input: i };
+    process.stdout.write(JSON.stringify({ ...head, ...body }) + '\n');
+  };
+  const lineTag = (i: number) => (items[i].line !== undefined ? ` line ${items[i].line}:` : '');
+
   let failed = 0;
+  let done = 0;
+  // Bad JSONL lines cannot wait for the model: report them in order as the batch goes.
+  if (!items.some((it) => it.text !== undefined)) {
+    for (let i = 0; i < n; i++) {
+      record(i, { error: items[i].error });
+      console.error(`[${i + 1}/${n}]${lineTag(i)} ${items[i].error!.code}: ${items[i].error!.message}`);
+    }
+    return 1;
+  }
+
+  const ac = new AbortController();
+  const onSigint = () => {
+    ac.abort();
+    console.error('\ntaskling: stopping after the current step (press Ctrl-C again to quit at once)');
+  };
+  process.once('SIGINT', onSigint);
+  let engine: Engine | undefined;
   try {
-    for (let i = 0; i < inputs.length; i++) {
+    engine = await Engine.load(model, eng);
+    console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms; adapter ${adapter.id}@${adapter.version} (${adapter.task}); ${n} input(s)`);
+    const runtime = new TaskRuntime(engine);
+    for (let i = 0; i < n && !ac.signal.aborted; i++) {
+      const item = items[i];
+      if (item.error) {
+        failed++;
+        record(i, { error: item.error });
+        console.error(`[${i + 1}/${n}]${lineTag(i)} ${item.error.code}: ${item.error.message}`);
+        done++;
+        continue;
+      }
       const t0 = performance.now();
       try {
-        const r = await runTask(runtime, adapter, inputs[i], {
+        const r = await runTask(runtime, adapter, item.text!, {
+          ...taskOpts,
           signal: ac.signal,
-          usePrefixCache: !a.options.has('no-prefix-cache'),
-          maxContextTokens: numOpt(a, 'max-context-tokens'),
+          onProgress: (message) => console.error(`[${i + 1}/${n}] ${message}`),
         });
-        process.stdout.write(JSON.stringify(r) + '\n');
-        console.error(`[${i + 1}/${inputs.length}] ${adapter.task} done in ${(performance.now() - t0).toFixed(0)} ms${summary(r)}`);
+        record(i, r);
+        console.error(`[${i + 1}/${n}]${lineTag(i)} ${adapter.task} done in ${(performance.now() - t0).toFixed(0)} ms${summary(r)}`);
       } catch (e) {
-        if (!(e instanceof TasklingError) || e.code === 'CANCELLED') throw e;
+        if (e instanceof TasklingError && e.code === 'CANCELLED') break;
         failed++;
-        process.stdout.write(JSON.stringify({ error: { code: e.code, message: e.message }, input: i }) + '\n');
-        console.error(`[${i + 1}/${inputs.length}] ${e.code}: ${e.message}`);
+        const error = e instanceof TasklingError ? { code: e.code, message: e.message }
+          : { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
+        record(i, { error });
+        console.error(`[${i + 1}/${n}]${lineTag(i)} ${error.code}: ${error.message}`);
       }
+      done++;
     }
   } finally {
     process.off('SIGINT', onSigint);
-    await engine.dispose();
+    await engine?.dispose();
+  }
+  if (ac.signal.aborted) {
+    console.error(`taskling: interrupted: ${done} of ${n} input(s) done, ${n - done} not done`);
+    return EXIT_INTERRUPTED;
   }
   return failed ? 1 : 0;
+}
+
+/** The adapter for `--adapter ID|FILE`, or undefined after printing why there is none. */
+async function resolveAdapter(id: string, folder: string | undefined): Promise<TaskAdapter | undefined> {
+  if (id.endsWith('.json')) {
+    const r = await loadAdapterFile(id);
+    if (r.adapter) return r.adapter.adapter;
+    console.error(`taskling: adapter file ${id} has errors:`);
+    for (const e of r.errors) console.error(`  error: ${formatProblem(e)}`);
+    return undefined;
+  }
+  const { reg, folder: dir } = await registry(folder);
+  const found = reg.get(id);
+  const broken = await problemsForId(reg, id);
+  if (!found) {
+    if (broken.size) {
+      for (const [file, errs] of broken) {
+        console.error(`taskling: adapter ${JSON.stringify(id)} in ${file} has errors:`);
+        for (const e of errs) console.error(`  error: ${formatProblem(e)}`);
+      }
+      console.error('Fix the file (taskling adapters lists every problem) and run again.');
+    } else {
+      console.error(`taskling: no adapter ${JSON.stringify(id)} (built-in or in ${dir}); known: ${reg.list().map((r) => r.adapter.id).join(', ')}`);
+    }
+    return undefined;
+  }
+  for (const file of broken.keys()) {
+    console.error(`warning: ${file} has errors and is ignored (see taskling adapters); using the ${found.source.kind} adapter ${JSON.stringify(id)}${found.source.kind !== 'builtin' && found.source.file ? ` in ${found.source.file}` : ''}`);
+  }
+  if (found.overridden.length) {
+    const what = found.overridden.map((s) => (s.kind === 'builtin' ? 'the built-in adapter' : `the ${s.kind} adapter${s.file ? ` in ${s.file}` : ''}`)).join(' and ');
+    console.error(`note: ${found.source.kind} adapter ${JSON.stringify(id)}${found.source.file ? ` in ${found.source.file}` : ''} overrides ${what} with the same id`);
+  }
+  return found.adapter;
 }
 
 function summary(r: Awaited<ReturnType<typeof runTask>>): string {
