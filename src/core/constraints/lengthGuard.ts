@@ -166,8 +166,9 @@ export class JsonLengthGuard implements TokenConstraint {
     const s = this.state;
     const t = this.table;
     const wrapUp = this.wrappingUp();
-    if (s.inString && !s.isKey) {
-      const { min, max } = this.stringBounds();
+    if (s.inString) {
+      // Object keys not fixed by the grammar (additionalProperties maps) get the default bound.
+      const { min, max } = s.isKey ? { min: 0, max: this.opts.defaultMaxStringChars } : this.stringBounds();
       const remaining = wrapUp && s.length >= min ? 0 : max - s.length;
       if (remaining <= 0) {
         // At the limit: close. If the grammar cannot close yet, cycle through structure tokens.
