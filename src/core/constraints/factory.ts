@@ -57,14 +57,15 @@ export class ConstraintFactory {
    * constraints are wrapped in a {@link JsonLengthGuard}: per-string `minLength`/`maxLength` from
    * the schema, `maxStringChars` (default {@link DEFAULT_MAX_STRING_CHARS}; 0 disables the guard)
    * for strings without `maxLength`, bounded number literals, and wrap-up near `maxTokens` (the
-   * generation's token limit), so the output completes on any model.
+   * generation's token limit), so the output completes on any model. `lengthSchema` is the schema
+   * whose minLength/maxLength the guard reads when `spec.schema` was sanitized for XGrammar.
    */
-  async create(spec: ConstraintSpec, opts: { maxStringChars?: number; maxTokens?: number } = {}): Promise<TokenConstraint & { dispose(): void }> {
+  async create(spec: ConstraintSpec, opts: { maxStringChars?: number; maxTokens?: number; lengthSchema?: unknown } = {}): Promise<TokenConstraint & { dispose(): void }> {
     const entry = await this.compile(spec);
     const matcher = await GrammarConstraint.create(entry, (id) => this.tokenizer.decode([id]));
     const max = opts.maxStringChars ?? DEFAULT_MAX_STRING_CHARS;
     if (spec.kind !== 'jsonSchema' || max <= 0) return matcher;
-    return new JsonLengthGuard(matcher, this.tokenizer.tokenPieces(), { defaultMaxStringChars: max, schema: spec.schema, maxTokens: opts.maxTokens });
+    return new JsonLengthGuard(matcher, this.tokenizer.tokenPieces(), { defaultMaxStringChars: max, schema: opts.lengthSchema ?? spec.schema, maxTokens: opts.maxTokens });
   }
 
   dispose(): void {

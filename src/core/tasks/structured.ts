@@ -21,17 +21,20 @@ export interface StructuredOutput {
 }
 
 /**
- * Runs the adapter prompt for `text` under a JSON Schema constraint.
+ * Runs the adapter prompt for `text` under a JSON Schema constraint. `lengthSchema` (default
+ * `schema`) is the unsanitized schema whose string lengths the length guard enforces.
  * @throws TasklingError `CONTEXT_TOO_LONG`, `GRAMMAR_UNSUPPORTED`, `GRAMMAR_REJECTED`,
  *   `OUTPUT_INCOMPLETE` (the token limit ended the JSON before it was complete); CancelledError.
  */
-export async function generateStructured(runtime: TaskRuntime, adapter: TaskAdapter, text: string, schema: Record<string, unknown>, opts: TaskOptions): Promise<StructuredOutput> {
+export async function generateStructured(
+  runtime: TaskRuntime, adapter: TaskAdapter, text: string, schema: Record<string, unknown>, opts: TaskOptions, lengthSchema?: unknown,
+): Promise<StructuredOutput> {
   const t0 = performance.now();
   const engine = runtime.engine;
   const ids = runtime.encode(buildMessages(adapter, text));
   const maxNewTokens = opts.maxNewTokens ?? adapter.generation?.maxNewTokens ?? 512;
   runtime.checkBudget(ids.length, engine.tokenizer.encode(text).length, maxNewTokens, opts);
-  const constraint = await engine.createConstraint({ kind: 'jsonSchema', schema }, { maxStringChars: opts.maxStringChars, maxTokens: maxNewTokens });
+  const constraint = await engine.createConstraint({ kind: 'jsonSchema', schema }, { maxStringChars: opts.maxStringChars, maxTokens: maxNewTokens, lengthSchema: lengthSchema ?? schema });
   try {
     const temperature = adapter.generation?.temperature;
     const { generator, prefixReused } = await runtime.prefill(ids, runtime.adapterPrefixIds(adapter), {

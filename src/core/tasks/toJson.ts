@@ -57,7 +57,7 @@ export async function toJson(runtime: TaskRuntime, adapter: ToJsonAdapter, text:
   }
   capabilities.notes.push(`While decoding, strings end after at most ${opts.maxStringChars ?? DEFAULT_MAX_STRING_CHARS} characters unless the grammar needs more.`);
   const decodingSchema = bounded.schema;
-  const out = await generateStructured(runtime, adapter, text, decodingSchema, opts);
+  const out = await generateStructured(runtime, adapter, text, decodingSchema, opts, adapter.schema);
   let value: unknown;
   try {
     value = parseGeneratedJson(out.text);
