@@ -120,7 +120,7 @@ async function main(): Promise<void> {
 
   const cfg: PeerConfig = {
     modelDir: MODEL_DIR, ggufPath: GGUF, threads, prompts, decodePromptLen: 64, decodeTokens: 128,
-    warmup: 1, reps, loadReps: 2, selection, taskReps: Number(arg('task-reps', '3')), taskMaxNewTokens: Number(arg('task-max-new', '32')),
+    warmup: 1, reps, loadReps: 2, selection, taskReps: Number(arg('task-reps', '3')), taskMaxNewTokens: Number(arg('task-max-new', '128')),
   };
   const cfgPath = path.join(os.tmpdir(), `taskling-bench-${process.pid}.json`);
   fs.writeFileSync(cfgPath, JSON.stringify(cfg));

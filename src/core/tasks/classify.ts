@@ -82,7 +82,8 @@ export interface TrieNode {
 
 /**
  * Log-probability of every sequence of `trie` after the prompt whose next-position logits are
- * `rootLogits` and whose KV is `rootCache`. One forward pass per non-root node with children.
+ * `rootLogits` and whose KV is `rootCache` (left at its original length on return). One forward
+ * pass per non-root node with children.
  * @returns log-probs per label index and the number of forward passes made.
  */
 export async function scoreTrie(
@@ -90,20 +91,22 @@ export async function scoreTrie(
 ): Promise<{ logProbs: number[]; steps: number }> {
   const logProbs = new Array<number>(trie.sequences.length).fill(-Infinity);
   let steps = 0;
-  const visit = async (node: TrieNode, cache: KVCache, logits: Float32Array, acc: number): Promise<void> => {
+  // Depth-first over one cache: advance by a token, recurse, rewind (rewinding is free).
+  const visit = async (node: TrieNode, logits: Float32Array, acc: number): Promise<void> => {
     const lsm = logSoftmax(logits);
+    const at = rootCache.length;
     for (const [tok, child] of node.children) {
       const lp = acc + lsm[tok];
       for (const l of child.labels) logProbs[l] = lp;
       if (child.children.size === 0) continue;
       throwIfAborted(signal);
-      const c = cache.fork();
-      const r = await runtime.engine.session.forward([tok], c);
+      const r = await runtime.engine.session.forward([tok], rootCache);
       steps++;
-      await visit(child, c, r.lastLogits, lp);
+      await visit(child, r.lastLogits, lp);
+      rootCache.rewind(at);
     }
   };
-  await visit(trie.root, rootCache, rootLogits, 0);
+  await visit(trie.root, rootLogits, 0);
   return { logProbs, steps };
 }
 
@@ -196,8 +199,9 @@ async function classifyMulti(runtime: TaskRuntime, adapter: ClassifyAdapter, tex
   const labels: LabelScore[] = [];
   for (let i = 0; i < adapter.labels.length; i++) {
     throwIfAborted(opts.signal);
-    const c = generator.cache.fork();
+    const c = generator.cache;
     const r = await runtime.engine.session.forward(prompts[i].slice(shared), c);
+    c.rewind(shared);
     const lsm = logSoftmax(r.lastLogits);
     const py = yes.reduce((s, id) => s + Math.exp(lsm[id]), 0);
     const pn = no.reduce((s, id) => s + Math.exp(lsm[id]), 0);
