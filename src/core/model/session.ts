@@ -145,7 +145,7 @@ export class CausalLMSession {
    * Runs the graph on `ids` appended after `cache`, and advances `cache` by `ids.length`.
    *
    * @param ids token ids, length >= 1 (prefill: many; decode: one).
-   * @param cache the KV cache; onnxruntime writes the `present.*` outputs into its spare buffers.
+   * @param cache the KV cache; updated in place with the `present.*` outputs.
    * @param opts.allLogits also return the logits of every input position (costs seq x vocab x 4 bytes).
    * @param opts.keep return logits for the last `keep` positions in `allLogits` (`[keep, vocab]`).
    * @throws TasklingError `INVALID_INPUT` when `ids` is empty or holds an id outside the vocabulary;
@@ -179,12 +179,12 @@ export class CausalLMSession {
     for (const name of this.pastNames) feeds[name] = cache.tensors.get(name)!;
     const keep = opts.allLogits ? seq : Math.min(seq, Math.max(1, opts.keep ?? 1));
     if (this.hasLogitsToKeep) feeds[LOGITS_TO_KEEP_INPUT] = new ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), [1]);
-    const fetches: Record<string, ort.Tensor | null> = { logits: null };
-    for (const [name, t] of cache.presentOutputs(seq)) fetches[name] = t;
     const t0 = performance.now();
-    const out = await this.session.run(feeds, fetches as ort.InferenceSession.FetchesType);
+    const out = await this.session.run(feeds);
     const runMs = performance.now() - t0;
-    cache.commit(seq);
+    const presents = new Map<string, ort.Tensor>();
+    this.pastNames.forEach((n, i) => presents.set(n, out[this.presentNames[i]]));
+    cache.update(presents, total);
     const logits = out.logits;
     const v = this.vocabSize;
     const raw = logits.data as Float32Array | Uint16Array;
