@@ -22,14 +22,21 @@ export type ConstraintSpec =
   | { kind: 'choice'; options: string[] }
   | { kind: 'regex'; pattern: string };
 
-/** Decoding parameters carried over the wire (see core/generation GeneratorParams). */
+/** Decoding parameters (wire form; core/generation's GeneratorParams extends it). Defaults give greedy decoding. */
 export interface DecodingParams {
+  /** Stop after this many generated tokens (default 256). */
   maxNewTokens?: number;
+  /** Sampling temperature; 0 or undefined = greedy. */
   temperature?: number;
+  /** Top-k filter (used only when sampling). */
   topK?: number;
+  /** Top-p (nucleus) filter (used only when sampling). */
   topP?: number;
+  /** Repetition penalty over generated tokens (1 = off). */
   repetitionPenalty?: number;
+  /** Seed of the sampler's PRNG (default 0); the same seed gives the same output. */
   seed?: number;
+  /** Turns text forced by the grammar into tokens appended without sampling (default true). */
   jumpForward?: boolean;
 }
 

@@ -33,6 +33,7 @@ function logSumExp(x: Float32Array): number {
   return max + Math.log(z);
 }
 import { SeededRandom } from './random';
+import type { DecodingParams } from '../../shared/protocol';
 
 /**
  * What the generator needs from a grammar constraint (implemented by
@@ -52,26 +53,12 @@ export interface TokenConstraint {
   rollback?(n: number): void;
 }
 
-/** Decoding parameters; defaults give greedy decoding. */
-export interface GeneratorParams {
-  /** Stop after this many generated tokens (default 256). */
-  maxNewTokens?: number;
-  /** Sampling temperature; 0 or undefined = greedy. */
-  temperature?: number;
-  /** Top-k filter (used only when sampling). */
-  topK?: number;
-  /** Top-p (nucleus) filter (used only when sampling). */
-  topP?: number;
-  /** Repetition penalty over generated tokens (1 = off). */
-  repetitionPenalty?: number;
-  /** Seed of the sampler's PRNG (default 0); the same seed gives the same output. */
-  seed?: number;
+/** Decoding parameters plus what only the in-process generator takes; defaults give greedy decoding. */
+export interface GeneratorParams extends DecodingParams {
   /** Stop ids: generation_config.json's eos ids (Gemma 3 -it: [1, 106]). */
   eosTokenIds: readonly number[];
   /** Grammar constraint for structured output. */
   constraint?: TokenConstraint;
-  /** Turns text forced by the grammar into tokens appended without sampling (needs `encode`). */
-  jumpForward?: boolean;
   /** Tokenizer encode (no special tokens) used for jump-forward strings. */
   encode?: (text: string) => number[];
   /** Checked before each step; aborting makes the next call throw `CancelledError`. */
