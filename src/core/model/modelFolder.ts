@@ -15,9 +15,9 @@ import { createHash } from 'node:crypto';
 import { onnx } from 'onnx-proto';
 import { TasklingError } from '../errors';
 
-/** Weight/activation variants of the export; the file is `onnx/model.onnx` or `onnx/model_<variant>.onnx`. */
-export type ModelVariant = 'fp32' | 'fp16' | 'q4' | 'q4f16' | 'int8' | 'uint8' | 'quantized' | 'bnb4';
-export const MODEL_VARIANTS: readonly ModelVariant[] = ['q4', 'fp32', 'fp16', 'q4f16', 'int8', 'uint8', 'quantized', 'bnb4'];
+import { graphFileName, ModelVariant } from './variants';
+export { graphFileName, MODEL_VARIANTS } from './variants';
+export type { ModelVariant } from './variants';
 
 /** The subset of `config.json` (model_type `gemma3_text`) the engine reads. */
 export interface Gemma3Config {
@@ -69,10 +69,6 @@ export interface ModelFolder {
   tokenizerConfigPath: string;
 }
 
-/** `onnx/model.onnx` for fp32, `onnx/model_<variant>.onnx` otherwise. */
-export function graphFileName(variant: ModelVariant): string {
-  return variant === 'fp32' ? 'model.onnx' : `model_${variant}.onnx`;
-}
 
 function readJson<T>(dir: string, name: string, required: boolean): T | undefined {
   const p = join(dir, name);

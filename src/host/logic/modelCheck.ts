@@ -4,10 +4,11 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { graphFileName, ModelVariant } from '../../core/model/variants';
 
-/** Graph file of a variant (same rule as core graphFileName): fp32 -> onnx/model.onnx. */
+/** Graph file of a variant relative to the model folder: fp32 -> onnx/model.onnx. */
 export function graphFile(variant: string): string {
-  return join('onnx', variant === 'fp32' ? 'model.onnx' : `model_${variant}.onnx`);
+  return join('onnx', graphFileName(variant as ModelVariant));
 }
 
 /**
