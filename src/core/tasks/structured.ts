@@ -43,10 +43,7 @@ export async function generateStructured(
     const detok = new IncrementalDetokenizer(engine.tokenizer, { skipSpecialTokens: true });
     const ranges: StructuredOutput['tokenRanges'] = [];
     let out = '';
-    const result = await engine.runLoop(generator, ids.length, t0, {
-      signal: opts.signal,
-      onText: () => undefined,
-    });
+    const result = await engine.runLoop(generator, ids.length, t0, { signal: opts.signal });
     // Re-derive per-token character ranges from the ids (same detokenizer rules as runLoop).
     result.tokenIds.forEach((id, i) => {
       const piece = detok.push(id);
@@ -65,7 +62,7 @@ export async function generateStructured(
 
 /**
  * Bounds applied while decoding where the schema sets none, so any model finishes its output.
- * (Strings are bounded separately by the constraint's JsonStringLengthGuard.)
+ * (Strings and numbers are bounded separately by the constraint's JsonLengthGuard.)
  */
 export interface DecodingBounds {
   /** maxItems for arrays without maxItems. */
