@@ -8,6 +8,27 @@ export interface Q4Rows {
   scales: Float32Array; // rows * K/block
 }
 
+const f32 = new Float32Array(1);
+
+/**
+ * Symmetric 4-bit scale of the block `src[base, base + block)`: the value of largest magnitude
+ * maps exactly to code 0 (-8), rounded to float32 as stored.
+ */
+function blockScale(src: Float32Array, base: number, block: number): number {
+  let amax = 0;
+  let max = 0;
+  for (let i = 0; i < block; i++) {
+    const v = src[base + i];
+    const a = Math.abs(v);
+    if (a > amax) {
+      amax = a;
+      max = v;
+    }
+  }
+  f32[0] = max / -8;
+  return f32[0];
+}
+
 /**
  * Quantize `rows` rows of length K (row-major) with blocks of `block` along K.
  * Scale follows MLAS: the value with the largest magnitude maps exactly to -8.
@@ -17,22 +38,10 @@ export function quantizeRowsQ4(src: Float32Array, rows: number, K: number, block
   const nb = K / block;
   const data = new Uint8Array((rows * K) / 2);
   const scales = new Float32Array(rows * nb);
-  const f32 = new Float32Array(1);
   for (let r = 0; r < rows; r++) {
     for (let b = 0; b < nb; b++) {
       const base = r * K + b * block;
-      let amax = 0;
-      let max = 0;
-      for (let i = 0; i < block; i++) {
-        const v = src[base + i];
-        const a = Math.abs(v);
-        if (a > amax) {
-          amax = a;
-          max = v;
-        }
-      }
-      f32[0] = max / -8;
-      const scale = f32[0];
+      const scale = blockScale(src, base, block);
       scales[r * nb + b] = scale;
       const inv = scale !== 0 ? 1 / scale : 0;
       for (let i = 0; i < block; i += 2) {
@@ -69,21 +78,10 @@ export function dequantizeRowsQ4(q: Q4Rows, rows: number, K: number, block = 32)
 export function snapTowardQ4Grid(src: Float32Array, rows: number, K: number, keep: number, block = 32): void {
   if (keep >= 1) return;
   const nb = K / block;
-  const f32 = new Float32Array(1);
   for (let r = 0; r < rows; r++) {
     for (let b = 0; b < nb; b++) {
       const base = r * K + b * block;
-      let amax = 0;
-      let max = 0;
-      for (let i = 0; i < block; i++) {
-        const a = Math.abs(src[base + i]);
-        if (a > amax) {
-          amax = a;
-          max = src[base + i];
-        }
-      }
-      f32[0] = max / -8;
-      const scale = f32[0];
+      const scale = blockScale(src, base, block);
       if (scale === 0) continue;
       const inv = 1 / scale;
       for (let i = 0; i < block; i++) {
