@@ -59,6 +59,27 @@ export function maxRss(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
 
+/**
+ * Runs a peer's measurements and always reports once: `r.ok` on success or `r.error` (stack) on
+ * failure, the child's peak RSS, one emitted result; then exits the child process.
+ */
+export function runPeer(r: PeerResult, measure: () => Promise<void>): void {
+  measure()
+    .then(() => { r.ok = true; }, (e: unknown) => { r.error = (e as Error).stack ?? String(e); })
+    .finally(() => {
+      r.peakRss = maxRss();
+      emit(r);
+      process.exit(0);
+    });
+}
+
+/** Records decode tok/s samples, logs the median, and emits a partial result in case the child dies later. */
+export function reportDecode(r: PeerResult, rates: number[]): void {
+  r.decodeTokPerSec = stat(rates);
+  progress(`decode ${r.decodeTokPerSec.median.toFixed(1)} tok/s`);
+  emit({ ...r, error: 'partial result (child did not finish)' });
+}
+
 /** The parent reads the last line starting with this marker. */
 export function emit(r: PeerResult): void {
   process.stdout.write(`\n@@BENCH_RESULT@@ ${JSON.stringify(r)}\n`);

@@ -6,7 +6,7 @@ import { IncrementalDetokenizer } from '../../src/core/tokenizer';
 import { TaskRuntime, runTask } from '../../src/core/tasks';
 import { BUILTIN_ADAPTERS } from '../../src/core/adapters/builtin';
 import type { TaskAdapter } from '../../src/core/adapters/manifest';
-import { emit, maxRss, now, PeerResult, pkgVersion, progress, readConfig, stat, Stat } from './common';
+import { emit, maxRss, now, PeerResult, pkgVersion, progress, readConfig, stat, Stat, runPeer, reportDecode } from './common';
 
 /** contact-card with `website` removed: a 6-field toJson schema. */
 function sixFieldAdapter(): TaskAdapter {
@@ -19,157 +19,145 @@ function sixFieldAdapter(): TaskAdapter {
   return a as TaskAdapter;
 }
 
-async function main(): Promise<void> {
-  const cfg = readConfig();
-  const r: PeerResult = { runtime: 'Taskling (ours)', version: `onnxruntime-node ${pkgVersion('onnxruntime-node')}`, ok: false, notes: [], quant: 'ONNX q4 (MatMulNBits 4-bit, block 32; q4 embedding/lm_head)', threads: cfg.threads, ttftMs: {} };
-  try {
-    const loads: number[] = [];
-    const toks: number[] = [];
-    const totals: number[] = [];
-    let engine: Engine | null = null;
-    for (let i = 0; i < cfg.loadReps; i++) {
-      if (engine) await engine.dispose();
-      engine = await Engine.load(cfg.modelDir, { variant: 'q4', threads: cfg.threads, matMulNBitsAccuracyLevel: Number(process.env.TASKLING_ACCURACY_LEVEL ?? 0) });
-      loads.push(engine.info.sessionLoadMs);
-      toks.push(engine.info.tokenizerLoadMs);
-      totals.push(engine.info.loadMs);
-    }
-    const e = engine!;
-    r.modelLoadMs = stat(loads);
-    r.tokenizerLoadMs = stat(toks);
-    r.notes.push(`Engine.load loads session and tokenizer in parallel: wall ${stat(totals).median.toFixed(0)} ms median`);
-    r.rssAfterLoad = maxRss();
-
-    // Instrument the session: forward() wall time vs the session.run time it reports.
-    const session = e.session;
-    const origForward = session.forward.bind(session);
-    const ph = { fwdWall: 0, run: 0, calls: 0 };
-    session.forward = async (ids, cache, opts) => {
-      const t0 = now();
-      const res = await origForward(ids, cache, opts);
-      ph.fwdWall += now() - t0;
-      ph.run += res.runMs;
-      ph.calls++;
-      return res;
-    };
-    const gen = () => new Generator(session, { eosTokenIds: [], maxNewTokens: 1 << 20 });
-    const ttft = async (ids: number[]) => {
-      const g = gen();
-      const t0 = now();
-      await g.appendTokens(ids);
-      await g.generateNextToken();
-      return { ms: now() - t0, g };
-    };
-    const dp = cfg.prompts[String(cfg.decodePromptLen)];
-    for (let i = 0; i < cfg.warmup; i++) await ttft(dp);
-    const maxLen = Math.max(...Object.values(cfg.prompts).map((p) => p.length));
-    const prefillRun: Record<string, Stat> = {};
-    for (const [len, ids] of Object.entries(cfg.prompts)) {
-      const s: number[] = [];
-      const runs: number[] = [];
-      for (let i = 0; i < cfg.reps; i++) {
-        ph.run = 0;
-        s.push((await ttft(ids)).ms);
-        runs.push(ph.run);
-      }
-      r.ttftMs[len] = stat(s);
-      progress(`ttft ${len}: ${r.ttftMs[len].median.toFixed(0)} ms`);
-      prefillRun[len] = stat(runs);
-      if (Number(len) === maxLen) r.peakRss2048 = maxRss();
-      emit({ ...r, error: 'partial result (child did not finish)' }); // survives a timeout
-    }
-
-    // Decode: 128 steps after the first token, as engine.runLoop does them (generator step + detokenizer).
-    const rates: number[] = [];
-    const phases: Record<string, number>[] = [];
-    for (let i = 0; i < cfg.reps; i++) {
-      const { g } = await ttft(dp);
-      const detok = new IncrementalDetokenizer(e.tokenizer, { skipSpecialTokens: true });
-      detok.push(g.tokens[g.tokens.length - 1]);
-      ph.fwdWall = 0; ph.run = 0; ph.calls = 0;
-      let stepMs = 0;
-      let detokMs = 0;
-      const t0 = now();
-      for (let k = 0; k < cfg.decodeTokens; k++) {
-        const a = now();
-        const added = await g.generateNextToken();
-        const b = now();
-        for (const id of added) detok.push(id);
-        detokMs += now() - b;
-        stepMs += b - a;
-      }
-      const total = now() - t0;
-      rates.push((cfg.decodeTokens / total) * 1000);
-      const n = cfg.decodeTokens;
-      phases.push({
-        stepTotalMs: total / n,
-        sessionRunMs: ph.run / n,
-        forwardOverheadMs: (ph.fwdWall - ph.run) / n, // feeds, KV cache update, last-logits copy
-        generatorMs: (stepMs - ph.fwdWall) / n, // logits copy, processors, argmax, bookkeeping
-        detokenizerMs: detokMs / n,
-        loopOtherMs: (total - stepMs - detokMs) / n,
-      });
-      r.firstTokens = g.tokens.slice(dp.length, dp.length + 16);
-    }
-    r.decodeTokPerSec = stat(rates);
-    progress(`decode ${r.decodeTokPerSec.median.toFixed(1)} tok/s`);
-    emit({ ...r, error: 'partial result (child did not finish)' });
-    const phaseMedian: Record<string, number> = {};
-    for (const k of Object.keys(phases[0])) phaseMedian[k] = stat(phases.map((p) => p[k])).median;
-    r.extra = { decodePhasesMsPerToken: phaseMedian, prefillSessionRunMs: prefillRun };
-
-    // Tasks on a ~200-token selection.
-    if (cfg.selection) {
-      session.forward = origForward;
-      const rt = new TaskRuntime(e);
-      const selTokens = e.tokenizer.encode(cfg.selection).length;
-      const adapters: [string, TaskAdapter][] = [
-        ['classify (support-routing, 5 labels)', BUILTIN_ADAPTERS.find((a) => a.id === 'support-routing')!],
-        ['extract (pii-entities)', BUILTIN_ADAPTERS.find((a) => a.id === 'pii-entities')!],
-        ['toJson (contact-card minus website, 6 fields)', sixFieldAdapter()],
-      ];
-      const tasks: Record<string, unknown> = {};
-      for (const [label, ad] of adapters) {
-        const entry: Record<string, unknown> = {};
-        for (const cached of [true, false]) {
-          const opts = { usePrefixCache: cached, maxNewTokens: ad.task === 'classify' ? undefined : cfg.taskMaxNewTokens };
-          // Random weights rarely finish a JSON/span list within the cap: the task then throws at
-          // the cap; the time to that point is still the cost of prefill + the capped decode.
-          let failure: string | undefined;
-          const call = async () => {
-            try {
-              return await runTask(rt, ad, cfg.selection!, opts);
-            } catch (err) {
-              failure = (err as Error).message;
-              return null;
-            }
-          };
-          await call(); // warm-up (fills the prefix cache when cached)
-          const s: number[] = [];
-          let prov: unknown = null;
-          for (let i = 0; i < (cfg.taskReps ?? 5); i++) {
-            const t0 = now();
-            const res = await call();
-            s.push(now() - t0);
-            prov = (res as { provenance?: { tokens: unknown; timings: unknown } } | null)?.provenance ?? prov;
-          }
-          if (failure) r.notes.push(`${label}${cached ? '' : ' (no cache)'}: ${failure}`);
-          const p = prov as { tokens?: unknown; timings?: unknown } | null;
-          entry[cached ? 'prefixCached' : 'noPrefixCache'] = { ms: stat(s), tokens: p?.tokens, timings: p?.timings, error: failure };
-          progress(`${label} cached=${cached}: ${stat(s).median.toFixed(0)} ms${failure ? ' (threw at cap)' : ''}`);
-        }
-        tasks[label] = entry;
-      }
-      r.extra.tasks = { selectionTokens: selTokens, maxNewTokensExtractToJson: cfg.taskMaxNewTokens, results: tasks };
-    }
-    r.peakRss = maxRss();
-    r.ok = true;
-    await e.dispose();
-  } catch (err) {
-    r.error = (err as Error).stack ?? String(err);
-    r.peakRss = maxRss();
+const cfg = readConfig();
+const r: PeerResult = { runtime: 'Taskling (ours)', version: `onnxruntime-node ${pkgVersion('onnxruntime-node')}`, ok: false, notes: [], quant: 'ONNX q4 (MatMulNBits 4-bit, block 32; q4 embedding/lm_head)', threads: cfg.threads, ttftMs: {} };
+runPeer(r, async () => {
+  const loads: number[] = [];
+  const toks: number[] = [];
+  const totals: number[] = [];
+  let engine: Engine | null = null;
+  for (let i = 0; i < cfg.loadReps; i++) {
+    if (engine) await engine.dispose();
+    engine = await Engine.load(cfg.modelDir, { variant: 'q4', threads: cfg.threads, matMulNBitsAccuracyLevel: Number(process.env.TASKLING_ACCURACY_LEVEL ?? 0) });
+    loads.push(engine.info.sessionLoadMs);
+    toks.push(engine.info.tokenizerLoadMs);
+    totals.push(engine.info.loadMs);
   }
-  emit(r);
-}
+  const e = engine!;
+  r.modelLoadMs = stat(loads);
+  r.tokenizerLoadMs = stat(toks);
+  r.notes.push(`Engine.load loads session and tokenizer in parallel: wall ${stat(totals).median.toFixed(0)} ms median`);
+  r.rssAfterLoad = maxRss();
 
-void main().then(() => process.exit(0));
+  // Instrument the session: forward() wall time vs the session.run time it reports.
+  const session = e.session;
+  const origForward = session.forward.bind(session);
+  const ph = { fwdWall: 0, run: 0, calls: 0 };
+  session.forward = async (ids, cache, opts) => {
+    const t0 = now();
+    const res = await origForward(ids, cache, opts);
+    ph.fwdWall += now() - t0;
+    ph.run += res.runMs;
+    ph.calls++;
+    return res;
+  };
+  const gen = () => new Generator(session, { eosTokenIds: [], maxNewTokens: 1 << 20 });
+  const ttft = async (ids: number[]) => {
+    const g = gen();
+    const t0 = now();
+    await g.appendTokens(ids);
+    await g.generateNextToken();
+    return { ms: now() - t0, g };
+  };
+  const dp = cfg.prompts[String(cfg.decodePromptLen)];
+  for (let i = 0; i < cfg.warmup; i++) await ttft(dp);
+  const maxLen = Math.max(...Object.values(cfg.prompts).map((p) => p.length));
+  const prefillRun: Record<string, Stat> = {};
+  for (const [len, ids] of Object.entries(cfg.prompts)) {
+    const s: number[] = [];
+    const runs: number[] = [];
+    for (let i = 0; i < cfg.reps; i++) {
+      ph.run = 0;
+      s.push((await ttft(ids)).ms);
+      runs.push(ph.run);
+    }
+    r.ttftMs[len] = stat(s);
+    progress(`ttft ${len}: ${r.ttftMs[len].median.toFixed(0)} ms`);
+    prefillRun[len] = stat(runs);
+    if (Number(len) === maxLen) r.peakRss2048 = maxRss();
+    emit({ ...r, error: 'partial result (child did not finish)' }); // survives a timeout
+  }
+
+  // Decode: 128 steps after the first token, as engine.runLoop does them (generator step + detokenizer).
+  const rates: number[] = [];
+  const phases: Record<string, number>[] = [];
+  for (let i = 0; i < cfg.reps; i++) {
+    const { g } = await ttft(dp);
+    const detok = new IncrementalDetokenizer(e.tokenizer, { skipSpecialTokens: true });
+    detok.push(g.tokens[g.tokens.length - 1]);
+    ph.fwdWall = 0; ph.run = 0; ph.calls = 0;
+    let stepMs = 0;
+    let detokMs = 0;
+    const t0 = now();
+    for (let k = 0; k < cfg.decodeTokens; k++) {
+      const a = now();
+      const added = await g.generateNextToken();
+      const b = now();
+      for (const id of added) detok.push(id);
+      detokMs += now() - b;
+      stepMs += b - a;
+    }
+    const total = now() - t0;
+    rates.push((cfg.decodeTokens / total) * 1000);
+    const n = cfg.decodeTokens;
+    phases.push({
+      stepTotalMs: total / n,
+      sessionRunMs: ph.run / n,
+      forwardOverheadMs: (ph.fwdWall - ph.run) / n, // feeds, KV cache update, last-logits copy
+      generatorMs: (stepMs - ph.fwdWall) / n, // logits copy, processors, argmax, bookkeeping
+      detokenizerMs: detokMs / n,
+      loopOtherMs: (total - stepMs - detokMs) / n,
+    });
+    r.firstTokens = g.tokens.slice(dp.length, dp.length + 16);
+  }
+  reportDecode(r, rates);
+  const phaseMedian: Record<string, number> = {};
+  for (const k of Object.keys(phases[0])) phaseMedian[k] = stat(phases.map((p) => p[k])).median;
+  r.extra = { decodePhasesMsPerToken: phaseMedian, prefillSessionRunMs: prefillRun };
+
+  // Tasks on a ~200-token selection.
+  if (cfg.selection) {
+    session.forward = origForward;
+    const rt = new TaskRuntime(e);
+    const selTokens = e.tokenizer.encode(cfg.selection).length;
+    const adapters: [string, TaskAdapter][] = [
+      ['classify (support-routing, 5 labels)', BUILTIN_ADAPTERS.find((a) => a.id === 'support-routing')!],
+      ['extract (pii-entities)', BUILTIN_ADAPTERS.find((a) => a.id === 'pii-entities')!],
+      ['toJson (contact-card minus website, 6 fields)', sixFieldAdapter()],
+    ];
+    const tasks: Record<string, unknown> = {};
+    for (const [label, ad] of adapters) {
+      const entry: Record<string, unknown> = {};
+      for (const cached of [true, false]) {
+        const opts = { usePrefixCache: cached, maxNewTokens: ad.task === 'classify' ? undefined : cfg.taskMaxNewTokens };
+        // Random weights rarely finish a JSON/span list within the cap: the task then throws at
+        // the cap; the time to that point is still the cost of prefill + the capped decode.
+        let failure: string | undefined;
+        const call = async () => {
+          try {
+            return await runTask(rt, ad, cfg.selection!, opts);
+          } catch (err) {
+            failure = (err as Error).message;
+            return null;
+          }
+        };
+        await call(); // warm-up (fills the prefix cache when cached)
+        const s: number[] = [];
+        let prov: unknown = null;
+        for (let i = 0; i < (cfg.taskReps ?? 5); i++) {
+          const t0 = now();
+          const res = await call();
+          s.push(now() - t0);
+          prov = (res as { provenance?: { tokens: unknown; timings: unknown } } | null)?.provenance ?? prov;
+        }
+        if (failure) r.notes.push(`${label}${cached ? '' : ' (no cache)'}: ${failure}`);
+        const p = prov as { tokens?: unknown; timings?: unknown } | null;
+        entry[cached ? 'prefixCached' : 'noPrefixCache'] = { ms: stat(s), tokens: p?.tokens, timings: p?.timings, error: failure };
+        progress(`${label} cached=${cached}: ${stat(s).median.toFixed(0)} ms${failure ? ' (threw at cap)' : ''}`);
+      }
+      tasks[label] = entry;
+    }
+    r.extra.tasks = { selectionTokens: selTokens, maxNewTokensExtractToJson: cfg.taskMaxNewTokens, results: tasks };
+  }
+  await e.dispose();
+});
