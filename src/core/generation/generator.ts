@@ -152,7 +152,7 @@ export class Generator {
   async appendTokens(ids: readonly number[]): Promise<void> {
     throwIfAborted(this.params.signal);
     if (ids.length === 0) return;
-    await this.flush('decode');
+    await this.flush();
     this.tokens.push(...ids);
     const r = await this.session.forward(ids, this.cache);
     this.stats.prefillTokens += ids.length;
@@ -161,16 +161,14 @@ export class Generator {
     this.logits = r.lastLogits;
   }
 
-  /** Runs the pending committed tokens through the model. */
-  private async flush(kind: 'decode'): Promise<void> {
+  /** Runs the pending committed tokens through the model (a decode step). */
+  private async flush(): Promise<void> {
     if (this.pending.length === 0) return;
     const ids = this.pending;
     this.pending = [];
     const r = await this.session.forward(ids, this.cache);
-    if (kind === 'decode') {
-      this.stats.decodeTokens += ids.length;
-      this.stats.decodeMs += r.runMs;
-    }
+    this.stats.decodeTokens += ids.length;
+    this.stats.decodeMs += r.runMs;
     this.stats.forwardPasses++;
     this.logits = r.lastLogits;
   }
@@ -180,7 +178,7 @@ export class Generator {
    * @throws TasklingError `INVALID_INPUT` before any token was appended.
    */
   async nextLogits(): Promise<Float32Array> {
-    await this.flush('decode');
+    await this.flush();
     if (!this.logits) throw new TasklingError('INVALID_INPUT', 'append the prompt tokens before generating');
     return this.logits;
   }
@@ -282,7 +280,7 @@ export class Generator {
    */
   async rewind(length: number): Promise<void> {
     if (length < 0 || length > this.tokens.length) throw new RangeError(`cannot rewind ${this.tokens.length} tokens to ${length}`);
-    await this.flush('decode');
+    await this.flush();
     const drop = this.tokens.length - length;
     this.tokens.length = length;
     this.generated.length = Math.max(0, this.generated.length - drop);
