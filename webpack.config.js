@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * Bundles the extension host (src/extension.ts -> dist/extension.js) and the inference worker
- * (src/worker/main.ts -> dist/worker.js), both for Node. onnxruntime-node is native and stays
+ * (src/worker/main.ts -> dist/worker.js) with its session thread (src/worker/sessionMain.ts ->
+ * dist/sessionWorker.js), all for Node. onnxruntime-node is native and stays
  * external (shipped in the VSIX under node_modules/, linux-x64 binaries only; see .vscodeignore).
  * The panel's config (webview-ui/webpack.config.js) is appended when present.
  */
@@ -45,6 +46,7 @@ const nodeConfig = (entry, filename) => ({
 const configs = [
   nodeConfig('src/extension.ts', 'extension.js'),
   nodeConfig('src/worker/main.ts', 'worker.js'),
+  nodeConfig('src/worker/sessionMain.ts', 'sessionWorker.js'),
 ];
 const webviewConfig = path.join(__dirname, 'webview-ui', 'webpack.config.js');
 if (fs.existsSync(webviewConfig)) configs.push(require(webviewConfig));

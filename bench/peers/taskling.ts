@@ -5,6 +5,7 @@ import { Generator } from '../../src/core/generation/generator';
 import { IncrementalDetokenizer } from '../../src/core/tokenizer';
 import { TaskRuntime, runTask } from '../../src/core/tasks';
 import { BUILTIN_ADAPTERS } from '../../src/core/adapters/builtin';
+import { ThreadedSession } from '../../src/worker/sessionThread';
 import type { TaskAdapter } from '../../src/core/adapters/manifest';
 import { emit, maxRss, now, PeerResult, pkgVersion, progress, readConfig, stat, Stat, runPeer, reportDecode } from './common';
 
@@ -21,6 +22,8 @@ function sixFieldAdapter(): TaskAdapter {
 
 const cfg = readConfig();
 const r: PeerResult = { runtime: 'Taskling (ours)', version: `onnxruntime-node ${pkgVersion('onnxruntime-node')}`, ok: false, notes: [], quant: 'ONNX q4 (MatMulNBits 4-bit, block 32; q4 embedding/lm_head)', threads: cfg.threads, ttftMs: {} };
+const sessionInThread = process.env.TASKLING_SESSION_THREAD === '0';
+r.notes.push(sessionInThread ? 'session in the engine thread (TASKLING_SESSION_THREAD=0)' : 'session in its own thread (ThreadedSession), as in the extension');
 runPeer(r, async () => {
   const loads: number[] = [];
   const toks: number[] = [];
@@ -28,7 +31,11 @@ runPeer(r, async () => {
   let engine: Engine | null = null;
   for (let i = 0; i < cfg.loadReps; i++) {
     if (engine) await engine.dispose();
-    engine = await Engine.load(cfg.modelDir, { variant: 'q4', threads: cfg.threads, matMulNBitsAccuracyLevel: Number(process.env.TASKLING_ACCURACY_LEVEL ?? 0) });
+    engine = await Engine.load(cfg.modelDir, {
+      variant: 'q4', threads: cfg.threads, matMulNBitsAccuracyLevel: Number(process.env.TASKLING_ACCURACY_LEVEL ?? 0),
+      // As in the extension and the CLI: the graph in its own thread. TASKLING_SESSION_THREAD=0 runs it in this thread.
+      openSession: sessionInThread ? undefined : ThreadedSession.load,
+    });
     loads.push(engine.info.sessionLoadMs);
     toks.push(engine.info.tokenizerLoadMs);
     totals.push(engine.info.loadMs);

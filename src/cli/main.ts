@@ -14,7 +14,8 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { Engine } from '../core/engine';
+import { Engine, EngineOptions } from '../core/engine';
+import { ThreadedSession } from '../worker/sessionThread';
 import { TasklingError } from '../core/errors';
 import type { ConstraintSpec } from '../shared/protocol';
 import { choiceOpt, flag, intOpt, numOpt, opt, parseArgs, UsageError, usageError, type OptionSpec, type ParsedArgs } from './args';
@@ -104,8 +105,9 @@ function reportFatal(e: unknown): number {
 }
 
 /** Options shared by `generate` and `run` that configure the engine, validated up front. */
-function engineOptions(a: ParsedArgs): { variant: (typeof MODEL_VARIANTS)[number]; threads?: number } {
-  return { variant: choiceOpt(a, 'variant', MODEL_VARIANTS) ?? 'q4', threads: intOpt(a, 'threads', 0) };
+/** Engine options from the command line; the graph runs in its own thread, as in the extension. */
+function engineOptions(a: ParsedArgs): EngineOptions {
+  return { variant: choiceOpt(a, 'variant', MODEL_VARIANTS) ?? 'q4', threads: intOpt(a, 'threads', 0), openSession: ThreadedSession.load };
 }
 
 function noPositionals(a: ParsedArgs): void {

@@ -5,7 +5,7 @@
  */
 import { readModelFolder, ModelFolder, ModelVariant } from './model/modelFolder';
 import { CausalLMSession, SessionOptions } from './model/session';
-import { KVCache } from './model/kvCache';
+import type { ForwardSession, KVCacheState } from './model/forwardSession';
 import { GemmaTokenizer, IncrementalDetokenizer, TokenizerFileError } from './tokenizer';
 import { Generator, GeneratorParams, TokenConstraint } from './generation/generator';
 import { TasklingError, throwIfAborted } from './errors';
@@ -18,6 +18,11 @@ import { ConstraintFactory } from './constraints/factory';
 export interface EngineOptions extends SessionOptions {
   /** Graph variant (default q4). */
   variant?: ModelVariant;
+  /**
+   * Opens the session (default: {@link CausalLMSession.load}, in this thread). The inference worker
+   * passes one that runs the graph in a thread of its own (src/worker/sessionThread.ts).
+   */
+  openSession?: (folder: ModelFolder, opts: SessionOptions) => Promise<ForwardSession>;
 }
 
 /** Streaming and cancellation hooks of one call. */
@@ -32,7 +37,7 @@ export class Engine {
 
   private constructor(
     readonly folder: ModelFolder,
-    readonly session: CausalLMSession,
+    readonly session: ForwardSession,
     readonly tokenizer: GemmaTokenizer,
     readonly info: ModelInfo,
   ) {}
@@ -46,7 +51,8 @@ export class Engine {
     const t0 = performance.now();
     const variant = opts.variant ?? 'q4';
     const folder = readModelFolder(modelDir, variant);
-    const sessionP = CausalLMSession.load(folder, opts);
+    const { openSession = CausalLMSession.load, variant: _v, ...sessionOpts } = opts;
+    const sessionP = openSession(folder, sessionOpts);
     const tokP = GemmaTokenizer.fromModelDir(modelDir).catch((e: unknown) => {
       if (e instanceof TokenizerFileError) throw new TasklingError('TOKENIZER_INVALID', `${e.message}. The file may be truncated: download the model again or choose another folder.`, e.file);
       throw e;
@@ -168,7 +174,7 @@ export class Engine {
   }
 
   /** A new KV cache for this model. */
-  newCache(): KVCache {
+  newCache(): KVCacheState {
     return this.session.newCache();
   }
 

@@ -8,6 +8,7 @@ import type { ModelVariant } from '../core/model/modelFolder';
 import type { GenerateParams, LoadParams, ModelInfo, RunTaskParams, WorkerEvent, WorkerMethods } from '../shared/protocol';
 import { runTask, TaskRuntime } from '../core/tasks';
 import { validateAdapter } from '../core/adapters/validate';
+import { ThreadedSession } from './sessionThread';
 
 /** Per-request context: cancellation and event emission. */
 export interface HandlerContext {
@@ -38,10 +39,12 @@ export function createHandlers(opts: { allowDebug: boolean }): Handlers {
     async load(p: LoadParams): Promise<ModelInfo> {
       const modelDir = requireString(p?.modelDir, 'modelDir');
       const key = JSON.stringify([modelDir, p.variant ?? 'q4', p.threads ?? 0]);
-      if (engine && key === loadedKey) return engine.info;
+      const alive = engine && !(engine.session instanceof ThreadedSession && engine.session.isDead);
+      if (engine && alive && key === loadedKey) return engine.info;
       if (engine) await engine.dispose();
       engine = null;
-      engine = await Engine.load(modelDir, { variant: (p.variant ?? 'q4') as ModelVariant, threads: p.threads });
+      // The graph runs in a thread of its own (see sessionThread.ts); tokenizer and grammar stay here.
+      engine = await Engine.load(modelDir, { variant: (p.variant ?? 'q4') as ModelVariant, threads: p.threads, openSession: ThreadedSession.load });
       loadedKey = key;
       return engine.info;
     },

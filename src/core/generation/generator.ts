@@ -15,8 +15,7 @@
  * The forward pass of a committed token is deferred until it is needed, so stopping on eos or
  * `maxNewTokens` costs no wasted pass. Cancellation: `signal` is checked before every step.
  */
-import { CausalLMSession } from '../model/session';
-import { KVCache } from '../model/kvCache';
+import type { ForwardSession, KVCacheState } from '../model/forwardSession';
 import { TasklingError, throwIfAborted } from '../errors';
 import {
   LogitsProcessor, RepetitionPenaltyProcessor, TemperatureProcessor, TopKProcessor, TopPProcessor,
@@ -115,9 +114,9 @@ export class Generator {
    * @param prefixTokens the tokens already held by `cache`.
    */
   constructor(
-    readonly session: CausalLMSession,
+    readonly session: ForwardSession,
     readonly params: GeneratorParams,
-    readonly cache: KVCache = session.newCache(),
+    readonly cache: KVCacheState = session.newCache(),
     prefixTokens: readonly number[] = [],
   ) {
     if (cache.length !== prefixTokens.length) {

@@ -5,17 +5,17 @@
  * Entries are matched on exact token ids, so reuse is exact: a prompt reuses the longest cached
  * prefix of its own ids. Least-recently-used entries are evicted beyond `maxBytes`.
  */
-import { KVCache } from '../model/kvCache';
+import type { KVCacheState } from '../model/forwardSession';
 
 interface Entry {
   tokens: number[];
-  cache: KVCache;
+  cache: KVCacheState;
   lastUsed: number;
 }
 
 /** Result of {@link PrefixCache.lookup}: a fork of the cached KV and the tokens it holds. */
 export interface PrefixHit {
-  cache: KVCache;
+  cache: KVCacheState;
   tokens: number[];
 }
 
@@ -53,7 +53,7 @@ export class PrefixCache {
   }
 
   /** Stores a fork of `cache`, which must hold exactly `tokens`. */
-  insert(tokens: readonly number[], cache: KVCache): void {
+  insert(tokens: readonly number[], cache: KVCacheState): void {
     if (cache.length !== tokens.length) throw new RangeError(`cache holds ${cache.length} positions, ${tokens.length} tokens given`);
     if (this.has(tokens)) return;
     this.entries.push({ tokens: tokens.slice(), cache: cache.fork(), lastUsed: ++this.clock });

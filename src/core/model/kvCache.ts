@@ -9,11 +9,12 @@
  * {@link KVCache.rewind} share buffers instead of copying (rewind is a view when kvHeads = 1).
  */
 import * as ort from 'onnxruntime-node';
+import type { KVCacheState } from './forwardSession';
 
 /** float32 or float16 (float16 data is stored as Uint16Array bit patterns). */
 export type KVType = 'float32' | 'float16';
 
-export class KVCache {
+export class KVCache implements KVCacheState {
   /** `past_key_values.*` input name -> tensor `[1, kvHeads, length, headDim]`. */
   readonly tensors: Map<string, ort.Tensor>;
 

@@ -10,6 +10,9 @@ import { ModelFolder } from './modelFolder';
 import { KVCache, KVType } from './kvCache';
 import { float16ToFloat32 } from './float16';
 import { rewrittenGraph, LOGITS_TO_KEEP_INPUT } from './graphRewrite';
+import type { ForwardOptions, ForwardResult, ForwardSession, KVCacheState } from './forwardSession';
+
+export type { ForwardResult } from './forwardSession';
 
 /** Options for {@link CausalLMSession.load}. */
 export interface SessionOptions {
@@ -31,24 +34,15 @@ export interface SessionOptions {
   matMulNBitsAccuracyLevel?: number;
 }
 
-/** Output of one forward pass. */
-export interface ForwardResult {
-  /** Logits of the last input position, float32 `[vocab]` (converted from float16 if needed). */
-  lastLogits: Float32Array;
-  /** Logits of every input position, float32 `[seq, vocab]` row-major; only with `allLogits`. */
-  allLogits?: Float32Array;
-  /** Wall time of `session.run` in ms. */
-  runMs: number;
-}
-
 const PAST_RE = /^past_key_values\.(\d+)\.(key|value)$/;
 
-export class CausalLMSession {
+/** The graph run in the calling thread. */
+export class CausalLMSession implements ForwardSession {
   private constructor(
     readonly folder: ModelFolder,
     private readonly session: ort.InferenceSession,
     /** `past_key_values.{i}.key/.value` input names in layer order. */
-    readonly pastNames: string[],
+    readonly pastNames: readonly string[],
     /** Matching `present.{i}.key/.value` output names. */
     readonly presentNames: string[],
     readonly kvType: KVType,
@@ -145,13 +139,15 @@ export class CausalLMSession {
    * Runs the graph on `ids` appended after `cache`, and advances `cache` by `ids.length`.
    *
    * @param ids token ids, length >= 1 (prefill: many; decode: one).
-   * @param cache the KV cache; updated in place with the `present.*` outputs.
+   * @param state the KV cache from {@link newCache}; updated in place with the `present.*` outputs.
    * @param opts.allLogits also return the logits of every input position (costs seq x vocab x 4 bytes).
    * @param opts.keep return logits for the last `keep` positions in `allLogits` (`[keep, vocab]`).
    * @throws TasklingError `INVALID_INPUT` when `ids` is empty or holds an id outside the vocabulary;
    *   `CONTEXT_TOO_LONG` when the cache plus `ids` exceed the model's positions (`folder.maxPositions`).
    */
-  async forward(ids: readonly number[], cache: KVCache, opts: { allLogits?: boolean; keep?: number } = {}): Promise<ForwardResult> {
+  async forward(ids: readonly number[], state: KVCacheState, opts: ForwardOptions = {}): Promise<ForwardResult> {
+    if (!(state instanceof KVCache)) throw new TypeError('forward() needs a KV cache made by this session (newCache())');
+    const cache = state;
     const seq = ids.length;
     if (seq === 0) throw new TasklingError('INVALID_INPUT', 'forward() needs at least one token');
     const past = cache.length;

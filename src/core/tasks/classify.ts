@@ -15,7 +15,7 @@
 import type { ClassifyAdapter } from '../adapters/manifest';
 import { buildMessages } from '../adapters/prompt';
 import { logSoftmax } from '../generation/logitsProcessors';
-import { KVCache } from '../model/kvCache';
+import type { KVCacheState } from '../model/forwardSession';
 import { throwIfAborted } from '../errors';
 import type { ChatMessage } from '../../shared/protocol';
 import { Provenance, TaskOptions, TaskRuntime } from './context';
@@ -87,7 +87,7 @@ export interface TrieNode {
  * @returns log-probs per label index and the number of forward passes made.
  */
 export async function scoreTrie(
-  runtime: TaskRuntime, trie: LabelTrie, rootCache: KVCache, rootLogits: Float32Array, signal?: AbortSignal,
+  runtime: TaskRuntime, trie: LabelTrie, rootCache: KVCacheState, rootLogits: Float32Array, signal?: AbortSignal,
 ): Promise<{ logProbs: number[]; steps: number }> {
   const logProbs = new Array<number>(trie.sequences.length).fill(-Infinity);
   let steps = 0;

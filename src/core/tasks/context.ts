@@ -5,7 +5,7 @@
 import { basename } from 'node:path';
 import { Engine } from '../engine';
 import { modelFileHash } from '../model/modelFolder';
-import { KVCache } from '../model/kvCache';
+import type { KVCacheState } from '../model/forwardSession';
 import { PrefixCache } from '../generation/prefixCache';
 import { Generator, GeneratorParams } from '../generation/generator';
 import { TasklingError, throwIfAborted } from '../errors';
@@ -89,7 +89,7 @@ export class TaskRuntime {
     if (usePrefixCache && sharesPrefix) {
       let hit = this.prefixCache.lookup(ids);
       if (!hit || hit.tokens.length < prefixIds.length) {
-        const c: KVCache = session.newCache();
+        const c: KVCacheState = session.newCache();
         await session.forward(prefixIds, c);
         this.prefixCache.insert(prefixIds, c);
         hit = this.prefixCache.lookup(ids)!;

@@ -1,0 +1,69 @@
+/**
+ * What the generator, the tasks and the engine need from a model session, so that the graph can
+ * run either in this thread ({@link CausalLMSession}) or in a thread of its own (the worker's
+ * `ThreadedSession`, which keeps onnxruntime's per-step output buffers out of this thread's heap).
+ */
+import type { KVType } from './kvCache';
+
+/** Output of one forward pass. */
+export interface ForwardResult {
+  /** Logits of the last input position, float32 `[vocab]` (converted from float16 if needed). */
+  lastLogits: Float32Array;
+  /** Logits of the last `keep` (or every, with `allLogits`) input positions, float32 `[rows, vocab]` row-major. */
+  allLogits?: Float32Array;
+  /** Wall time of `session.run` in ms (measured where the graph runs). */
+  runMs: number;
+}
+
+/** Options of {@link ForwardSession.forward}. */
+export interface ForwardOptions {
+  /** Also return the logits of every input position (costs seq x vocab x 4 bytes). */
+  allLogits?: boolean;
+  /** Return the logits of the last `keep` positions in `allLogits` (`[keep, vocab]`). */
+  keep?: number;
+}
+
+/**
+ * A KV cache as the callers see it: how many positions it holds, and cheap structural operations.
+ * The tensors themselves stay with the session that produced them.
+ */
+export interface KVCacheState {
+  /** Positions held (tokens already run through the graph). */
+  readonly length: number;
+  /** Bytes held by the cache (all layers, keys and values). */
+  readonly byteLength: number;
+  /** A cache sharing this one's (immutable) tensors; advancing one does not affect the other. */
+  fork(): KVCacheState;
+  /**
+   * Keeps the first `length` positions.
+   * @throws RangeError when `length` is negative or beyond the current length.
+   */
+  rewind(length: number): void;
+}
+
+/** A loaded decoder graph plus its KV cache factory. */
+export interface ForwardSession {
+  /** Logit columns (config.json `vocab_size`; Gemma 3: 262,144). */
+  readonly vocabSize: number;
+  /** `past_key_values.{i}.key/.value` input names in layer order (2 per layer). */
+  readonly pastNames: readonly string[];
+  /** KV dtype from the graph's input metadata. */
+  readonly kvType: KVType;
+  /** Session creation time in ms. */
+  readonly loadMs: number;
+  /** True when the graph takes `num_logits_to_keep`. */
+  readonly hasLogitsToKeep: boolean;
+  /** How logits are computed (graph rewrite notes), for logs and benchmarks. */
+  readonly logitsNote: string;
+  /** An empty KV cache (length 0) shaped for this graph. */
+  newCache(): KVCacheState;
+  /**
+   * Runs the graph on `ids` appended after `cache`, and advances `cache` by `ids.length`.
+   * @throws TasklingError `INVALID_INPUT` (empty ids, id outside the vocabulary),
+   *   `CONTEXT_TOO_LONG` (cache + ids beyond the model's positions), `WORKER_CRASHED` (the
+   *   session's thread died).
+   */
+  forward(ids: readonly number[], cache: KVCacheState, opts?: ForwardOptions): Promise<ForwardResult>;
+  /** Releases the native session (and its thread, if any). */
+  dispose(): Promise<void>;
+}

@@ -1,0 +1,103 @@
+/**
+ * `worker_threads` entry of the session thread (see sessionThread.ts): loads one
+ * `CausalLMSession` and serves forward passes and KV cache operations, one message at a time in
+ * arrival order. Replies carry logits as transferred buffers.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { readModelFolder, ModelVariant } from '../core/model/modelFolder';
+import { CausalLMSession } from '../core/model/session';
+import { KVCache } from '../core/model/kvCache';
+import { TasklingError } from '../core/errors';
+import type { FromSessionThread, SessionThreadData, ToSessionThread, WireError } from './sessionThread';
+
+const port = parentPort;
+if (!port) throw new Error('src/worker/sessionMain.ts must run in a worker thread');
+const data = workerData as SessionThreadData;
+const caches = new Map<number, KVCache>();
+let session: CausalLMSession | null = null;
+
+function wire(e: unknown): WireError {
+  return e instanceof TasklingError
+    ? { code: e.code, message: e.message, file: e.file }
+    : { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
+}
+
+function post(m: FromSessionThread, transfer: ArrayBuffer[] = []): void {
+  port!.postMessage(m, transfer);
+}
+
+function cacheOf(id: number): KVCache {
+  const c = caches.get(id);
+  if (!c) throw new TasklingError('INTERNAL', `KV cache ${id} does not exist in the inference thread`);
+  return c;
+}
+
+/** An own, transferable copy unless `a` already spans its whole buffer. */
+function owned(a: Float32Array): Float32Array {
+  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : a.slice();
+}
+
+async function handle(m: ToSessionThread): Promise<void> {
+  const s = session!;
+  switch (m.op) {
+    case 'new':
+      caches.set(m.cache, s.newCache());
+      return;
+    case 'fork':
+      caches.set(m.cache, cacheOf(m.from).fork());
+      return;
+    case 'rewind':
+      cacheOf(m.cache).rewind(m.length);
+      return;
+    case 'free':
+      caches.delete(m.cache);
+      return;
+    case 'forward': {
+      try {
+        const cache = cacheOf(m.cache);
+        const r = await s.forward(m.ids, cache, m.opts);
+        const lastLogits = owned(r.lastLogits);
+        const allLogits = r.allLogits ? owned(r.allLogits) : undefined;
+        const transfer = [lastLogits.buffer as ArrayBuffer];
+        if (allLogits && allLogits.buffer !== lastLogits.buffer) transfer.push(allLogits.buffer as ArrayBuffer);
+        post({ op: 'result', id: m.id, lastLogits, allLogits, runMs: r.runMs, length: cache.length }, transfer);
+      } catch (e) {
+        post({ op: 'error', id: m.id, error: wire(e) });
+      }
+      return;
+    }
+    case 'dispose':
+      caches.clear();
+      await s.dispose();
+      session = null;
+      post({ op: 'disposed', id: m.id });
+      return;
+  }
+}
+
+async function main(): Promise<void> {
+  try {
+    const folder = readModelFolder(data.modelDir, data.variant as ModelVariant);
+    session = await CausalLMSession.load(folder, data.opts);
+  } catch (e) {
+    post({ op: 'loadError', error: wire(e) });
+    return;
+  }
+  const s = session;
+  post({
+    op: 'ready',
+    meta: {
+      vocabSize: s.vocabSize, pastNames: [...s.pastNames], kvType: s.kvType, kvHeads: s.kvHeads, headDim: s.headDim,
+      loadMs: s.loadMs, hasLogitsToKeep: s.hasLogitsToKeep, logitsNote: s.logitsNote,
+    },
+  });
+  let chain = Promise.resolve();
+  port!.on('message', (m: ToSessionThread) => {
+    chain = chain.then(() => (session ? handle(m) : undefined)).catch((e) => {
+      // A failing cache operation has no reply; the next forward on that cache reports it.
+      console.error(`taskling session thread: ${m.op} failed: ${(e as Error).message}`);
+    });
+  });
+}
+
+void main();
