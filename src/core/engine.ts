@@ -121,11 +121,12 @@ export class Engine {
     const decoding = { ...params.decoding, maxNewTokens: Math.min(params.decoding?.maxNewTokens ?? 256, limit - ids.length) };
     params = { ...params, decoding };
     const constraint = params.constraint ? await this.createConstraint(params.constraint, { maxTokens: decoding.maxNewTokens }) : undefined;
+    const g = new Generator(this.session, this.generatorParams(params.decoding, constraint, hooks.signal));
     try {
-      const g = new Generator(this.session, this.generatorParams(params.decoding, constraint, hooks.signal));
       await g.appendTokens(ids);
       return await this.runLoop(g, ids.length, t0, hooks);
     } finally {
+      g.dispose();
       constraint?.dispose();
     }
   }

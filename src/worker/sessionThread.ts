@@ -25,6 +25,7 @@ import type { KVType } from '../core/model/kvCache';
 
 /** Messages to the session thread. Cache ids are chosen by the caller. */
 export type ToSessionThread =
+  /** Creates cache `cache`, or empties it when it exists. */
   | { op: 'new'; cache: number }
   | { op: 'fork'; cache: number; from: number }
   | { op: 'rewind'; cache: number; length: number }
@@ -92,6 +93,11 @@ class RemoteKVCache implements KVCacheState {
     if (length === this.length) return;
     this.owner.send({ op: 'rewind', cache: this.id, length });
     this.length = length;
+  }
+
+  release(): void {
+    this.owner.send({ op: 'new', cache: this.id }); // replaces the thread's entry with an empty cache
+    this.length = 0;
   }
 }
 

@@ -170,3 +170,32 @@ test('cancellation stops within one step', async () => {
     await engine.dispose();
   }
 });
+
+test('chunked prefill gives the same logits and KV cache as one pass; release() empties a cache for reuse', async () => {
+  const folder = readModelFolder(TINY_MODEL, 'fp32');
+  const [one, chunked] = await Promise.all([
+    CausalLMSession.load(folder, { threads: 1, prefillChunkTokens: 0 }),
+    CausalLMSession.load(folder, { threads: 1, prefillChunkTokens: 128 }),
+  ]);
+  try {
+    const ids = [2, ...tokenIds(549, 11)];
+    const a = one.newCache();
+    const b = chunked.newCache();
+    const ra = await one.forward(ids, a, { keep: 3 });
+    const rb = await chunked.forward(ids, b, { keep: 3 });
+    assert.equal(b.length, 550);
+    assert.ok(rb.runMs > 0);
+    assert.ok(maxAbsDiff(ra.allLogits!, rb.allLogits!) < 1e-4, `keep rows differ by ${maxAbsDiff(ra.allLogits!, rb.allLogits!)}`);
+    const [da, db] = [await one.forward([4321], a), await chunked.forward([4321], b)];
+    assert.ok(maxAbsDiff(da.lastLogits, db.lastLogits) < 1e-4, 'decode after chunked prefill sees the same cache');
+    b.release();
+    assert.equal(b.length, 0);
+    assert.equal(b.byteLength, 0);
+    const again = await chunked.forward(ids.slice(0, 40), b);
+    const fresh = await chunked.forward(ids.slice(0, 40), chunked.newCache());
+    assert.equal(maxAbsDiff(again.lastLogits, fresh.lastLogits), 0);
+  } finally {
+    await one.dispose();
+    await chunked.dispose();
+  }
+});

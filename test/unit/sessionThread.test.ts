@@ -120,3 +120,18 @@ test('an Engine on the threaded session gives the same classify and toJson resul
     await e2.dispose();
   }
 });
+
+test('release() empties the thread\'s cache (length 0, reusable) without touching forks', async () => {
+  const c = remote.newCache();
+  await remote.forward(ids(50, 9), c);
+  const keep = c.fork();
+  c.release();
+  assert.equal(c.length, 0);
+  assert.equal(c.byteLength, 0);
+  const p = ids(20, 4);
+  const [x, y] = [await remote.forward(p, c), await remote.forward(p, remote.newCache())];
+  assert.equal(maxAbsDiff(x.lastLogits, y.lastLogits), 0);
+  const onFork = await remote.forward([1234], keep);
+  assert.equal(keep.length, 51);
+  assert.equal(onFork.lastLogits.length, remote.vocabSize);
+});

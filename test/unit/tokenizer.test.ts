@@ -129,3 +129,17 @@ test('fromModelDir errors name the missing or invalid file', async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('fromModelDir (construction tables released) encodes and decodes like a tokenizer built from untouched JSON', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const [tj, cfg] = await Promise.all(['tokenizer.json', 'tokenizer_config.json'].map(async (f) => JSON.parse(await readFile(join(MODEL_DIR, f), 'utf8'))));
+  const untouched = new GemmaTokenizer(tj, cfg);
+  assert.ok(Object.keys(tj.model.vocab).length > 1000 && tj.model.merges.length > 1000, 'the constructor leaves the caller\'s JSON intact');
+  const long = SAMPLES.join(' ') + ' ' + 'The invoice INV-2024-001 for 1,284.50 EUR is due on 2024-03-15. '.repeat(20);
+  for (const s of [...SAMPLES, long]) {
+    const a = tok.encode(s);
+    assert.deepEqual(a, untouched.encode(s), `encode ${JSON.stringify(s.slice(0, 30))}`);
+    assert.equal(tok.decode(a), untouched.decode(a));
+  }
+  for (const id of [0, 2, 106, 1000, 50000, 262143]) assert.equal(tok.idToToken(id), untouched.idToToken(id));
+});

@@ -139,6 +139,14 @@ export class Generator {
     return this.generatedCount;
   }
 
+  /**
+   * Releases the KV cache's tensors now (see KVCacheState.release); stats, tokens and logits stay
+   * readable, further steps start from an empty cache.
+   */
+  dispose(): void {
+    this.cache.release();
+  }
+
   /** Why generation stopped, or null while it goes on. */
   get stopReason(): StopReason {
     return this.stop;

@@ -62,12 +62,14 @@ export class PrefixCache {
       let oldest = 0;
       for (let i = 1; i < this.entries.length; i++) if (this.entries[i].lastUsed < this.entries[oldest].lastUsed) oldest = i;
       total -= this.entries[oldest].cache.byteLength;
+      this.entries[oldest].cache.release();
       this.entries.splice(oldest, 1);
     }
   }
 
   /** Drops every entry. */
   clear(): void {
+    for (const e of this.entries) e.cache.release();
     this.entries.length = 0;
   }
 

@@ -39,6 +39,11 @@ export interface KVCacheState {
    * @throws RangeError when `length` is negative or beyond the current length.
    */
   rewind(length: number): void;
+  /**
+   * Drops the tensors now instead of when this object is garbage-collected, leaving an empty
+   * cache (length 0) that can be reused. Forks made earlier are not affected.
+   */
+  release(): void;
 }
 
 /** A loaded decoder graph plus its KV cache factory. */

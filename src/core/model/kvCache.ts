@@ -78,6 +78,11 @@ export class KVCache implements KVCacheState {
     return new ort.Tensor(this.type, out, [1, this.kvHeads, length, d]);
   }
 
+  release(): void {
+    for (const name of this.pastNames) this.tensors.set(name, this.emptyTensor());
+    this.length = 0;
+  }
+
   /** Replaces the tensors with a forward pass's `present.*` outputs (called by the session). */
   update(presents: Map<string, ort.Tensor>, newLength: number): void {
     for (const [name, t] of presents) this.tensors.set(name, t);

@@ -141,31 +141,35 @@ export async function classify(runtime: TaskRuntime, adapter: ClassifyAdapter, t
   runtime.checkBudget(ids.length, selectionTokens, Math.max(1, ...seqs.map((s) => s.length)), opts);
   const prefix = runtime.adapterPrefixIds(adapter);
   const { generator, prefixReused } = await runtime.prefill(ids, prefix, { signal: opts.signal }, opts.usePrefixCache ?? true);
-  const rootLogits = await generator.nextLogits();
-  const trie = new LabelTrie(seqs);
-  const tScore = performance.now();
-  const { logProbs, steps } = await scoreTrie(runtime, trie, generator.cache, rootLogits, opts.signal);
-  const decodeMs = performance.now() - tScore;
-  const probs = normalise(logProbs);
-  const labels = adapter.labels
-    .map((l, i) => ({ label: l.name, probability: probs[i], logProb: logProbs[i] }))
-    .sort((a, b) => b.probability - a.probability);
-  const best = labels[0];
-  const abstained = best.probability < threshold;
-  return {
-    task: 'classify',
-    multiLabel: false,
-    labels,
-    top: abstained ? null : best.label,
-    selected: abstained ? [] : [best.label],
-    topProbability: best.probability,
-    abstained,
-    threshold,
-    decodeSteps: steps,
-    provenance: runtime.provenance(adapter, { strategy: 'score' },
-      { prompt: ids.length, prefixReused, generated: 0 },
-      { prefillMs: generator.stats.prefillMs, decodeMs, totalMs: performance.now() - t0, forwardPasses: generator.stats.forwardPasses + steps, decodeTokens: steps }),
-  };
+  try {
+    const rootLogits = await generator.nextLogits();
+    const trie = new LabelTrie(seqs);
+    const tScore = performance.now();
+    const { logProbs, steps } = await scoreTrie(runtime, trie, generator.cache, rootLogits, opts.signal);
+    const decodeMs = performance.now() - tScore;
+    const probs = normalise(logProbs);
+    const labels = adapter.labels
+      .map((l, i) => ({ label: l.name, probability: probs[i], logProb: logProbs[i] }))
+      .sort((a, b) => b.probability - a.probability);
+    const best = labels[0];
+    const abstained = best.probability < threshold;
+    return {
+      task: 'classify',
+      multiLabel: false,
+      labels,
+      top: abstained ? null : best.label,
+      selected: abstained ? [] : [best.label],
+      topProbability: best.probability,
+      abstained,
+      threshold,
+      decodeSteps: steps,
+      provenance: runtime.provenance(adapter, { strategy: 'score' },
+        { prompt: ids.length, prefixReused, generated: 0 },
+        { prefillMs: generator.stats.prefillMs, decodeMs, totalMs: performance.now() - t0, forwardPasses: generator.stats.forwardPasses + steps, decodeTokens: steps }),
+    };
+  } finally {
+    generator.dispose(); // frees the KV cache now, not at the next garbage collection
+  }
 }
 
 /** The yes/no question appended for one label in multi-label mode. */
@@ -193,37 +197,41 @@ async function classifyMulti(runtime: TaskRuntime, adapter: ClassifyAdapter, tex
   shared = Math.min(shared, Math.min(...prompts.map((p) => p.length)) - 1);
   const prefix = runtime.adapterPrefixIds(adapter, (t) => withQuestion(buildMessages(adapter, t), multiLabelQuestion(adapter.labels[0])));
   const { generator, prefixReused } = await runtime.prefill(prompts[0].slice(0, shared), prefix.slice(0, Math.min(prefix.length, shared)), { signal: opts.signal }, opts.usePrefixCache ?? true);
-  const yes = ['yes', 'Yes'].map((w) => tok.encode(w)[0]);
-  const no = ['no', 'No'].map((w) => tok.encode(w)[0]);
-  const tScore = performance.now();
-  const labels: LabelScore[] = [];
-  for (let i = 0; i < adapter.labels.length; i++) {
-    throwIfAborted(opts.signal);
-    const c = generator.cache;
-    const r = await runtime.engine.session.forward(prompts[i].slice(shared), c);
-    c.rewind(shared);
-    const lsm = logSoftmax(r.lastLogits);
-    const py = yes.reduce((s, id) => s + Math.exp(lsm[id]), 0);
-    const pn = no.reduce((s, id) => s + Math.exp(lsm[id]), 0);
-    const p = py / (py + pn);
-    labels.push({ label: adapter.labels[i].name, probability: p, logProb: Math.log(p) });
+  try {
+    const yes = ['yes', 'Yes'].map((w) => tok.encode(w)[0]);
+    const no = ['no', 'No'].map((w) => tok.encode(w)[0]);
+    const tScore = performance.now();
+    const labels: LabelScore[] = [];
+    for (let i = 0; i < adapter.labels.length; i++) {
+      throwIfAborted(opts.signal);
+      const c = generator.cache;
+      const r = await runtime.engine.session.forward(prompts[i].slice(shared), c);
+      c.rewind(shared);
+      const lsm = logSoftmax(r.lastLogits);
+      const py = yes.reduce((s, id) => s + Math.exp(lsm[id]), 0);
+      const pn = no.reduce((s, id) => s + Math.exp(lsm[id]), 0);
+      const p = py / (py + pn);
+      labels.push({ label: adapter.labels[i].name, probability: p, logProb: Math.log(p) });
+    }
+    const decodeMs = performance.now() - tScore;
+    labels.sort((a, b) => b.probability - a.probability);
+    const threshold = adapter.threshold ?? 0.5;
+    const selected = labels.filter((l) => l.probability >= threshold).map((l) => l.label);
+    return {
+      task: 'classify',
+      multiLabel: true,
+      labels,
+      top: selected[0] ?? null,
+      selected,
+      topProbability: labels[0].probability,
+      abstained: selected.length === 0,
+      threshold,
+      decodeSteps: adapter.labels.length,
+      provenance: runtime.provenance(adapter, { strategy: 'score' },
+        { prompt: prompts[0].length, prefixReused, generated: 0 },
+        { prefillMs: generator.stats.prefillMs, decodeMs, totalMs: performance.now() - t0, forwardPasses: generator.stats.forwardPasses + adapter.labels.length, decodeTokens: adapter.labels.length }),
+    };
+  } finally {
+    generator.dispose(); // frees the KV cache now, not at the next garbage collection
   }
-  const decodeMs = performance.now() - tScore;
-  labels.sort((a, b) => b.probability - a.probability);
-  const threshold = adapter.threshold ?? 0.5;
-  const selected = labels.filter((l) => l.probability >= threshold).map((l) => l.label);
-  return {
-    task: 'classify',
-    multiLabel: true,
-    labels,
-    top: selected[0] ?? null,
-    selected,
-    topProbability: labels[0].probability,
-    abstained: selected.length === 0,
-    threshold,
-    decodeSteps: adapter.labels.length,
-    provenance: runtime.provenance(adapter, { strategy: 'score' },
-      { prompt: prompts[0].length, prefixReused, generated: 0 },
-      { prefillMs: generator.stats.prefillMs, decodeMs, totalMs: performance.now() - t0, forwardPasses: generator.stats.forwardPasses + adapter.labels.length, decodeTokens: adapter.labels.length }),
-  };
 }

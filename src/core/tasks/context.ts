@@ -92,6 +92,7 @@ export class TaskRuntime {
         const c: KVCacheState = session.newCache();
         await session.forward(prefixIds, c);
         this.prefixCache.insert(prefixIds, c);
+        c.release(); // the prefix cache keeps its own fork
         hit = this.prefixCache.lookup(ids)!;
       }
       const g = new Generator(session, full, hit.cache, hit.tokens);

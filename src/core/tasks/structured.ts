@@ -40,21 +40,25 @@ export async function generateStructured(
     const { generator, prefixReused } = await runtime.prefill(ids, runtime.adapterPrefixIds(adapter), {
       maxNewTokens, temperature, constraint, signal: opts.signal, encode: (t) => engine.tokenizer.encode(t), recordLogProbs: true,
     }, opts.usePrefixCache ?? true);
-    const detok = new IncrementalDetokenizer(engine.tokenizer, { skipSpecialTokens: true });
-    const ranges: StructuredOutput['tokenRanges'] = [];
-    let out = '';
-    const result = await engine.runLoop(generator, ids.length, t0, { signal: opts.signal });
-    // Re-derive per-token character ranges from the ids (same detokenizer rules as runLoop).
-    result.tokenIds.forEach((id, i) => {
-      const piece = detok.push(id);
-      ranges.push({ start: out.length, end: out.length + piece.length, logProb: generator.tokenLogProbs[i] ?? 0 });
-      out += piece;
-    });
-    out += detok.flush();
-    if (!constraint.isTerminated()) {
-      throw new TasklingError('OUTPUT_INCOMPLETE', `The model did not finish the JSON within ${maxNewTokens} new tokens (stopped: ${result.stopReason}). Raise the token limit (taskling.maxNewTokens in VS Code, --max-new-tokens on the command line, or the adapter's generation.maxNewTokens).`);
+    try {
+      const detok = new IncrementalDetokenizer(engine.tokenizer, { skipSpecialTokens: true });
+      const ranges: StructuredOutput['tokenRanges'] = [];
+      let out = '';
+      const result = await engine.runLoop(generator, ids.length, t0, { signal: opts.signal });
+      // Re-derive per-token character ranges from the ids (same detokenizer rules as runLoop).
+      result.tokenIds.forEach((id, i) => {
+        const piece = detok.push(id);
+        ranges.push({ start: out.length, end: out.length + piece.length, logProb: generator.tokenLogProbs[i] ?? 0 });
+        out += piece;
+      });
+      out += detok.flush();
+      if (!constraint.isTerminated()) {
+        throw new TasklingError('OUTPUT_INCOMPLETE', `The model did not finish the JSON within ${maxNewTokens} new tokens (stopped: ${result.stopReason}). Raise the token limit (taskling.maxNewTokens in VS Code, --max-new-tokens on the command line, or the adapter's generation.maxNewTokens).`);
+      }
+      return { text: result.text, tokenRanges: ranges, result, promptTokens: ids.length, prefixReused };
+    } finally {
+      generator.dispose(); // frees the KV cache now, not at the next garbage collection
     }
-    return { text: result.text, tokenRanges: ranges, result, promptTokens: ids.length, prefixReused };
   } finally {
     constraint.dispose();
   }

@@ -98,6 +98,24 @@ async function readJson<T>(file: string): Promise<{ value: T; readMs: number; pa
 }
 
 /**
+ * Empties the parts of a parsed tokenizer.json that only the library's constructor reads.
+ *
+ * `@huggingface/tokenizers` 0.2.0 keeps a reference to the JSON it was built from, but after
+ * construction its BPE encodes from its own tables (`tokens_to_ids`, `bpe_ranks`, the `vocab`
+ * array) and never reads `model.vocab` (a 262,144-key object) or `model.merges` (514,906 string
+ * pairs) again. Dropping both frees ~48 MB of heap and ~73 MB of RSS for Gemma 3 (measured with
+ * `--expose-gc`: heap 129 -> 81 MB, RSS 270 -> 197 MB) and shortens every full garbage
+ * collection. tokenizer.test.ts checks encode/decode are unchanged afterwards.
+ * Only call it on JSON this module parsed itself (fromModelDir), never on a caller's object.
+ */
+function releaseConstructionTables(json: TokenizerJson): void {
+  const model = json.model as (TokenizerJson['model'] & { merges?: unknown[] }) | undefined;
+  if (!model) return;
+  if (Array.isArray(model.merges)) model.merges.length = 0; // the library holds this same array
+  model.vocab = {};
+}
+
+/**
  * Gemma 3 tokenizer: encode/decode, chat template, and the per-token text/byte table.
  *
  * Token ids are integers in `[0, vocabSize)`. For Gemma 3: pad 0, eos 1, bos 2, unk 3,
@@ -183,6 +201,7 @@ export class GemmaTokenizer {
     let result: GemmaTokenizer;
     try {
       result = new GemmaTokenizer(tok.value, cfg.value);
+      releaseConstructionTables(tok.value as TokenizerJson);
     } catch (err) {
       const msg = (err as Error).message;
       const file = /template|jinja/i.test(msg) ? cfgFile : tokFile;
