@@ -108,8 +108,11 @@ export interface WorkerMethods {
   /** Runs a task adapter on a text; the result is core/tasks' ClassifyResult | ExtractResult | ToJsonResult. */
   runTask: [RunTaskParams, unknown];
   info: [Record<string, never>, ModelInfo | null];
-  /** Test hook: the worker exits abruptly (only when started with `allowDebug`). */
-  debugCrash: [Record<string, never>, never];
+  /**
+   * Test hook (only when started with `allowDebug`): the worker exits abruptly, or with
+   * `sessionThread: true` only its session thread is terminated (replies `null`).
+   */
+  debugCrash: [{ sessionThread?: boolean }, null];
 }
 export type WorkerMethod = keyof WorkerMethods;
 

@@ -39,12 +39,17 @@ export function createHandlers(opts: { allowDebug: boolean }): Handlers {
     async load(p: LoadParams): Promise<ModelInfo> {
       const modelDir = requireString(p?.modelDir, 'modelDir');
       const key = JSON.stringify([modelDir, p.variant ?? 'q4', p.threads ?? 0]);
-      const alive = engine && !(engine.session instanceof ThreadedSession && engine.session.isDead);
-      if (engine && alive && key === loadedKey) return engine.info;
+      if (engine && key === loadedKey) return engine.info;
       if (engine) await engine.dispose();
       engine = null;
       // The graph runs in a thread of its own (see sessionThread.ts); tokenizer and grammar stay here.
-      engine = await Engine.load(modelDir, { variant: (p.variant ?? 'q4') as ModelVariant, threads: p.threads, openSession: ThreadedSession.load });
+      // If that thread dies, this worker exits after the failing request's reply, so the extension
+      // host sees a worker crash and restarts and reloads as it does for any crash.
+      const onDeath = () => setTimeout(() => process.exit(71), 100);
+      engine = await Engine.load(modelDir, {
+        variant: (p.variant ?? 'q4') as ModelVariant, threads: p.threads,
+        openSession: (f, o) => ThreadedSession.load(f, o, onDeath),
+      });
       loadedKey = key;
       return engine.info;
     },
@@ -75,8 +80,13 @@ export function createHandlers(opts: { allowDebug: boolean }): Handlers {
         onProgress: (message, fraction) => ctx.emit({ kind: 'event', event: 'progress', message, fraction }),
       });
     },
-    async debugCrash() {
+    async debugCrash(p) {
       if (!opts.allowDebug) throw new TasklingError('INVALID_REQUEST', 'debugCrash is disabled');
+      if (p?.sessionThread) {
+        if (!(engine?.session instanceof ThreadedSession)) throw new TasklingError('INVALID_REQUEST', 'no session thread is running');
+        await engine.session.debugTerminate();
+        return null;
+      }
       process.exit(70);
     },
   };

@@ -125,7 +125,7 @@ export class ThreadedSession implements ForwardSession {
     if (!this.dead) this.send({ op: 'free', cache });
   });
 
-  private constructor(private readonly worker: Worker, meta: SessionThreadMeta) {
+  private constructor(private readonly worker: Worker, meta: SessionThreadMeta, private readonly onDeath?: (reason: string) => void) {
     this.vocabSize = meta.vocabSize;
     this.pastNames = meta.pastNames;
     this.kvType = meta.kvType;
@@ -142,10 +142,12 @@ export class ThreadedSession implements ForwardSession {
   /**
    * Starts the thread and loads `folder`'s graph there with `opts` (same options as
    * `CausalLMSession.load`).
+   * @param onDeath called once if the thread dies after loading (not after {@link dispose}); the
+   *   inference worker uses it to exit, so the extension host restarts it like any worker crash.
    * @throws TasklingError with the thread's load error code (`MODEL_FILE_INVALID`,
    *   `MODEL_MISMATCH`, `MODEL_FILE_*`), or `WORKER_CRASHED` when the thread dies while loading.
    */
-  static async load(folder: ModelFolder, opts: SessionOptions = {}): Promise<ThreadedSession> {
+  static async load(folder: ModelFolder, opts: SessionOptions = {}, onDeath?: (reason: string) => void): Promise<ThreadedSession> {
     const data: SessionThreadData = { modelDir: folder.dir, variant: folder.variant, opts };
     const worker = new Worker(sessionThreadEntry(), { workerData: data, stdout: false, stderr: false });
     const meta = await new Promise<SessionThreadMeta>((resolve, reject) => {
@@ -161,7 +163,7 @@ export class ThreadedSession implements ForwardSession {
         else reject(new TasklingError('INTERNAL', `unexpected first message from the inference thread: ${m.op}`));
       });
     });
-    return new ThreadedSession(worker, meta);
+    return new ThreadedSession(worker, meta, onDeath);
   }
 
   /** @internal Posts a message to the thread (ignored once it died). */
@@ -231,6 +233,12 @@ export class ThreadedSession implements ForwardSession {
     if (this.dead) return;
     this.dead = new TasklingError('WORKER_CRASHED', `${reason}. Load the model again to continue.`);
     for (const [id] of this.pending) this.settle(id)?.reject(this.dead);
+    this.onDeath?.(reason);
+  }
+
+  /** Test hook: terminates the thread as a crash would (pending and later calls fail). */
+  async debugTerminate(): Promise<void> {
+    await this.worker.terminate();
   }
 
   /** True once the thread died or the session was disposed. */

@@ -62,3 +62,23 @@ test('worker: a crash rejects pending calls with WORKER_CRASHED and the next cal
     await client.dispose();
   }
 });
+
+test('worker: a dead session thread fails the request with WORKER_CRASHED, then the worker exits and reloads on the next call', async () => {
+  let crashes = 0;
+  const client = new EngineClient({ workerPath: WORKER_ENTRY, allowDebug: true, onCrash: () => crashes++ });
+  try {
+    const load = () => client.call('load', { modelDir: TINY_MODEL, variant: 'q4', threads: 1 });
+    await load();
+    const generate = () => client.call('generate', { prompt: 'Hello', decoding: { maxNewTokens: 3 } });
+    assert.equal((await generate()).tokenIds.length, 3);
+    assert.equal(await client.call('debugCrash', { sessionThread: true }), null);
+    await assert.rejects(generate(), (e: unknown) => e instanceof WorkerCallError && e.code === 'WORKER_CRASHED' && /inference thread/.test(e.message));
+    for (let i = 0; i < 50 && crashes === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(crashes, 1, 'the engine worker exits so the host restarts it');
+    await load();
+    assert.equal((await generate()).tokenIds.length, 3);
+    assert.equal(client.starts, 2);
+  } finally {
+    await client.dispose();
+  }
+});
