@@ -57,7 +57,13 @@ export class Engine {
       if (e instanceof TokenizerFileError) throw new TasklingError('TOKENIZER_INVALID', `${e.message}. The file may be truncated: download the model again or choose another folder.`, e.file);
       throw e;
     });
-    const [session, tokenizer] = await Promise.all([sessionP, tokP]);
+    const [sr, tr] = await Promise.allSettled([sessionP, tokP]);
+    if (sr.status === 'rejected') throw sr.reason;
+    if (tr.status === 'rejected') {
+      await sr.value.dispose(); // e.g. the session's thread: do not leave it running
+      throw tr.reason;
+    }
+    const [session, tokenizer] = [sr.value, tr.value];
     const info: ModelInfo = {
       modelDir,
       variant,

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readModelFolder } from '../../src/core/model/modelFolder';
 import { Engine } from '../../src/core/engine';
+import { CausalLMSession } from '../../src/core/model/session';
 import { TasklingError } from '../../src/core/errors';
 import { TINY_MODEL } from './testPaths';
 
@@ -101,6 +102,24 @@ test('a truncated tokenizer.json is named', async () => {
       assert.ok(e.file?.endsWith('tokenizer.json'));
       return true;
     });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('when the tokenizer fails to load, the session that did load is disposed (no thread left running)', async () => {
+  const dir = scratchModel(['tokenizer.json']);
+  try {
+    truncateSync(join(dir, 'tokenizer.json'), 1000);
+    let disposed = 0;
+    const openSession = async (folder: Parameters<typeof CausalLMSession.load>[0], opts: Parameters<typeof CausalLMSession.load>[1]) => {
+      const s = await CausalLMSession.load(folder, opts);
+      const dispose = s.dispose.bind(s);
+      s.dispose = async () => { disposed++; await dispose(); };
+      return s;
+    };
+    await assert.rejects(Engine.load(dir, { variant: 'q4', openSession }), (e: unknown) => e instanceof TasklingError && e.code === 'TOKENIZER_INVALID');
+    assert.equal(disposed, 1);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
