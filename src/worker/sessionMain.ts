@@ -41,6 +41,7 @@ async function handle(m: ToSessionThread): Promise<void> {
   const s = session!;
   switch (m.op) {
     case 'new':
+      caches.get(m.cache)?.release(); // emptied by KVCacheState.release(): drop its share of the buffers
       caches.set(m.cache, s.newCache());
       return;
     case 'fork':
@@ -50,6 +51,7 @@ async function handle(m: ToSessionThread): Promise<void> {
       cacheOf(m.cache).rewind(m.length);
       return;
     case 'free':
+      caches.get(m.cache)?.release();
       caches.delete(m.cache);
       return;
     case 'forward': {

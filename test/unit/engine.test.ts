@@ -199,3 +199,42 @@ test('chunked prefill gives the same logits and KV cache as one pass; release() 
     await chunked.dispose();
   }
 });
+
+test('in-place KV cache (GroupQueryAttention share buffer) gives the same logits as the growing cache, through growth, fork and rewind', async () => {
+  const folder = readModelFolder(TINY_MODEL, 'fp32');
+  const [grow, inPlace] = await Promise.all([
+    CausalLMSession.load(folder, { threads: 1, kvInPlace: false }),
+    CausalLMSession.load(folder, { threads: 1 }),
+  ]);
+  try {
+    assert.equal(grow.kvInPlace, false);
+    assert.equal(inPlace.kvInPlace, true, inPlace.logitsNote);
+    assert.match(inPlace.logitsNote, /KV cache updated in place/);
+    const a = grow.newCache();
+    const b = inPlace.newCache();
+    const close = async (ids: number[], ca = a, cb = b) => {
+      const [x, y] = [await grow.forward(ids, ca), await inPlace.forward(ids, cb)];
+      const d = maxAbsDiff(x.lastLogits, y.lastLogits);
+      assert.ok(d < 1e-4, `logits differ by ${d} at length ${cb.length}`);
+      return y;
+    };
+    await close([2, ...tokenIds(299, 5)]); // capacity 300 + 256 headroom
+    const capacity = (b as unknown as { capacity: number }).capacity;
+    assert.ok(capacity >= 300);
+    for (const t of tokenIds(260, 6)) await close([t]); // grows past the first capacity and the 512 window
+    assert.ok((b as unknown as { capacity: number }).capacity > capacity, 'the buffers grew');
+    // Copy-on-write: a fork and the original diverge without disturbing each other.
+    const [fa, fb] = [a.fork(), b.fork()];
+    await close([7000], fa, fb);
+    await close([8000]);
+    await close([9000], fa, fb);
+    assert.deepEqual([b.length, fb.length], [561, 562]);
+    // Rewind, then continue: the stale positions beyond the length are ignored.
+    a.rewind(400); b.rewind(400);
+    await close([1234, 5678]);
+    assert.equal(b.length, 402);
+  } finally {
+    await grow.dispose();
+    await inPlace.dispose();
+  }
+});

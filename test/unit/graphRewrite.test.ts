@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { onnx } from 'onnx-proto';
 import { readModelFolder } from '../../src/core/model/modelFolder';
 import { CausalLMSession } from '../../src/core/model/session';
-import { rewrittenGraph } from '../../src/core/model/graphRewrite';
+import { rewrittenGraph, kvSharesBuffer } from '../../src/core/model/graphRewrite';
 import { argmax } from '../../src/core/generation/sampler';
 import { TINY_MODEL } from './testPaths';
 
@@ -64,4 +64,16 @@ test('q4: MatMulNBits accuracy_level 4 is set on every MatMulNBits node and keep
     await int8.dispose();
     await base.dispose();
   }
+});
+
+test('kvSharesBuffer: true for the GroupQueryAttention export, false with the reason when another op reads the past', () => {
+  const folder = readModelFolder(TINY_MODEL, 'q4');
+  const model = onnx.ModelProto.decode(readFileSync(folder.graphPath));
+  assert.deepEqual(kvSharesBuffer(model), { ok: true });
+  // A second consumer of a past input (as a Concat-based or shape-reading export would have).
+  model.graph!.node!.push(onnx.NodeProto.create({ name: 'probe', opType: 'Shape', input: ['past_key_values.0.key'], output: ['probe_out'] }));
+  const r = kvSharesBuffer(model);
+  assert.equal(r.ok, false);
+  assert.match(r.reason!, /past_key_values\.0\.key has 2 consumers/);
+  assert.equal(rewrittenGraph(folder.graphPath).kvInPlace, true);
 });

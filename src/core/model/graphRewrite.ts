@@ -108,6 +108,38 @@ export function setMatMulNBitsAccuracyLevel(model: onnx.ModelProto, level: numbe
   return changed;
 }
 
+const PAST_INPUT = /^past_key_values\.(\d+)\.(key|value)$/;
+
+/**
+ * Whether the KV cache can be updated in place: every `past_key_values.{i}.key/value` input is
+ * read only by a `com.microsoft.GroupQueryAttention` node (as its past_key / past_value, inputs
+ * 3 / 4) whose present_key / present_value (outputs 1 / 2) is the graph output
+ * `present.{i}.key/value`. Such a node, given the same buffer as past and present (capacity
+ * `[batch, kvHeads, capacity, headDim]`), appends the new positions in place and reads the valid
+ * length from the attention mask (onnxruntime's "past-present share buffer" mode), so no KV copy
+ * is made per step. Any other KV path (Concat-based attention, ops reading the past's shape)
+ * returns `ok: false` with the reason, and the session keeps the growing-tensor KV cache.
+ */
+export function kvSharesBuffer(model: onnx.IModelProto): { ok: boolean; reason?: string } {
+  const g = model.graph;
+  if (!g) return { ok: false, reason: 'no graph' };
+  const outputs = new Set((g.output ?? []).map((o) => o.name));
+  let pasts = 0;
+  for (const inp of g.input ?? []) {
+    const m = PAST_INPUT.exec(inp.name ?? '');
+    if (!m) continue;
+    pasts++;
+    const slot = m[2] === 'key' ? 3 : 4;
+    const users = (g.node ?? []).filter((n) => (n.input ?? []).includes(inp.name!));
+    if (users.length !== 1) return { ok: false, reason: `${inp.name} has ${users.length} consumers` };
+    const n = users[0];
+    if (n.opType !== 'GroupQueryAttention' || n.input![slot] !== inp.name) return { ok: false, reason: `${inp.name} feeds ${n.opType}, not GroupQueryAttention's past input` };
+    const present = n.output?.[slot - 2];
+    if (present !== `present.${m[1]}.${m[2]}` || !outputs.has(present)) return { ok: false, reason: `${n.name} does not output present.${m[1]}.${m[2]}` };
+  }
+  return pasts > 0 ? { ok: true } : { ok: false, reason: 'no past_key_values inputs' };
+}
+
 /** Which load-time rewrites to apply (see {@link rewrittenGraph}). */
 export interface GraphRewriteOptions {
   /** Add `num_logits_to_keep` (default true). */
@@ -123,16 +155,19 @@ export interface GraphRewriteOptions {
  * files, which resolve relative to that folder). `notes` says what was and was not done; the
  * original is used when the folder is not writable.
  */
-export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}): { path: string; logitsToKeep: boolean; notes: string[] } {
+export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}): { path: string; logitsToKeep: boolean; kvInPlace: boolean; notes: string[] } {
   const wantLogits = opts.logitsToKeep ?? true;
   const level = opts.matMulNBitsAccuracyLevel ?? 0;
   const notes: string[] = [];
-  if (!wantLogits && !level) return { path: graphPath, logitsToKeep: false, notes: ['original graph'] };
   const bytes = readFileSync(graphPath);
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
   const tag = `${wantLogits ? 'logits' : 'full'}-acc${level}`;
   const target = join(dirname(graphPath), `.${basename(graphPath, '.onnx')}.taskling-${tag}-${hash}.onnx`);
   const model = onnx.ModelProto.decode(bytes);
+  const kv = kvSharesBuffer(model);
+  const kvInPlace = kv.ok;
+  notes.push(kv.ok ? 'KV cache updated in place (GroupQueryAttention share buffer)' : `KV cache copied per step (${kv.reason})`);
+  if (!wantLogits && !level) return { path: graphPath, logitsToKeep: false, kvInPlace, notes: ['original graph', ...notes] };
   let logitsToKeep = (model.graph?.input ?? []).some((i) => i.name === LOGITS_TO_KEEP_INPUT);
   let changed = false;
   if (wantLogits && !logitsToKeep) {
@@ -144,14 +179,14 @@ export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}
     const n = setMatMulNBitsAccuracyLevel(model, level);
     if (n) { changed = true; notes.push(`MatMulNBits accuracy_level ${level} on ${n} nodes`); }
   }
-  if (!changed) return { path: graphPath, logitsToKeep, notes };
-  if (existsSync(target)) return { path: target, logitsToKeep, notes };
+  if (!changed) return { path: graphPath, logitsToKeep, kvInPlace, notes };
+  if (existsSync(target)) return { path: target, logitsToKeep, kvInPlace, notes };
   try {
     const tmp = `${target}.${process.pid}.tmp`;
     writeFileSync(tmp, onnx.ModelProto.encode(model).finish());
     renameSync(tmp, target);
   } catch (e) {
-    return { path: graphPath, logitsToKeep: false, notes: [`original graph: cannot write ${target}: ${(e as Error).message}`] };
+    return { path: graphPath, logitsToKeep: false, kvInPlace, notes: [`original graph: cannot write ${target}: ${(e as Error).message}`] };
   }
-  return { path: target, logitsToKeep, notes };
+  return { path: target, logitsToKeep, kvInPlace, notes };
 }

@@ -1,12 +1,19 @@
 /**
  * The KV cache of a decoder-only model as its own object.
  *
- * Per layer `i` it holds the `present.{i}.key` / `.value` tensors of the last forward pass, which
- * are fed back as `past_key_values.{i}.key` / `.value` on the next one. Shape per tensor:
- * `[batch=1, kvHeads, length, headDim]`, dtype float32 or float16 (from the session's metadata).
+ * Per layer `i` it holds the tensors fed as `past_key_values.{i}.key` / `.value`. Two layouts:
  *
- * Tensors are never mutated after onnxruntime returns them, so {@link KVCache.fork} and
- * {@link KVCache.rewind} share buffers instead of copying (rewind is a view when kvHeads = 1).
+ * - growing (any graph): the `present.{i}.*` outputs of the last forward pass, shape
+ *   `[batch=1, kvHeads, length, headDim]`. Tensors are never mutated after onnxruntime returns
+ *   them, so {@link KVCache.fork} and {@link KVCache.rewind} share buffers instead of copying
+ *   (rewind is a view when kvHeads = 1).
+ * - in place (graphs whose KV path is GroupQueryAttention only, see graphRewrite.kvSharesBuffer):
+ *   buffers of shape `[1, kvHeads, capacity, headDim]` bound as both past input and present
+ *   output, so onnxruntime appends the new positions into them and nothing is copied per step.
+ *   Positions at and after `length` are unused. Forks share the buffers copy-on-write: the first
+ *   forward pass on a cache whose buffers another cache also holds copies `[0, length)` first.
+ *
+ * dtype float32 or float16 (from the session's metadata).
  */
 import * as ort from 'onnxruntime-node';
 import type { KVCacheState } from './forwardSession';
@@ -14,15 +21,21 @@ import type { KVCacheState } from './forwardSession';
 /** float32 or float16 (float16 data is stored as Uint16Array bit patterns). */
 export type KVType = 'float32' | 'float16';
 
+/** Positions added beyond what a forward pass needs when in-place buffers grow (amortises copies). */
+const GROW_HEADROOM = 256;
+
 export class KVCache implements KVCacheState {
-  /** `past_key_values.*` input name -> tensor `[1, kvHeads, length, headDim]`. */
-  readonly tensors: Map<string, ort.Tensor>;
+  /** `past_key_values.*` input name -> tensor (`[1, kvHeads, length or capacity, headDim]`). */
+  tensors: Map<string, ort.Tensor>;
+  /** In-place layout: how many caches hold these buffers (copy-on-write between forks). */
+  private shared: { refs: number };
 
   /**
    * @param pastNames the session's `past_key_values.*` input names, in order.
    * @param kvHeads number of key/value heads (Gemma 3 270M: 1).
    * @param headDim dims per head (Gemma 3 270M: 256).
    * @param type dtype of the tensors, read from the session's input metadata.
+   * @param inPlace use capacity buffers updated in place (only for graphs where kvSharesBuffer holds).
    * @param length number of positions held (0 for an empty cache).
    */
   constructor(
@@ -30,29 +43,37 @@ export class KVCache implements KVCacheState {
     readonly kvHeads: number,
     readonly headDim: number,
     readonly type: KVType,
+    readonly inPlace = false,
     public length = 0,
     tensors?: Map<string, ort.Tensor>,
+    shared?: { refs: number },
+    /** In-place layout: positions the buffers hold room for. */
+    public capacity = 0,
   ) {
-    this.tensors = tensors ?? new Map();
-    if (!tensors) {
-      for (const name of pastNames) this.tensors.set(name, this.emptyTensor());
+    this.tensors = tensors ?? this.allocate(0);
+    this.shared = shared ?? { refs: 1 };
+  }
+
+  private allocate(positions: number): Map<string, ort.Tensor> {
+    const m = new Map<string, ort.Tensor>();
+    const n = this.kvHeads * positions * this.headDim;
+    for (const name of this.pastNames) {
+      const data = this.type === 'float16' ? new Uint16Array(n) : new Float32Array(n);
+      m.set(name, new ort.Tensor(this.type, data, [1, this.kvHeads, positions, this.headDim]));
     }
+    return m;
   }
 
-  private emptyTensor(): ort.Tensor {
-    const data = this.type === 'float16' ? new Uint16Array(0) : new Float32Array(0);
-    return new ort.Tensor(this.type, data, [1, this.kvHeads, 0, this.headDim]);
-  }
-
-  /** Bytes held by the cache (all layers, keys and values). */
+  /** Bytes of the positions held (all layers, keys and values); in-place buffers may reserve more. */
   get byteLength(): number {
     const bytesPer = this.type === 'float16' ? 2 : 4;
     return this.pastNames.length * this.kvHeads * this.length * this.headDim * bytesPer;
   }
 
-  /** A cache sharing this one's (immutable) tensors; advancing one does not affect the other. */
+  /** A cache sharing this one's tensors; advancing one does not affect the other. */
   fork(): KVCache {
-    return new KVCache(this.pastNames, this.kvHeads, this.headDim, this.type, this.length, new Map(this.tensors));
+    if (this.inPlace) this.shared.refs++;
+    return new KVCache(this.pastNames, this.kvHeads, this.headDim, this.type, this.inPlace, this.length, new Map(this.tensors), this.shared, this.capacity);
   }
 
   /**
@@ -62,7 +83,7 @@ export class KVCache implements KVCacheState {
   rewind(length: number): void {
     if (length < 0 || length > this.length) throw new RangeError(`cannot rewind a KV cache of length ${this.length} to ${length}`);
     if (length === this.length) return;
-    for (const [name, t] of this.tensors) this.tensors.set(name, this.slice(t, length));
+    if (!this.inPlace) for (const [name, t] of this.tensors) this.tensors.set(name, this.slice(t, length));
     this.length = length;
   }
 
@@ -79,11 +100,40 @@ export class KVCache implements KVCacheState {
   }
 
   release(): void {
-    for (const name of this.pastNames) this.tensors.set(name, this.emptyTensor());
+    if (this.inPlace) {
+      this.shared.refs--;
+      this.shared = { refs: 1 };
+      this.capacity = 0;
+    }
+    this.tensors = this.allocate(0);
     this.length = 0;
   }
 
-  /** Replaces the tensors with a forward pass's `present.*` outputs (called by the session). */
+  /**
+   * In-place layout, called by the session before a forward pass: makes the buffers this cache's
+   * own (copy-on-write) and large enough for `total` positions, copying `[0, length)` when it
+   * has to reallocate. Capacity grows to `total` + 256 or 1.5x, whichever is larger, at most
+   * `maxPositions`.
+   */
+  prepareWrite(total: number, maxPositions: number): void {
+    if (!this.inPlace) throw new Error('prepareWrite() is for in-place KV caches');
+    if (this.shared.refs === 1 && this.capacity >= total) return;
+    const want = this.capacity >= total ? this.capacity : Math.max(total + GROW_HEADROOM, Math.ceil(this.capacity * 1.5));
+    const capacity = Math.max(total, Math.min(want, maxPositions));
+    const next = this.allocate(capacity);
+    const d = this.headDim;
+    for (const [name, t] of this.tensors) {
+      const src = t.data as Float32Array | Uint16Array;
+      const dst = next.get(name)!.data as Float32Array | Uint16Array;
+      for (let h = 0; h < this.kvHeads; h++) dst.set(src.subarray(h * this.capacity * d, h * this.capacity * d + this.length * d), h * capacity * d);
+    }
+    this.shared.refs--;
+    this.shared = { refs: 1 };
+    this.tensors = next;
+    this.capacity = capacity;
+  }
+
+  /** Growing layout: replaces the tensors with a forward pass's `present.*` outputs (called by the session). */
   update(presents: Map<string, ort.Tensor>, newLength: number): void {
     for (const [name, t] of presents) this.tensors.set(name, t);
     this.length = newLength;
