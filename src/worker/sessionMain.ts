@@ -55,8 +55,9 @@ async function handle(m: ToSessionThread): Promise<void> {
       caches.delete(m.cache);
       return;
     case 'forward': {
+      const cache = caches.get(m.cache);
       try {
-        const cache = cacheOf(m.cache);
+        if (!cache) throw new TasklingError('INTERNAL', `KV cache ${m.cache} does not exist in the inference thread`);
         const r = await s.forward(m.ids, cache, m.opts);
         const lastLogits = owned(r.lastLogits);
         const allLogits = r.allLogits ? owned(r.allLogits) : undefined;
@@ -64,7 +65,7 @@ async function handle(m: ToSessionThread): Promise<void> {
         if (allLogits && allLogits.buffer !== lastLogits.buffer) transfer.push(allLogits.buffer as ArrayBuffer);
         post({ op: 'result', id: m.id, lastLogits, allLogits, runMs: r.runMs, length: cache.length }, transfer);
       } catch (e) {
-        post({ op: 'error', id: m.id, error: wire(e) });
+        post({ op: 'error', id: m.id, error: wire(e), length: cache?.length });
       }
       return;
     }

@@ -57,7 +57,8 @@ export type FromSessionThread =
   | { op: 'ready'; meta: SessionThreadMeta }
   | { op: 'loadError'; error: WireError }
   | { op: 'result'; id: number; lastLogits: Float32Array; allLogits?: Float32Array; runMs: number; length: number }
-  | { op: 'error'; id: number; error: WireError }
+  /** `length`: the cache's length after the failure (a failing prefill piece may have advanced it). */
+  | { op: 'error'; id: number; error: WireError; length?: number }
   | { op: 'disposed'; id: number };
 
 /** `workerData` of the session thread. */
@@ -159,7 +160,10 @@ export class ThreadedSession implements ForwardSession {
         worker.off('exit', onExit);
         worker.off('error', onError);
         if (m.op === 'ready') resolve(m.meta);
-        else if (m.op === 'loadError') reject(new TasklingError(m.error.code, m.error.message, m.error.file));
+        else if (m.op === 'loadError') {
+          void worker.terminate();
+          reject(new TasklingError(m.error.code, m.error.message, m.error.file));
+        }
         else reject(new TasklingError('INTERNAL', `unexpected first message from the inference thread: ${m.op}`));
       });
     });
@@ -190,7 +194,14 @@ export class ThreadedSession implements ForwardSession {
     if (!(state instanceof RemoteKVCache) || (state as unknown as { owner: unknown }).owner !== this) {
       throw new TypeError('forward() needs a KV cache made by this session (newCache())');
     }
-    const m = await this.request((id) => ({ op: 'forward', id, cache: state.id, ids: Array.from(ids), opts }));
+    let m: FromSessionThread;
+    try {
+      m = await this.request((id) => ({ op: 'forward', id, cache: state.id, ids: Array.from(ids), opts }));
+    } catch (e) {
+      const length = (e as { kvLength?: number }).kvLength;
+      if (typeof length === 'number') state.length = length;
+      throw e;
+    }
     if (m.op !== 'result') throw new TasklingError('INTERNAL', `unexpected reply ${m.op} to forward`);
     state.length = m.length;
     return { lastLogits: m.lastLogits, allLogits: m.allLogits, runMs: m.runMs };
@@ -226,7 +237,7 @@ export class ThreadedSession implements ForwardSession {
 
   private onMessage(m: FromSessionThread): void {
     if (m.op === 'result' || m.op === 'disposed') this.settle(m.id)?.resolve(m);
-    else if (m.op === 'error') this.settle(m.id)?.reject(new TasklingError(m.error.code, m.error.message, m.error.file));
+    else if (m.op === 'error') this.settle(m.id)?.reject(Object.assign(new TasklingError(m.error.code, m.error.message, m.error.file), { kvLength: m.length }));
   }
 
   private die(reason: string): void {
