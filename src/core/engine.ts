@@ -75,6 +75,7 @@ export class Engine {
       sessionLoadMs: session.loadMs,
       tokenizerLoadMs: tokenizer.loadTimings.totalMs,
       loadMs: performance.now() - t0,
+      engineNotes: session.logitsNote,
     };
     return new Engine(folder, session, tokenizer, info);
   }

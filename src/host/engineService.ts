@@ -145,7 +145,7 @@ export class EngineService implements vscode.Disposable {
       const info = await p;
       if (this.loading !== p) return info;
       this.info = info;
-      this.log.info(`[engine] loaded ${t.dir} (${t.variant}) in ${Date.now() - started} ms (session ${info.sessionLoadMs.toFixed(0)} ms, tokenizer ${info.tokenizerLoadMs.toFixed(0)} ms)`);
+      this.log.info(`[engine] loaded ${t.dir} (${t.variant}) in ${Date.now() - started} ms (session ${info.sessionLoadMs.toFixed(0)} ms, tokenizer ${info.tokenizerLoadMs.toFixed(0)} ms)${info.engineNotes ? `; ${info.engineNotes}` : ''}`);
       this.setState({ kind: 'ready', modelId: path.basename(t.dir), variant: t.variant });
       return info;
     } catch (e) {

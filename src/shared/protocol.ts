@@ -63,6 +63,8 @@ export interface ModelInfo {
   tokenizerLoadMs: number;
   /** Wall time of the whole load (tokenizer and session load in parallel) in ms. */
   loadMs: number;
+  /** How the graph runs, from the load-time checks (e.g. "logits only for the used positions; KV cache updated in place ..."). */
+  engineNotes?: string;
 }
 
 export interface GenerateParams {
