@@ -128,6 +128,14 @@ export interface WorkerCancel {
   kind: 'cancel';
   id: number;
 }
+/**
+ * Asks the worker to stop: queued and running requests are cancelled, the engine is disposed once
+ * the running step returns, then the worker exits (code 0). `id` is unused (0).
+ */
+export interface WorkerShutdown {
+  kind: 'shutdown';
+  id: number;
+}
 
 /** Error carried back from the worker: a stable code (core TasklingErrorCode) and a message. */
 export interface WireError {
@@ -145,7 +153,7 @@ export type WorkerEvent =
   | { kind: 'event'; id: number; event: 'text'; text: string; newTokens: number }
   | { kind: 'event'; id: number; event: 'progress'; message: string; fraction?: number };
 
-export type ToWorker = WorkerRequest | WorkerCancel;
+export type ToWorker = WorkerRequest | WorkerCancel | WorkerShutdown;
 export type FromWorker = WorkerResponse | WorkerEvent;
 
 /** Type guard used by the worker to validate an incoming message before use. */
@@ -153,6 +161,6 @@ export function isToWorker(m: unknown): m is ToWorker {
   if (!m || typeof m !== 'object') return false;
   const o = m as Record<string, unknown>;
   if (typeof o.id !== 'number' || !Number.isInteger(o.id)) return false;
-  if (o.kind === 'cancel') return true;
+  if (o.kind === 'cancel' || o.kind === 'shutdown') return true;
   return o.kind === 'request' && typeof o.method === 'string' && typeof o.params === 'object' && o.params !== null;
 }

@@ -125,8 +125,13 @@ export class EngineClient {
     this.ensureWorker().postMessage(message);
   }
 
-  /** Stops the worker; pending calls reject with `WORKER_CRASHED`. */
-  async dispose(): Promise<void> {
+  /**
+   * Stops the worker; pending calls reject with `WORKER_CRASHED`. The worker is asked to shut
+   * down (cancel, let the running step return, release the model, exit), and only terminated when
+   * it has not exited after `graceMs` (default 10 s): terminating a thread inside onnxruntime's
+   * `session.run` aborts the whole process.
+   */
+  async dispose(graceMs = 10_000): Promise<void> {
     this.disposed = true;
     const w = this.worker;
     if (w) {
@@ -134,7 +139,12 @@ export class EngineClient {
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
       this.worker = null;
-      await w.terminate();
+      const exited = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), graceMs);
+        w.once('exit', () => { clearTimeout(timer); resolve(true); });
+      });
+      w.postMessage({ kind: 'shutdown', id: 0 });
+      if (!(await exited)) await w.terminate();
     }
   }
 }

@@ -26,8 +26,11 @@ function requireString(v: unknown, name: string): string {
   return v;
 }
 
-/** Builds the handler table; `allowDebug` enables the `debugCrash` test hook. */
-export function createHandlers(opts: { allowDebug: boolean }): Handlers {
+/**
+ * Builds the handler table (`allowDebug` enables the `debugCrash` test hook) and `shutdown`, which
+ * disposes the engine for a graceful exit (not reachable as an RPC method).
+ */
+export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handlers; shutdown: () => Promise<void> } {
   let engine: Engine | null = null;
   let runtime: TaskRuntime | null = null;
   let loadedKey = '';
@@ -35,7 +38,13 @@ export function createHandlers(opts: { allowDebug: boolean }): Handlers {
     if (!engine) throw new TasklingError('INVALID_REQUEST', 'no model is loaded: send load first');
     return engine;
   };
-  return {
+  const shutdown = async () => {
+    const e = engine;
+    engine = null;
+    runtime = null;
+    await e?.dispose();
+  };
+  const handlers: Handlers = {
     async load(p: LoadParams): Promise<ModelInfo> {
       const modelDir = requireString(p?.modelDir, 'modelDir');
       const key = JSON.stringify([modelDir, p.variant ?? 'q4', p.threads ?? 0]);
@@ -90,4 +99,5 @@ export function createHandlers(opts: { allowDebug: boolean }): Handlers {
       process.exit(70);
     },
   };
+  return { handlers, shutdown };
 }

@@ -20,9 +20,12 @@ interface Queued {
 const port = parentPort;
 if (!port) throw new Error('src/worker/main.ts must run in a worker thread');
 const allowDebug = Boolean((workerData as { allowDebug?: boolean } | undefined)?.allowDebug);
-const handlers = createHandlers({ allowDebug });
+const { handlers, shutdown: disposeEngine } = createHandlers({ allowDebug });
 const queue: Queued[] = [];
 let running: Queued | null = null;
+/** Settles when the running request has replied. */
+let runningDone: Promise<void> = Promise.resolve();
+let shuttingDown = false;
 
 function post(m: FromWorker): void {
   port!.postMessage(m);
@@ -37,16 +40,19 @@ function fail(id: number, e: unknown): void {
 
 async function pump(): Promise<void> {
   if (running) return;
+  if (shuttingDown) return;
   const next = queue.shift();
   if (!next) return;
   running = next;
+  let settle = () => {};
+  runningDone = new Promise<void>((r) => { settle = r; });
   const { req, controller } = next;
   const ctx: HandlerContext = {
     signal: controller.signal,
     emit: (ev) => post({ ...ev, id: req.id } as FromWorker),
   };
   try {
-    const handler = handlers[req.method];
+    const handler = Object.hasOwn(handlers, req.method) ? handlers[req.method] : undefined;
     if (!handler) throw new TasklingError('INVALID_REQUEST', `unknown method ${JSON.stringify(req.method)}`);
     const result = await handler(req.params as never, ctx);
     if (controller.signal.aborted) throw new TasklingError('CANCELLED', 'The run was cancelled.');
@@ -55,8 +61,24 @@ async function pump(): Promise<void> {
     fail(req.id, e);
   } finally {
     running = null;
+    settle();
     void pump();
   }
+}
+
+/**
+ * Graceful stop: cancel everything, let the running step return, dispose the engine (its session
+ * thread is released, never terminated mid-run: onnxruntime-node aborts the process when a thread
+ * is terminated inside `session.run`), then exit.
+ */
+async function shutdown(): Promise<void> {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  running?.controller.abort();
+  for (const q of queue.splice(0)) fail(q.req.id, new TasklingError('CANCELLED', 'The engine is shutting down.'));
+  await runningDone;
+  await disposeEngine().catch(() => undefined);
+  process.exit(0);
 }
 
 port.on('message', (m: unknown) => {
@@ -66,6 +88,14 @@ port.on('message', (m: unknown) => {
     return;
   }
   const msg = m as ToWorker;
+  if (msg.kind === 'shutdown') {
+    void shutdown();
+    return;
+  }
+  if (shuttingDown) {
+    if (msg.kind === 'request') fail(msg.id, new TasklingError('CANCELLED', 'The engine is shutting down.'));
+    return;
+  }
   if (msg.kind === 'cancel') {
     if (running?.req.id === msg.id) running.controller.abort();
     const i = queue.findIndex((q) => q.req.id === msg.id);

@@ -78,6 +78,12 @@ async function handle(m: ToSessionThread): Promise<void> {
   }
 }
 
+/** Replies to requests that arrive after `dispose` (cache operations need none). */
+function afterDispose(m: ToSessionThread): void {
+  if (m.op === 'forward') post({ op: 'error', id: m.id, error: { code: 'INTERNAL', message: 'the session was disposed' } });
+  else if (m.op === 'dispose') post({ op: 'disposed', id: m.id });
+}
+
 async function main(): Promise<void> {
   try {
     const folder = readModelFolder(data.modelDir, data.variant as ModelVariant);
@@ -96,7 +102,7 @@ async function main(): Promise<void> {
   });
   let chain = Promise.resolve();
   port!.on('message', (m: ToSessionThread) => {
-    chain = chain.then(() => (session ? handle(m) : undefined)).catch((e) => {
+    chain = chain.then(() => (session ? handle(m) : afterDispose(m))).catch((e) => {
       // A failing cache operation has no reply; the next forward on that cache reports it.
       console.error(`taskling session thread: ${m.op} failed: ${(e as Error).message}`);
     });

@@ -79,17 +79,26 @@ export function sessionThreadEntry(): string {
 
 /** A KV cache living in the session thread; this object holds its id and length. */
 class RemoteKVCache implements KVCacheState {
+  /** True while a forward pass on this cache is in flight (its length is not known until it returns). */
+  busy = false;
+
   constructor(private readonly owner: ThreadedSession, readonly id: number, public length: number) {}
+
+  private idle(op: string): void {
+    if (this.busy) throw new Error(`cannot ${op} a KV cache while a forward pass on it is running; await forward() first`);
+  }
 
   get byteLength(): number {
     return this.owner.bytesPerPosition * this.length;
   }
 
   fork(): KVCacheState {
+    this.idle('fork');
     return this.owner.forkCache(this);
   }
 
   rewind(length: number): void {
+    this.idle('rewind');
     if (length < 0 || length > this.length) throw new RangeError(`cannot rewind a KV cache of length ${this.length} to ${length}`);
     if (length === this.length) return;
     this.owner.send({ op: 'rewind', cache: this.id, length });
@@ -97,6 +106,7 @@ class RemoteKVCache implements KVCacheState {
   }
 
   release(): void {
+    this.idle('release');
     this.owner.send({ op: 'new', cache: this.id }); // replaces the thread's entry with an empty cache
     this.length = 0;
   }
@@ -194,13 +204,17 @@ export class ThreadedSession implements ForwardSession {
     if (!(state instanceof RemoteKVCache) || (state as unknown as { owner: unknown }).owner !== this) {
       throw new TypeError('forward() needs a KV cache made by this session (newCache())');
     }
+    if (state.busy) throw new Error('a forward pass on this KV cache is already running; await it first');
     let m: FromSessionThread;
+    state.busy = true;
     try {
       m = await this.request((id) => ({ op: 'forward', id, cache: state.id, ids: Array.from(ids), opts }));
     } catch (e) {
       const length = (e as { kvLength?: number }).kvLength;
       if (typeof length === 'number') state.length = length;
       throw e;
+    } finally {
+      state.busy = false;
     }
     if (m.op !== 'result') throw new TasklingError('INTERNAL', `unexpected reply ${m.op} to forward`);
     state.length = m.length;
@@ -215,7 +229,10 @@ export class ThreadedSession implements ForwardSession {
       // already gone: nothing left to release
     }
     this.dead = new TasklingError('INTERNAL', 'the session was disposed');
+    this.worker.ref(); // keep the process alive until the thread has exited
     await this.worker.terminate();
+    // Requests sent after the dispose message (e.g. a run's next step) never get a reply.
+    for (const [id] of this.pending) this.settle(id)?.reject(this.dead);
   }
 
   private request(make: (id: number) => ToSessionThread): Promise<FromSessionThread> {
@@ -231,7 +248,7 @@ export class ThreadedSession implements ForwardSession {
   private settle(id: number): Pending | undefined {
     const p = this.pending.get(id);
     this.pending.delete(id);
-    if (this.pending.size === 0) this.worker.unref();
+    if (this.pending.size === 0 && !this.dead) this.worker.unref(); // (dispose keeps it ref'd until exit)
     return p;
   }
 

@@ -135,3 +135,17 @@ test('release() empties the thread\'s cache (length 0, reusable) without touchin
   assert.equal(keep.length, 51);
   assert.equal(onFork.lastLogits.length, remote.vocabSize);
 });
+
+test('dispose during a run rejects the run instead of leaving it pending; a cache cannot be forked mid-forward', async () => {
+  const s = await ThreadedSession.load(folder, { threads: 1 });
+  const c = s.newCache();
+  const first = s.forward(ids(300, 3), c);
+  assert.throws(() => c.fork(), /while a forward pass on it is running/);
+  assert.throws(() => c.rewind(0), /while a forward pass on it is running/);
+  await assert.rejects(s.forward([1000], c), /already running/);
+  const disposing = s.dispose();
+  await first; // sent before dispose: completes
+  await assert.rejects(s.forward([1000], c), (e: unknown) => e instanceof TasklingError && /disposed/.test(e.message));
+  await disposing;
+  assert.ok(s.isDead);
+});

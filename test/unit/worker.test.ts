@@ -82,3 +82,17 @@ test('worker: a dead session thread fails the request with WORKER_CRASHED, then 
     await client.dispose();
   }
 });
+
+test('worker: dispose() during a long run shuts the worker down gracefully (no process abort) and rejects the call', async () => {
+  const client = new EngineClient({ workerPath: WORKER_ENTRY });
+  await client.call('load', { modelDir: TINY_MODEL, variant: 'q4', threads: 1 });
+  const run = client.call('generate', { prompt: 'x '.repeat(1500), decoding: { maxNewTokens: 2000 } }).then(() => null, (e: unknown) => e);
+  await new Promise((r) => setTimeout(r, 150)); // inside the prefill's session.run
+  const t0 = Date.now();
+  await client.dispose();
+  const e = await run;
+  assert.ok(e instanceof WorkerCallError && e.code === 'WORKER_CRASHED' && /shut down/.test(e.message), String(e));
+  assert.ok(Date.now() - t0 < 10_000, 'the worker exited on its own within the grace period');
+  assert.equal(client.isRunning, false);
+  await new Promise((r) => setTimeout(r, 300)); // the test process is still alive to run this line
+});
