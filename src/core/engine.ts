@@ -92,10 +92,17 @@ export class Engine {
     return f.create(spec, opts);
   }
 
-  /** Prompt ids: chat messages rendered by the template (one `<bos>`), or raw text encoded as is. */
+  /**
+   * Prompt ids: chat messages rendered by the template (one `<bos>`), or raw text encoded as is.
+   * @throws TasklingError `INVALID_INPUT` when there is neither, or the raw prompt is empty.
+   */
   promptIds(params: Pick<GenerateParams, 'prompt' | 'messages'>): number[] {
     if (params.messages?.length) return this.tokenizer.encodeChat(params.messages);
-    if (typeof params.prompt === 'string') return this.tokenizer.encode(params.prompt);
+    if (typeof params.prompt === 'string') {
+      const ids = this.tokenizer.encode(params.prompt);
+      if (ids.length === 0) throw new TasklingError('INVALID_INPUT', 'The prompt is empty: give some text to continue.');
+      return ids;
+    }
     throw new TasklingError('INVALID_INPUT', 'generate needs a prompt or messages');
   }
 

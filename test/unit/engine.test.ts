@@ -9,7 +9,7 @@ import { CausalLMSession } from '../../src/core/model/session';
 import { Generator } from '../../src/core/generation/generator';
 import { argmax } from '../../src/core/generation/sampler';
 import { Engine } from '../../src/core/engine';
-import { CancelledError } from '../../src/core/errors';
+import { CancelledError, TasklingError } from '../../src/core/errors';
 import { TINY_MODEL } from './testPaths';
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
@@ -166,6 +166,8 @@ test('cancellation stops within one step', async () => {
     );
     assert.ok(tokensAtAbort >= 3);
     assert.ok(seen <= tokensAtAbort + 1, `saw ${seen} tokens, aborted at ${tokensAtAbort}`);
+    // An empty raw prompt is refused with a message that says so (nothing to continue from).
+    await assert.rejects(engine.generate({ prompt: '' }), (e: unknown) => e instanceof TasklingError && e.code === 'INVALID_INPUT' && /prompt is empty/.test(e.message));
   } finally {
     await engine.dispose();
   }
