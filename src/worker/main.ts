@@ -5,7 +5,8 @@
  * or aborts the running one (the generator checks its AbortSignal before every step). Every
  * request gets exactly one response; failures carry a code and message back, and the worker
  * keeps serving. Messages that do not match the protocol are answered with `INVALID_REQUEST`
- * when they carry an id and are ignored otherwise.
+ * when they carry an id and are ignored otherwise. `shutdown` cancels everything, disposes the
+ * engine once the running step has returned, and exits the thread (EngineClient.dispose).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { FromWorker, ToWorker, WorkerRequest, isToWorker } from '../shared/protocol';
