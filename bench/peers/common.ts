@@ -73,6 +73,24 @@ export function runPeer(r: PeerResult, measure: () => Promise<void>): void {
     });
 }
 
+/**
+ * Time to first token for every prompt of `cfg` (`cfg.reps` each; the caller warms up first):
+ * fills `r.ttftMs`, records peak RSS after the longest prompt, logs each median and emits a
+ * partial result after each prompt length (survives a timeout).
+ * @param ttftMs one measurement in ms for `ids` (the prompt of length `len`).
+ */
+export async function measureTtft(r: PeerResult, cfg: PeerConfig, ttftMs: (ids: number[], len: string) => Promise<number>): Promise<void> {
+  const maxLen = Math.max(...Object.values(cfg.prompts).map((p) => p.length));
+  for (const [len, ids] of Object.entries(cfg.prompts)) {
+    const s: number[] = [];
+    for (let i = 0; i < cfg.reps; i++) s.push(await ttftMs(ids, len));
+    r.ttftMs[len] = stat(s);
+    progress(`ttft ${len}: ${r.ttftMs[len].median.toFixed(0)} ms`);
+    if (Number(len) === maxLen) r.peakRss2048 = maxRss();
+    emit({ ...r, error: 'partial result (child did not finish)' });
+  }
+}
+
 /** Records decode tok/s samples, logs the median, and emits a partial result in case the child dies later. */
 export function reportDecode(r: PeerResult, rates: number[]): void {
   r.decodeTokPerSec = stat(rates);

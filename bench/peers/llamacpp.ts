@@ -1,7 +1,7 @@
 // Peer: llama.cpp through node-llama-cpp (pinned 3.21.1, prebuilt CPU binary, never downloads or
 // builds), on the GGUF written by tools/gguf/onnxQ4ToGguf.ts from the same seeded weights.
 // Runs in its own child process so its peak RSS is its own.
-import { progress, dynamicImport, pkgVersion, emit, maxRss, now, PeerResult, readConfig, stat, runPeer, reportDecode } from './common';
+import { dynamicImport, pkgVersion, maxRss, now, PeerResult, readConfig, stat, runPeer, reportDecode, measureTtft } from './common';
 
 const cfg = readConfig();
 const version = pkgVersion('node-llama-cpp');
@@ -53,14 +53,7 @@ runPeer(r, async () => {
 
   const dp = cfg.prompts[String(cfg.decodePromptLen)];
   for (let i = 0; i < cfg.warmup; i++) await run(dp, 8);
-  for (const [len, ids] of Object.entries(cfg.prompts)) {
-    const s: number[] = [];
-    for (let i = 0; i < cfg.reps; i++) s.push((await run(ids, 0)).ttft);
-    r.ttftMs[len] = stat(s);
-    progress(`ttft ${len}: ${r.ttftMs[len].median.toFixed(0)} ms`);
-    if (Number(len) === maxLen) r.peakRss2048 = maxRss();
-    emit({ ...r, error: 'partial result (child did not finish)' }); // survives a timeout
-  }
+  await measureTtft(r, cfg, async (ids) => (await run(ids, 0)).ttft);
   const rates: number[] = [];
   for (let i = 0; i < cfg.reps; i++) {
     const x = await run(dp, cfg.decodeTokens);

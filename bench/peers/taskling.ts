@@ -7,7 +7,7 @@ import { TaskRuntime, runTask } from '../../src/core/tasks';
 import { BUILTIN_ADAPTERS } from '../../src/core/adapters/builtin';
 import { ThreadedSession } from '../../src/worker/sessionThread';
 import type { TaskAdapter } from '../../src/core/adapters/manifest';
-import { emit, maxRss, now, PeerResult, pkgVersion, progress, readConfig, stat, Stat, runPeer, reportDecode } from './common';
+import { maxRss, now, PeerResult, pkgVersion, progress, readConfig, stat, Stat, runPeer, reportDecode, measureTtft } from './common';
 
 /** contact-card with `website` removed: a 6-field toJson schema. */
 function sixFieldAdapter(): TaskAdapter {
@@ -68,24 +68,16 @@ runPeer(r, async () => {
   };
   const dp = cfg.prompts[String(cfg.decodePromptLen)];
   for (let i = 0; i < cfg.warmup; i++) (await ttft(dp)).g.dispose();
-  const maxLen = Math.max(...Object.values(cfg.prompts).map((p) => p.length));
+  const runs: Record<string, number[]> = {};
+  await measureTtft(r, cfg, async (ids, len) => {
+    ph.run = 0;
+    const t = await ttft(ids);
+    t.g.dispose(); // as the engine does after every run: the KV cache is freed now, not at the next GC
+    (runs[len] ??= []).push(ph.run);
+    return t.ms;
+  });
   const prefillRun: Record<string, Stat> = {};
-  for (const [len, ids] of Object.entries(cfg.prompts)) {
-    const s: number[] = [];
-    const runs: number[] = [];
-    for (let i = 0; i < cfg.reps; i++) {
-      ph.run = 0;
-      const t = await ttft(ids);
-      s.push(t.ms);
-      t.g.dispose(); // as the engine does after every run: the KV cache is freed now, not at the next GC
-      runs.push(ph.run);
-    }
-    r.ttftMs[len] = stat(s);
-    progress(`ttft ${len}: ${r.ttftMs[len].median.toFixed(0)} ms`);
-    prefillRun[len] = stat(runs);
-    if (Number(len) === maxLen) r.peakRss2048 = maxRss();
-    emit({ ...r, error: 'partial result (child did not finish)' }); // survives a timeout
-  }
+  for (const [len, samples] of Object.entries(runs)) prefillRun[len] = stat(samples);
 
   // Decode: 128 steps after the first token, as engine.runLoop does them (generator step + detokenizer).
   const rates: number[] = [];

@@ -1,7 +1,7 @@
 // Peer: transformers.js (@huggingface/transformers) text-generation on the same model folder,
 // local files only, q4 graph, CPU (its bundled onnxruntime-node), same intra-op thread count.
 import * as path from 'node:path';
-import { progress, emit, maxRss, now, PeerResult, pkgVersion, readConfig, stat, runPeer, reportDecode } from './common';
+import { maxRss, now, PeerResult, pkgVersion, readConfig, stat, runPeer, reportDecode, measureTtft } from './common';
 
 const cfg = readConfig();
 const r: PeerResult = { runtime: 'transformers.js', version: pkgVersion('@huggingface/transformers'), ok: false, notes: [], quant: 'ONNX q4 (same files)', threads: cfg.threads, ttftMs: {} };
@@ -57,15 +57,7 @@ runPeer(r, async () => {
   };
   const dp = cfg.prompts[String(cfg.decodePromptLen)];
   for (let i = 0; i < cfg.warmup; i++) await run(dp, 8);
-  const maxLen = Math.max(...Object.values(cfg.prompts).map((p) => p.length));
-  for (const [len, ids] of Object.entries(cfg.prompts)) {
-    const s: number[] = [];
-    for (let i = 0; i < cfg.reps; i++) s.push((await run(ids, 1)).ttft);
-    r.ttftMs[len] = stat(s);
-    progress(`ttft ${len}: ${r.ttftMs[len].median.toFixed(0)} ms`);
-    if (Number(len) === maxLen) r.peakRss2048 = maxRss();
-    emit({ ...r, error: 'partial result (child did not finish)' }); // survives a timeout
-  }
+  await measureTtft(r, cfg, async (ids) => (await run(ids, 1)).ttft);
   const rates: number[] = [];
   for (let i = 0; i < cfg.reps; i++) {
     const x = await run(dp, cfg.decodeTokens + 1);

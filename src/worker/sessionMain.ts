@@ -55,9 +55,9 @@ async function handle(m: ToSessionThread): Promise<void> {
       caches.delete(m.cache);
       return;
     case 'forward': {
-      const cache = caches.get(m.cache);
+      let cache: KVCache | undefined;
       try {
-        if (!cache) throw new TasklingError('INTERNAL', `KV cache ${m.cache} does not exist in the inference thread`);
+        cache = cacheOf(m.cache);
         const r = await s.forward(m.ids, cache, m.opts);
         const lastLogits = owned(r.lastLogits);
         const allLogits = r.allLogits ? owned(r.allLogits) : undefined;

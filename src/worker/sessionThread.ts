@@ -186,16 +186,20 @@ export class ThreadedSession implements ForwardSession {
   }
 
   newCache(): KVCacheState {
-    return this.track(new RemoteKVCache(this, this.nextCacheId++, 0), { op: 'new', cache: 0 });
+    const c = this.track(new RemoteKVCache(this, this.nextCacheId++, 0));
+    this.send({ op: 'new', cache: c.id });
+    return c;
   }
 
   /** @internal */
   forkCache(from: RemoteKVCache): KVCacheState {
-    return this.track(new RemoteKVCache(this, this.nextCacheId++, from.length), { op: 'fork', cache: 0, from: from.id });
+    const c = this.track(new RemoteKVCache(this, this.nextCacheId++, from.length));
+    this.send({ op: 'fork', cache: c.id, from: from.id });
+    return c;
   }
 
-  private track(c: RemoteKVCache, m: { op: 'new'; cache: number } | { op: 'fork'; cache: number; from: number }): RemoteKVCache {
-    this.send({ ...m, cache: c.id });
+  /** Frees the thread's cache when `c` is garbage-collected. */
+  private track(c: RemoteKVCache): RemoteKVCache {
     this.freed.register(c, c.id);
     return c;
   }

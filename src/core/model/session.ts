@@ -216,8 +216,8 @@ export class CausalLMSession implements ForwardSession {
     for (const name of this.pastNames) feeds[name] = cache.tensors.get(name)!;
     let fetches: Record<string, ort.Tensor | null> | undefined;
     if (cache.inPlace) {
-      // Past and present bound to the same buffers: GroupQueryAttention appends in place.
-      cache.prepareWrite(total, this.folder.maxPositions);
+      // Past and present bound to the same buffers (made writable and large enough by forward()):
+      // GroupQueryAttention appends in place.
       fetches = { logits: null };
       this.pastNames.forEach((n, i) => { feeds[n] = cache.tensors.get(n)!; fetches![this.presentNames[i]] = feeds[n]; });
     }
