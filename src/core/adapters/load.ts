@@ -23,6 +23,7 @@ import {
   type TaskAdapter,
 } from './manifest';
 import { validateAdapter } from './validate';
+import { escapePointerToken } from '../../shared/jsonPointer';
 
 // ---------------------------------------------------------------------------------------------
 // Position-tracking JSON parser
@@ -144,7 +145,7 @@ export function parseJsonLocated(source: string): LocatedJson {
           ws();
           if (text[i] !== ':') fail(`expected ':' after property name but found ${describe(i)}`);
           i++;
-          const childPtr = `${ptr}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+          const childPtr = `${ptr}/${escapePointerToken(key)}`;
           if (seen.has(key)) duplicateKeys.push(childPtr);
           seen.add(key);
           const child = value(childPtr, ks, ke);

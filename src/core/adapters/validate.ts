@@ -25,6 +25,7 @@ import type {
   TaskAdapter,
   ToJsonAdapter,
 } from './manifest';
+import { escapePointerToken } from '../../shared/jsonPointer';
 
 /** The manifest JSON Schema (draft-07), as bundled from `schemas/taskling-adapter.schema.json`. */
 export const ADAPTER_SCHEMA: Readonly<Record<string, unknown>> = manifestSchema as Record<string, unknown>;
@@ -136,10 +137,6 @@ function lastSegment(pointer: string): string {
   return i < 0 ? '' : pointer.slice(i + 1).replace(/~1/g, '/').replace(/~0/g, '~');
 }
 
-function escapePointer(s: string): string {
-  return s.replace(/~/g, '~0').replace(/\//g, '~1');
-}
-
 function rewrite(e: ErrorObject, root: unknown): { jsonPath: string; message: string } {
   const path = e.instancePath;
   const prop = lastSegment(path);
@@ -155,7 +152,7 @@ function rewrite(e: ErrorObject, root: unknown): { jsonPath: string; message: st
         const hint = closest(extra, TOP_LEVEL_KEYS);
         if (hint) message += ` (did you mean "${hint}"?)`;
       }
-      return { jsonPath: `${path}/${escapePointer(extra)}`, message };
+      return { jsonPath: `${path}/${escapePointerToken(extra)}`, message };
     }
     case 'false schema':
       return { jsonPath: path, message: `"${prop}" is not used by task "${String(task)}"` };

@@ -23,6 +23,7 @@
  */
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
+import { escapePointerToken } from '../../shared/jsonPointer';
 
 /** Result of {@link analyzeSchema}: keyword locations as JSON pointers (e.g. `/properties/email/format`). */
 export interface SchemaCapabilityReport {
@@ -57,7 +58,7 @@ const SCHEMA_MAPS = new Set(['properties', 'patternProperties', '$defs', 'defini
 const SCHEMA_ARRAYS = new Set(['anyOf', 'oneOf', 'allOf', 'prefixItems']);
 const SCHEMA_SINGLE = new Set(['items', 'additionalProperties', 'not', 'if', 'then', 'else', 'contains', 'propertyNames', 'unevaluatedProperties', 'unevaluatedItems']);
 
-const ptr = (base: string, key: string | number): string => `${base}/${String(key).replace(/~/g, '~0').replace(/\//g, '~1')}`;
+const ptr = (base: string, key: string | number): string => `${base}/${escapePointerToken(key)}`;
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function isNumberOnly(s: Record<string, unknown>): boolean {

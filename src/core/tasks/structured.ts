@@ -8,6 +8,7 @@ import { buildMessages } from '../adapters/prompt';
 import { TasklingError } from '../errors';
 import { IncrementalDetokenizer } from '../tokenizer';
 import type { GenerateResult } from '../../shared/protocol';
+import { escapePointerToken } from '../../shared/jsonPointer';
 import { TaskOptions, TaskRuntime } from './context';
 
 /** Output of {@link generateStructured}. */
@@ -85,7 +86,7 @@ export function boundSchemaForDecoding(schema: unknown, bounds: DecodingBounds =
     if (!s || typeof s !== 'object') return s;
     const o: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(s as Record<string, unknown>)) {
-      o[k] = k === 'enum' || k === 'const' || k === 'default' || k === 'examples' ? v : walk(v, `${at}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`);
+      o[k] = k === 'enum' || k === 'const' || k === 'default' || k === 'examples' ? v : walk(v, `${at}/${escapePointerToken(k)}`);
     }
     const types = Array.isArray(o.type) ? o.type : [o.type];
     if (types.includes('array') && o.maxItems === undefined) {

@@ -9,6 +9,7 @@ import { customElement, property } from 'lit/decorators.js';
 import type { ToJsonView } from '../validate';
 import { base } from '../styles';
 import { emitAction } from '../events';
+import { escapePointerToken } from '../../../src/shared/jsonPointer';
 
 /** Levels open by default; deeper containers start collapsed. */
 const OPEN_DEPTH = 2;
@@ -37,7 +38,7 @@ export function jsonNode(key: string | number | undefined, value: unknown, depth
       <details class="node" ?open=${depth < OPEN_DEPTH} data-path=${path}>
         <summary>${k}<span class="brief muted">${brief}</span></summary>
         <div class="children">
-          ${entries.map(([ck, cv]) => jsonNode(ck, cv, depth + 1, `${path}/${String(ck).replace(/~/g, '~0').replace(/\//g, '~1')}`))}
+          ${entries.map(([ck, cv]) => jsonNode(ck, cv, depth + 1, `${path}/${escapePointerToken(ck)}`))}
         </div>
       </details>`;
   }
