@@ -1,14 +1,20 @@
 /**
- * The load-time graph rewrite (num_logits_to_keep, MatMulNBits accuracy level) leaves the
- * logits of the positions it keeps unchanged.
+ * The load-time graph rewrite (num_logits_to_keep, MatMulNBits accuracy level, embedding read
+ * outside the graph) leaves the logits of the positions it keeps unchanged.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { runInNewContext } from 'node:vm';
 import { onnx } from 'onnx-proto';
 import { readModelFolder } from '../../src/core/model/modelFolder';
 import { CausalLMSession } from '../../src/core/model/session';
-import { rewrittenGraph, kvSharesBuffer } from '../../src/core/model/graphRewrite';
+import { rewrittenGraph, kvSharesBuffer, moveEmbeddingOutOfGraph } from '../../src/core/model/graphRewrite';
+import { EmbeddingLookup } from '../../src/core/model/embeddingLookup';
+import { collectGarbage } from '../../src/core/memory';
+import { TasklingError } from '../../src/core/errors';
 import { argmax } from '../../src/core/generation/sampler';
 import { TINY_MODEL } from './testPaths';
 
@@ -76,4 +82,72 @@ test('kvSharesBuffer: true for the GroupQueryAttention export, false with the re
   assert.equal(r.ok, false);
   assert.match(r.reason!, /past_key_values\.0\.key has 2 consumers/);
   assert.equal(rewrittenGraph(folder.graphPath).kvInPlace, true);
+});
+
+for (const variant of ['fp32', 'q4'] as const) {
+  test(`${variant}: the embedding read outside the graph gives the same logits as the graph's gather`, async () => {
+    const folder = readModelFolder(TINY_MODEL, variant);
+    const rw = rewrittenGraph(folder.graphPath);
+    assert.ok(rw.embedding, rw.notes.join('; '));
+    assert.equal(rw.embedding.kind, variant === 'q4' ? 'q4' : 'float32');
+    const model = onnx.ModelProto.decode(readFileSync(rw.path));
+    assert.equal(model.graph!.node!.filter((n) => n.input!.includes('input_ids') && /Gather/.test(n.opType!)).length, 0);
+    assert.ok(model.graph!.input!.some((i) => i.name === rw.embedding!.inputName));
+    const out = await CausalLMSession.load(folder, { threads: 2 });
+    const inGraph = await CausalLMSession.load(folder, { threads: 2, embeddingLookup: false });
+    try {
+      assert.ok(out.embedding);
+      assert.equal(inGraph.embedding, null);
+      assert.match(inGraph.logitsNote, /embedding gathered in the graph/);
+      // First and last rows of the table, repeats, and a decode step after the prefill.
+      const some = [2, 0, V - 1, 5000, 5000, 77, 131072];
+      const ca = out.newCache(), cb = inGraph.newCache();
+      const a = await out.forward(some, ca, { keep: some.length });
+      const b = await inGraph.forward(some, cb, { keep: some.length });
+      assert.equal(maxAbsDiff(a.allLogits!, b.allLogits!), 0);
+      const da = await out.forward([V - 2], ca), db = await inGraph.forward([V - 2], cb);
+      assert.equal(maxAbsDiff(da.lastLogits, db.lastLogits), 0);
+    } finally {
+      await out.dispose();
+      await inGraph.dispose();
+    }
+  });
+}
+
+test('embedding lookup: a truncated weights file and a closed lookup fail with MODEL_FILE_INVALID; ids are range-checked', () => {
+  const folder = readModelFolder(TINY_MODEL, 'q4');
+  const spec = rewrittenGraph(folder.graphPath).embedding!;
+  const dir = mkdtempSync(join(tmpdir(), 'taskling-emb-'));
+  try {
+    const cut = join(dir, 'model_q4.onnx_data');
+    writeFileSync(cut, readFileSync(spec.dataFile).subarray(0, spec.scalesOffset! + 1000 * (spec.hidden / spec.blockSize!) * 4));
+    const lookup = new EmbeddingLookup({ ...spec, dataFile: cut });
+    assert.equal(lookup.lookup([3, 999]).length, 2 * spec.hidden);
+    assert.throws(() => lookup.lookup([200000]), (e: TasklingError) => e.code === 'MODEL_FILE_INVALID' && /truncated/.test(e.message) && e.file === cut);
+    assert.throws(() => lookup.lookup([V]), (e: TasklingError) => e.code === 'INVALID_INPUT');
+    lookup.close();
+    assert.throws(() => lookup.lookup([3]), (e: TasklingError) => e.code === 'MODEL_FILE_INVALID');
+    assert.throws(() => new EmbeddingLookup({ ...spec, dataFile: join(dir, 'missing') }), (e: TasklingError) => e.code === 'MODEL_FILE_INVALID');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('moveEmbeddingOutOfGraph leaves a table stored inside the graph file in the graph, with the reason', () => {
+  const folder = readModelFolder(TINY_MODEL, 'q4');
+  const model = onnx.ModelProto.decode(readFileSync(folder.graphPath));
+  const table = model.graph!.initializer!.find((t) => t.name === 'model.embed_tokens.weight_Q4')!;
+  table.dataLocation = onnx.TensorProto.DataLocation.DEFAULT;
+  const nodes = model.graph!.node!.length;
+  const r = moveEmbeddingOutOfGraph(model, dirname(folder.graphPath));
+  assert.equal(r.rewritten, false);
+  assert.match(r.reason!, /inside the graph file/);
+  assert.equal(model.graph!.node!.length, nodes);
+});
+
+test('collectGarbage runs a collection without leaving gc on this or later contexts', () => {
+  const hadGc = typeof (globalThis as { gc?: unknown }).gc === 'function';
+  assert.equal(collectGarbage(), true);
+  assert.equal(typeof (globalThis as { gc?: unknown }).gc === 'function', hadGc);
+  assert.equal(runInNewContext('typeof gc'), 'undefined');
 });

@@ -1,5 +1,7 @@
 /**
- * Load-time graph rewrite so prefill computes logits only for the positions that are used.
+ * Load-time graph rewrites: prefill computes logits only for the positions that are used, the
+ * token embedding is read outside the graph ({@link moveEmbeddingOutOfGraph}), and optionally
+ * MatMulNBits runs with int8 activations.
  *
  * Exports such as onnx-community's Gemma 3 compute `logits` for every input position:
  * `[batch, seq, 262144]` floats, ~1 MiB per position, which dominates prefill time and memory.
@@ -12,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { onnx } from 'onnx-proto';
+import type { EmbeddingSpec } from './embeddingLookup';
 
 /** The added input: int64 `[1]`, how many trailing positions get logits. */
 export const LOGITS_TO_KEEP_INPUT = 'num_logits_to_keep';
@@ -108,6 +111,84 @@ export function setMatMulNBitsAccuracyLevel(model: onnx.ModelProto, level: numbe
   return changed;
 }
 
+/** External-data location of an initializer, or null when its bytes are inside the graph file. */
+function externalLocation(t: onnx.ITensorProto, graphDir: string): { file: string; offset: number } | null {
+  if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) return null;
+  const kv = new Map((t.externalData ?? []).map((e) => [e.key, e.value]));
+  const location = kv.get('location');
+  if (!location) return null;
+  return { file: join(graphDir, location), offset: Number(kv.get('offset') ?? 0) };
+}
+
+function intAttr(n: onnx.INodeProto, name: string, dflt: number): number {
+  const a = (n.attribute ?? []).find((x) => x.name === name);
+  return a ? Number(a.i) : dflt;
+}
+
+/**
+ * Moves the token-embedding lookup out of the graph (see embeddingLookup.ts for why): the
+ * `Gather` (fp32 table) or `GatherBlockQuantized` (4-bit, float32 scales, no zero points, gather
+ * axis 0, quantize axis 1) that reads `input_ids` is removed, and its output becomes a float32
+ * graph input `[batch, seq, hidden]` of the same name. A `Reshape` that only fed it and
+ * initializers no node reads any more go too. The table must be in an external-data file (its
+ * rows are read from there); other layouts are left in the graph, with the reason.
+ * @param graphDir folder of the graph file (external-data paths are relative to it).
+ */
+export function moveEmbeddingOutOfGraph(model: onnx.ModelProto, graphDir: string): { rewritten: boolean; reason?: string; spec?: EmbeddingSpec } {
+  const g = model.graph as onnx.GraphProto | null | undefined;
+  if (!g) return { rewritten: false, reason: 'no graph' };
+  // Decoded protobuf objects are full NodeProto / TensorProto instances (defaults filled in).
+  const nodes = g.node as onnx.NodeProto[];
+  const gathers = nodes.filter((n) => (n.opType === 'Gather' || n.opType === 'GatherBlockQuantized') && n.input[1] === 'input_ids');
+  if (gathers.length !== 1) return { rewritten: false, reason: `${gathers.length} embedding gathers read input_ids` };
+  const gather = gathers[0] as onnx.NodeProto;
+  const inits = new Map((g.initializer as onnx.TensorProto[]).map((t) => [t.name, t]));
+  const producer = new Map<string, onnx.NodeProto>();
+  for (const n of nodes) for (const o of n.output) producer.set(o, n);
+  const consumers = (name: string) => nodes.filter((n) => n.input.includes(name));
+  // The table: an initializer, directly or through one Reshape.
+  let reshape: onnx.NodeProto | undefined;
+  let table = inits.get(gather.input[0]);
+  if (!table) {
+    reshape = producer.get(gather.input[0]);
+    if (reshape?.opType !== 'Reshape') return { rewritten: false, reason: 'the embedding table is not an initializer' };
+    table = inits.get(reshape.input[0]);
+    if (!table) return { rewritten: false, reason: 'the embedding table is not an initializer' };
+  }
+  const at = externalLocation(table, graphDir);
+  if (!at) return { rewritten: false, reason: 'the embedding table is inside the graph file' };
+  const dims = table.dims.map(Number);
+  const rows = dims[0];
+  let spec: EmbeddingSpec;
+  if (gather.opType === 'Gather') {
+    if (table.dataType !== onnx.TensorProto.DataType.FLOAT || dims.length !== 2 || intAttr(gather, 'axis', 0) !== 0) return { rewritten: false, reason: 'the embedding Gather is not over a float32 [vocab, hidden] table' };
+    spec = { inputName: gather.output[0], hidden: dims[1], rows, dataFile: at.file, kind: 'float32', rowsOffset: at.offset };
+  } else {
+    const scales = inits.get(gather.input[2]) as onnx.TensorProto | undefined;
+    const bits = intAttr(gather, 'bits', 4);
+    const blockSize = intAttr(gather, 'block_size', 128);
+    if (gather.input.length > 3 && gather.input[3]) return { rewritten: false, reason: 'the quantized embedding has zero points' };
+    if (bits !== 4 || intAttr(gather, 'gather_axis', 0) !== 0 || intAttr(gather, 'quantize_axis', 1) !== 1) return { rewritten: false, reason: `the quantized embedding is not 4-bit over axis 1 (bits=${bits})` };
+    if (!scales || scales.dataType !== onnx.TensorProto.DataType.FLOAT || table.dataType !== onnx.TensorProto.DataType.UINT8) return { rewritten: false, reason: 'the quantized embedding does not have uint8 codes and float32 scales' };
+    const sAt = externalLocation(scales, graphDir);
+    if (!sAt) return { rewritten: false, reason: 'the embedding scales are inside the graph file' };
+    const sDims = scales.dims.map(Number);
+    const hidden = (sDims[1] ?? 0) * blockSize;
+    const rowBytes = dims.slice(1).reduce((a, b) => a * b, 1);
+    if (sDims.length !== 2 || sDims[0] !== rows || rowBytes * 2 !== hidden) return { rewritten: false, reason: 'the quantized embedding codes and scales disagree in shape' };
+    spec = { inputName: gather.output[0], hidden, rows, dataFile: at.file, kind: 'q4', rowsOffset: at.offset, blockSize, scalesOffset: sAt.offset };
+  }
+  g.node.splice(g.node.indexOf(gather), 1);
+  if (reshape && consumers(reshape.output[0]).length === 0) g.node.splice(g.node.indexOf(reshape), 1);
+  const used = new Set(nodes.flatMap((n) => n.input));
+  g.initializer = (g.initializer as onnx.TensorProto[]).filter((t) => used.has(t.name));
+  g.input.push(onnx.ValueInfoProto.create({
+    name: spec.inputName,
+    type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch_size' }, { dimParam: 'sequence_length' }, { dimValue: spec.hidden }] } } },
+  }));
+  return { rewritten: true, spec };
+}
+
 const PAST_INPUT = /^past_key_values\.(\d+)\.(key|value)$/;
 
 /**
@@ -146,6 +227,8 @@ export interface GraphRewriteOptions {
   logitsToKeep?: boolean;
   /** Set MatMulNBits `accuracy_level` (0 or undefined: leave the graph's own). */
   matMulNBitsAccuracyLevel?: number;
+  /** Read token embeddings outside the graph (default true; see {@link moveEmbeddingOutOfGraph}). */
+  embeddingLookup?: boolean;
 }
 
 /**
@@ -155,19 +238,20 @@ export interface GraphRewriteOptions {
  * files, which resolve relative to that folder). `notes` says what was and was not done; the
  * original is used when the folder is not writable.
  */
-export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}): { path: string; logitsToKeep: boolean; kvInPlace: boolean; notes: string[] } {
+export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}): RewrittenGraph {
   const wantLogits = opts.logitsToKeep ?? true;
   const level = opts.matMulNBitsAccuracyLevel ?? 0;
+  const wantEmbedding = opts.embeddingLookup ?? true;
   const notes: string[] = [];
   const bytes = readFileSync(graphPath);
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
-  const tag = `${wantLogits ? 'logits' : 'full'}-acc${level}`;
+  const tag = `${wantLogits ? 'logits' : 'full'}-acc${level}${wantEmbedding ? '-emb' : ''}`;
   const target = join(dirname(graphPath), `.${basename(graphPath, '.onnx')}.taskling-${tag}-${hash}.onnx`);
   const model = onnx.ModelProto.decode(bytes);
   const kv = kvSharesBuffer(model);
   const kvInPlace = kv.ok;
   notes.push(kv.ok ? 'KV cache updated in place (GroupQueryAttention share buffer)' : `KV cache copied per step (${kv.reason})`);
-  if (!wantLogits && !level) return { path: graphPath, logitsToKeep: false, kvInPlace, notes: ['original graph', ...notes] };
+  if (!wantLogits && !level && !wantEmbedding) return { path: graphPath, logitsToKeep: false, kvInPlace, notes: ['original graph', ...notes] };
   let logitsToKeep = (model.graph?.input ?? []).some((i) => i.name === LOGITS_TO_KEEP_INPUT);
   let changed = false;
   if (wantLogits && !logitsToKeep) {
@@ -179,8 +263,14 @@ export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}
     const n = setMatMulNBitsAccuracyLevel(model, level);
     if (n) { changed = true; notes.push(`MatMulNBits accuracy_level ${level} on ${n} nodes`); }
   }
+  let embedding: EmbeddingSpec | undefined;
+  if (wantEmbedding) {
+    const r = moveEmbeddingOutOfGraph(model, dirname(graphPath));
+    if (r.rewritten) { embedding = r.spec; changed = true; notes.push('token embeddings read from the weights file (the tied table is not held twice)'); }
+    else notes.push(`embedding gathered in the graph (${r.reason})`);
+  } else notes.push('embedding gathered in the graph (embeddingLookup: false)');
   if (!changed) return { path: graphPath, logitsToKeep, kvInPlace, notes };
-  if (existsSync(target)) return { path: target, logitsToKeep, kvInPlace, notes };
+  if (existsSync(target)) return { path: target, logitsToKeep, kvInPlace, notes, embedding };
   try {
     const tmp = `${target}.${process.pid}.tmp`;
     writeFileSync(tmp, onnx.ModelProto.encode(model).finish());
@@ -188,5 +278,19 @@ export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}
   } catch (e) {
     return { path: graphPath, logitsToKeep: false, kvInPlace, notes: [`original graph: cannot write ${target}: ${(e as Error).message}`] };
   }
-  return { path: target, logitsToKeep, kvInPlace, notes };
+  return { path: target, logitsToKeep, kvInPlace, notes, embedding };
+}
+
+/** What {@link rewrittenGraph} loaded and how. */
+export interface RewrittenGraph {
+  /** Graph file to load (the original or the rewritten copy). */
+  path: string;
+  /** The graph takes `num_logits_to_keep`. */
+  logitsToKeep: boolean;
+  /** The KV path allows in-place updates (see {@link kvSharesBuffer}). */
+  kvInPlace: boolean;
+  /** What was and was not done, for the load log. */
+  notes: string[];
+  /** Set when the embedding gather was moved out: the graph then takes `embedding.inputName`. */
+  embedding?: EmbeddingSpec;
 }

@@ -133,6 +133,20 @@ export class KVCache implements KVCacheState {
     this.capacity = capacity;
   }
 
+  /**
+   * In-place layout: the tensor to bind as past input and present output of a forward pass that
+   * ends at `total` positions (after {@link prepareWrite}). With one KV head the positions of a
+   * capacity buffer are contiguous rows, so this is a `[1, 1, total, headDim]` view of its first
+   * rows: onnxruntime-node copies every fetched output into a new ArrayBuffer, and the view makes
+   * that copy `total` rows instead of `capacity` rows. With several heads it is the whole buffer.
+   */
+  boundTensor(name: string, total: number): ort.Tensor {
+    const t = this.tensors.get(name)!;
+    if (this.kvHeads !== 1 || total >= this.capacity) return t;
+    const data = (t.data as Float32Array | Uint16Array).subarray(0, total * this.headDim);
+    return new ort.Tensor(this.type, data, [1, 1, total, this.headDim]);
+  }
+
   /** Growing layout: replaces the tensors with a forward pass's `present.*` outputs (called by the session). */
   update(presents: Map<string, ort.Tensor>, newLength: number): void {
     for (const [name, t] of presents) this.tensors.set(name, t);

@@ -1,0 +1,118 @@
+/**
+ * Token embedding rows read from the model's external-data file, outside onnxruntime.
+ *
+ * Gemma 3 ties its input embedding to the output projection: one `[262144, 640]` table is read by
+ * the embedding `GatherBlockQuantized` (q4) or `Gather` (fp32) and by the lm_head `MatMulNBits`
+ * or `Gemm`. onnxruntime prepacks the lm_head's copy into its kernel layout and must keep the
+ * original for the gather, so the table sits in memory twice (q4: ~80 MiB more RSS measured on
+ * the full test model; fp32: the whole 640 MiB table twice). The load-time rewrite
+ * ({@link ../graphRewrite.moveEmbeddingOutOfGraph}) removes the gather and turns its output into
+ * a graph input; this class fills that input with the rows of the tokens being run, read with
+ * `pread` from the same bytes onnxruntime would have gathered (the file stays in the page cache,
+ * not in the process), dequantized exactly as `GatherBlockQuantized` does.
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { TasklingError } from '../errors';
+
+/** Where the embedding table lives and how its rows are stored (from the graph's initializers). */
+export interface EmbeddingSpec {
+  /** Graph input that replaces the gather's output: float32 `[1, seq, hidden]`. */
+  inputName: string;
+  /** Values per row (Gemma 3 270M: 640). */
+  hidden: number;
+  /** Rows in the table (the vocabulary size). */
+  rows: number;
+  /** Absolute path of the external-data file holding the table. */
+  dataFile: string;
+  /**
+   * `float32`: row `i` is `hidden` little-endian floats at `rowsOffset + i * hidden * 4`.
+   * `q4`: row `i` is `hidden / 2` bytes of 4-bit codes (low nibble first) at
+   * `rowsOffset + i * hidden / 2`, with `hidden / blockSize` float32 scales at
+   * `scalesOffset + i * (hidden / blockSize) * 4`; value = (code - 8) * scale (no zero points).
+   */
+  kind: 'float32' | 'q4';
+  /** Byte offset of row 0 in `dataFile`. */
+  rowsOffset: number;
+  /** q4: values per scale. */
+  blockSize?: number;
+  /** q4: byte offset of row 0's scales in `dataFile`. */
+  scalesOffset?: number;
+}
+
+/** Reads embedding rows for token ids; one open file descriptor until {@link close}. */
+export class EmbeddingLookup {
+  private fd: number;
+  private readonly rowBytes: number;
+  private readonly scaleCount: number;
+  private readonly row: Buffer;
+  private readonly scales: Buffer;
+  /** Float views of `row` / `scales` (Buffer.alloc is not pooled: offset 0, aligned; little-endian hosts). */
+  private readonly rowFloats: Float32Array;
+  private readonly scaleFloats: Float32Array;
+
+  /**
+   * @throws TasklingError `MODEL_FILE_INVALID` when `spec.dataFile` cannot be opened.
+   */
+  constructor(readonly spec: EmbeddingSpec) {
+    const q4 = spec.kind === 'q4';
+    this.rowBytes = q4 ? spec.hidden / 2 : spec.hidden * 4;
+    this.scaleCount = q4 ? spec.hidden / spec.blockSize! : 0;
+    this.row = Buffer.alloc(this.rowBytes);
+    this.scales = Buffer.alloc(this.scaleCount * 4);
+    this.rowFloats = new Float32Array(this.row.buffer, this.row.byteOffset, q4 ? 0 : spec.hidden);
+    this.scaleFloats = new Float32Array(this.scales.buffer, this.scales.byteOffset, this.scaleCount);
+    try {
+      this.fd = openSync(spec.dataFile, 'r');
+    } catch (e) {
+      throw new TasklingError('MODEL_FILE_INVALID', `Cannot open the embedding weights in ${spec.dataFile}: ${(e as Error).message}`, spec.dataFile);
+    }
+  }
+
+  /**
+   * The rows of `ids`, in order: float32 `[ids.length * hidden]` (fed as `[1, ids.length, hidden]`).
+   * @throws TasklingError `INVALID_INPUT` for an id outside `[0, rows)`; `MODEL_FILE_INVALID` when
+   *   the file ends before a row (truncated download) or was closed.
+   */
+  lookup(ids: readonly number[]): Float32Array {
+    const { hidden, rows } = this.spec;
+    const out = new Float32Array(ids.length * hidden);
+    for (let t = 0; t < ids.length; t++) {
+      const id = ids[t];
+      if (!Number.isInteger(id) || id < 0 || id >= rows) throw new TasklingError('INVALID_INPUT', `token id ${id} is outside the vocabulary [0, ${rows})`);
+      this.read(this.row, this.spec.rowsOffset + id * this.rowBytes, id);
+      const base = t * hidden;
+      if (this.spec.kind === 'float32') {
+        out.set(this.rowFloats, base);
+        continue;
+      }
+      this.read(this.scales, this.spec.scalesOffset! + id * this.scaleCount * 4, id);
+      const perScale = this.spec.blockSize! / 2; // code bytes per scale
+      for (let j = 0; j < this.rowBytes; j++) {
+        const b = this.row[j];
+        const s = this.scaleFloats[(j / perScale) | 0];
+        out[base + 2 * j] = ((b & 15) - 8) * s;
+        out[base + 2 * j + 1] = ((b >> 4) - 8) * s;
+      }
+    }
+    return out;
+  }
+
+  private read(buf: Buffer, position: number, id: number): void {
+    let n: number;
+    try {
+      n = readSync(this.fd, buf, 0, buf.length, position);
+    } catch (e) {
+      throw new TasklingError('MODEL_FILE_INVALID', `Cannot read the embedding of token ${id} from ${this.spec.dataFile}: ${(e as Error).message}`, this.spec.dataFile);
+    }
+    if (n !== buf.length) {
+      throw new TasklingError('MODEL_FILE_INVALID', `${this.spec.dataFile} ends before the embedding of token ${id} (byte ${position + n}); the file is truncated: download the model again.`, this.spec.dataFile);
+    }
+  }
+
+  /** Closes the file; later lookups fail with `MODEL_FILE_INVALID`. */
+  close(): void {
+    if (this.fd < 0) return;
+    closeSync(this.fd);
+    this.fd = -1;
+  }
+}
