@@ -22,7 +22,13 @@ export interface SessionOptions {
   threads?: number;
   /** onnxruntime graph optimisation level (default `all`). */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
-  /** Use onnxruntime's CPU memory arena (default true). */
+  /**
+   * Use onnxruntime's CPU memory arena (default false). The arena keeps every activation buffer
+   * a run ever needed (and grows in power-of-two regions) for the session's lifetime; without it
+   * buffers come from malloc per run. Full test model, 2 threads: peak RSS during a 2,048-token
+   * prefill 622 -> 605 MiB and while decoding at that context 778 -> 709 MiB; decode steps
+   * (~16-18 ms) and the cached classify (~255 ms) unchanged within noise.
+   */
   enableCpuMemArena?: boolean;
   /**
    * Compute logits only for the positions used (default true): loads a copy of the graph with a
@@ -109,7 +115,7 @@ export class CausalLMSession implements ForwardSession {
     const so: ort.InferenceSession.SessionOptions = {
       executionProviders: ['cpu'],
       graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
-      enableCpuMemArena: opts.enableCpuMemArena ?? true,
+      enableCpuMemArena: opts.enableCpuMemArena ?? false,
       executionMode: 'sequential',
     };
     if (opts.threads && opts.threads > 0) {
