@@ -56,6 +56,23 @@ function bytesPerToken(ctxTokens: number): Record<string, number> {
   return { layerMatmuls, lmHead, norms, embeddingRow, kvCache: kv, total: layerMatmuls + lmHead + norms + embeddingRow + kv };
 }
 
+/**
+ * Multiply-add FLOPs (2 per MAC) of one forward position at context `ctx` (positions attended,
+ * the position itself included), from config.json: the 7 projections of every layer, attention
+ * scores and weighted values (sliding layers see at most `sliding_window` positions), and the
+ * lm_head when `withHead`. Norms, rotary and activations are left out (< 1%).
+ */
+function flopsPerPosition(cfg: Record<string, unknown>, ctx: number, withHead: boolean): { layers: number; attention: number; lmHead: number; total: number } {
+  const H = cfg.hidden_size as number; const hd = cfg.head_dim as number; const I = cfg.intermediate_size as number;
+  const q = (cfg.num_attention_heads as number) * hd; const kv = (cfg.num_key_value_heads as number) * hd;
+  const types = (cfg.layer_types as string[] | undefined) ?? Array.from({ length: cfg.num_hidden_layers as number }, () => 'full_attention');
+  const win = (cfg.sliding_window as number | undefined) ?? Infinity;
+  const layers = types.length * 2 * (H * q + 2 * H * kv + q * H + 3 * H * I);
+  const attention = types.reduce((a, t) => a + 2 * 2 * q * (t === 'sliding_attention' ? Math.min(ctx, win) : ctx), 0);
+  const lmHead = withHead ? 2 * (cfg.vocab_size as number) * H : 0;
+  return { layers, attention, lmHead, total: layers + attention + lmHead };
+}
+
 function runChild<T>(script: string, args: string[], timeoutMs: number): Promise<{ result: T | null; stderr: string; code: number | null; ms: number }> {
   return new Promise((resolve) => {
     const t0 = performance.now();
@@ -154,6 +171,10 @@ async function main(): Promise<void> {
   const bwGBps = bw.result?.readGBps ?? NaN;
   const ceiling = (bwGBps * 1e9) / bpt.total;
   const oursRate = ours?.decodeTokPerSec?.median;
+  const modelCfg = JSON.parse(fs.readFileSync(path.join(MODEL_DIR, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const fpt = flopsPerPosition(modelCfg, avgCtx, true);
+  const fmaGflops = bw.result?.fmaGflops;
+  const computeCeiling = fmaGflops ? (fmaGflops * 1e9) / fpt.total : NaN;
 
   // ----- table
   const rows: string[][] = [];
@@ -181,6 +202,11 @@ async function main(): Promise<void> {
   out.push(`  bytes/token: ${(bpt.total / 1e6).toFixed(1)} MB = layer matmuls ${(bpt.layerMatmuls / 1e6).toFixed(1)} + lm_head (q4 embedding, 262144x640) ${(bpt.lmHead / 1e6).toFixed(1)} + norms ${(bpt.norms / 1e3).toFixed(0)} kB + 1 embedding row ${bpt.embeddingRow} B + fp32 KV at ${avgCtx} positions ${(bpt.kvCache / 1e6).toFixed(1)}`);
   out.push(`  ceiling: ${ceiling.toFixed(1)} tok/s; ours ${oursRate?.toFixed(1) ?? 'n/a'} tok/s = ${oursRate ? ((100 * oursRate) / ceiling).toFixed(0) : 'n/a'}% of it${lcp?.decodeTokPerSec ? `; llama.cpp ${(100 * lcp.decodeTokPerSec.median / ceiling).toFixed(0)}%` : ''}${tjs?.decodeTokPerSec ? `; transformers.js ${(100 * tjs.decodeTokPerSec.median / ceiling).toFixed(0)}%` : ''}`);
 
+  if (fmaGflops) {
+    out.push(`  compute: ${fmaGflops.toFixed(0)} GFLOP/s fp32 FMA peak (same program, ${threads} threads, best of ${bw.result?.fmaSamplesGflops?.length}); FLOPs/token ${(fpt.total / 1e6).toFixed(0)} M = layers ${(fpt.layers / 1e6).toFixed(0)} + lm_head ${(fpt.lmHead / 1e6).toFixed(0)} + attention ${(fpt.attention / 1e6).toFixed(1)}`);
+    out.push(`  compute ceiling: ${computeCeiling.toFixed(0)} tok/s at 100% of FMA peak with no dequantization work; ours runs at ${oursRate ? ((oursRate * fpt.total) / 1e9).toFixed(0) : '?'} GFLOP/s = ${oursRate ? ((100 * oursRate) / computeCeiling).toFixed(0) : '?'}% of peak`);
+  }
+
   const phases = ours?.extra?.decodePhasesMsPerToken as Record<string, number> | undefined;
   if (phases) {
     out.push('', 'Our decode step, ms per token (median of reps)');
@@ -192,6 +218,15 @@ async function main(): Promise<void> {
     for (const [name, e] of Object.entries(tasks.results)) {
       const c = e.prefixCached; const u = e.noPrefixCache;
       out.push(`  ${name.padEnd(46)} prefix cached ${fmtMs(c?.ms).padEnd(22)} no cache ${fmtMs(u?.ms).padEnd(22)} prompt ${c?.tokens?.prompt ?? '?'} tok, reused ${c?.tokens?.prefixReused ?? '?'}, generated ${c?.tokens?.generated ?? '?'}`);
+    }
+    const cl = Object.entries(tasks.results).find(([k]) => k.startsWith('classify'))?.[1].prefixCached;
+    const from = cl?.tokens?.prefixReused; const to = cl?.tokens?.prompt;
+    if (fmaGflops && from !== undefined && to !== undefined) {
+      // The cached classify's work is the prefill of the uncached positions, logits for the last.
+      let fl = 0;
+      for (let p = from + 1; p <= to; p++) fl += flopsPerPosition(modelCfg, p, p === to).total;
+      const timings = (cl as { timings?: { prefillMs?: number } }).timings;
+      out.push(`  classify floor: prefill of ${to - from} uncached positions = ${(fl / 1e9).toFixed(1)} GFLOP -> ${((fl / (fmaGflops * 1e9)) * 1000).toFixed(0)} ms at 100% of the FMA peak; ours spends ${timings?.prefillMs?.toFixed(0) ?? '?'} ms in that prefill (${timings?.prefillMs ? ((fl / 1e9 / (timings.prefillMs / 1000))).toFixed(0) : '?'} GFLOP/s)`);
     }
   }
 
@@ -224,6 +259,7 @@ async function main(): Promise<void> {
     machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, totalMemBytes: os.totalmem(), node: process.version, loadAvgStart: load0, loadAvgEnd: os.loadavg() },
     config: { ...cfg, prompts: Object.fromEntries(Object.entries(prompts).map(([k, v]) => [k, v.length])), selection: undefined, selectionTokens: tok.encode(selection).length },
     bandwidth: bw.result, bytesPerToken: bpt, ceilingTokPerSec: ceiling, oursPercentOfCeiling: oursRate ? (100 * oursRate) / ceiling : null,
+    flopsPerToken: fpt, computeCeilingTokPerSec: Number.isFinite(computeCeiling) ? computeCeiling : null,
     targets: tgt.map(([name, pass, value]) => ({ name, pass, value })),
     results,
     table: out.join('\n'),

@@ -4,13 +4,21 @@
 //   thread), best of 7 passes; also a copy (memcpy-like) figure. Method 2 (no gcc): the same read
 //   loop over a Float64Array in node worker_threads.
 // The decode ceiling uses the READ bandwidth: decoding a token streams the weights once.
+// The gcc program also measures the fp32 FMA peak (GFLOP/s): 16 independent 64-byte vector
+// accumulators per OpenMP thread, a*b+c in a loop that stays in registers (-march=native
+// vectorises it to the widest FMA the CPU has), best of 5; the compute ceiling of bench.ts.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 
-export interface BandwidthResult { method: string; threads: number; readGBps: number; copyGBps?: number; bytes: number; samplesGBps: number[] }
+export interface BandwidthResult {
+  method: string; threads: number; readGBps: number; copyGBps?: number; bytes: number; samplesGBps: number[];
+  /** fp32 multiply-add peak of `threads` cores, GFLOP/s (2 FLOPs per FMA lane); gcc method only. */
+  fmaGflops?: number;
+  fmaSamplesGflops?: number[];
+}
 
 const C_SRC = String.raw`
 #include <stdio.h>
@@ -40,7 +48,28 @@ int main(int argc,char**argv){
     double t1=now();
     printf("copy %.3f\n", 2.0*bytes/(t1-t0)/1e9);
   }
-  fprintf(stderr,"sink %llu %llu\n",(unsigned long long)sink,(unsigned long long)b[n/3]);
+  typedef float v16 __attribute__((vector_size(64)));
+  long iters=20000000; float fsink=0;
+  for(int r=0;r<5;r++){
+    double t0=now(); int nt=1;
+    #pragma omp parallel reduction(+:fsink)
+    {
+      v16 acc[16]; v16 m, c;
+      for(int k=0;k<16;k++){ for(int j=0;j<16;j++) acc[k][j]=1.0f+k*1e-3f; }
+      for(int j=0;j<16;j++){ m[j]=0.999999f; c[j]=1e-7f; }
+      for(long i=0;i<iters;i++){
+        for(int k=0;k<16;k++) acc[k]=acc[k]*m+c;
+        __asm__ volatile("" : "+x"(m));
+      }
+      v16 t=acc[0]; for(int k=1;k<16;k++) t+=acc[k];
+      for(int j=0;j<16;j++) fsink+=t[j];
+      #pragma omp single
+      nt=omp_get_num_threads();
+    }
+    double t1=now();
+    printf("fma %.1f\n", (double)nt*iters*16*16*2/(t1-t0)/1e9);
+  }
+  fprintf(stderr,"sink %llu %llu %f\n",(unsigned long long)sink,(unsigned long long)b[n/3],fsink);
   return 0;
 }`;
 
@@ -54,7 +83,12 @@ function viaGcc(threads: number, bytes: number): BandwidthResult {
   fs.rmSync(dir, { recursive: true, force: true });
   const read = [...out.matchAll(/^read ([\d.]+)/gm)].map((m) => Number(m[1]));
   const copy = [...out.matchAll(/^copy ([\d.]+)/gm)].map((m) => Number(m[1]));
-  return { method: `gcc -O3 -march=native -fopenmp: sum of a ${(bytes / 2 ** 30).toFixed(0)} GiB uint64 array, ${threads} OpenMP threads, best of ${read.length}`, threads, readGBps: Math.max(...read), copyGBps: Math.max(...copy), bytes, samplesGBps: read };
+  const fma = [...out.matchAll(/^fma ([\d.]+)/gm)].map((m) => Number(m[1]));
+  return {
+    method: `gcc -O3 -march=native -fopenmp: sum of a ${(bytes / 2 ** 30).toFixed(0)} GiB uint64 array, ${threads} OpenMP threads, best of ${read.length}`,
+    threads, readGBps: Math.max(...read), copyGBps: Math.max(...copy), bytes, samplesGBps: read,
+    fmaGflops: fma.length ? Math.max(...fma) : undefined, fmaSamplesGflops: fma,
+  };
 }
 
 async function viaNode(threads: number, bytes: number): Promise<BandwidthResult> {

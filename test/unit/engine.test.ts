@@ -235,6 +235,25 @@ test('in-place KV cache (GroupQueryAttention share buffer) gives the same logits
     a.rewind(400); b.rewind(400);
     await close([1234, 5678]);
     assert.equal(b.length, 402);
+    // A fork of a prefix writes its continuation into the prefix's spare capacity (no copy)
+    // unless another holder of the buffers is longer than the fork; both stay exact.
+    const buf = (c: unknown) => ((c as { tensors: Map<string, { data: Float32Array }> }).tensors.values().next().value!.data.buffer);
+    const [pa, pb] = [grow.newCache(), inPlace.newCache()];
+    await close([2, ...tokenIds(40, 11)], pa, pb); // capacity 40 + 256
+    const [xa, xb] = [pa.fork(), pb.fork()];
+    await close(tokenIds(30, 12), xa, xb);
+    assert.equal(buf(xb), buf(pb), 'the first continuation is written into the prefix buffers');
+    const [ya, yb] = [pa.fork(), pb.fork()];
+    await close(tokenIds(20, 13), ya, yb); // xb (70) is longer than yb (40): yb copies
+    assert.notEqual(buf(yb), buf(pb));
+    await close([4321], xa, xb); // the first continuation is intact
+    xa.release(); xb.release();
+    const [za, zb] = [pa.fork(), pb.fork()];
+    await close(tokenIds(25, 14), za, zb); // xb released: in place again
+    assert.equal(buf(zb), buf(pb));
+    await close([99], pa, pb); // the prefix itself: zb (65) is longer, so it copies
+    assert.notEqual(buf(pb), buf(zb));
+    await close([98], za, zb);
   } finally {
     await grow.dispose();
     await inPlace.dispose();

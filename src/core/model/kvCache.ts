@@ -10,8 +10,12 @@
  * - in place (graphs whose KV path is GroupQueryAttention only, see graphRewrite.kvSharesBuffer):
  *   buffers of shape `[1, kvHeads, capacity, headDim]` bound as both past input and present
  *   output, so onnxruntime appends the new positions into them and nothing is copied per step.
- *   Positions at and after `length` are unused. Forks share the buffers copy-on-write: the first
- *   forward pass on a cache whose buffers another cache also holds copies `[0, length)` first.
+ *   Positions at and after `length` are unused. Forks share the buffers copy-on-write: a forward
+ *   pass writes rows `[length, total)`, which clobbers no other holder's valid rows when every
+ *   other holder of the buffers is no longer than this cache, so it writes in place; otherwise
+ *   (or when the buffers are too small) it copies `[0, length)` into buffers of its own first.
+ *   A fork of a cached prompt prefix therefore writes its continuation into the prefix's spare
+ *   capacity without a copy, as long as no other fork holds a longer continuation.
  *
  * dtype float32 or float16 (from the session's metadata).
  */
@@ -27,8 +31,8 @@ const GROW_HEADROOM = 256;
 export class KVCache implements KVCacheState {
   /** `past_key_values.*` input name -> tensor (`[1, kvHeads, length or capacity, headDim]`). */
   tensors: Map<string, ort.Tensor>;
-  /** In-place layout: how many caches hold these buffers (copy-on-write between forks). */
-  private shared: { refs: number };
+  /** In-place layout: the caches holding these buffers (copy-on-write between forks). */
+  private shared: { holders: Set<KVCache> };
 
   /**
    * @param pastNames the session's `past_key_values.*` input names, in order.
@@ -46,12 +50,13 @@ export class KVCache implements KVCacheState {
     readonly inPlace = false,
     public length = 0,
     tensors?: Map<string, ort.Tensor>,
-    shared?: { refs: number },
+    shared?: { holders: Set<KVCache> },
     /** In-place layout: positions the buffers hold room for. */
     public capacity = 0,
   ) {
     this.tensors = tensors ?? this.allocate(0);
-    this.shared = shared ?? { refs: 1 };
+    this.shared = shared ?? { holders: new Set() };
+    this.shared.holders.add(this);
   }
 
   private allocate(positions: number): Map<string, ort.Tensor> {
@@ -72,7 +77,6 @@ export class KVCache implements KVCacheState {
 
   /** A cache sharing this one's tensors; advancing one does not affect the other. */
   fork(): KVCache {
-    if (this.inPlace) this.shared.refs++;
     return new KVCache(this.pastNames, this.kvHeads, this.headDim, this.type, this.inPlace, this.length, new Map(this.tensors), this.shared, this.capacity);
   }
 
@@ -100,24 +104,24 @@ export class KVCache implements KVCacheState {
   }
 
   release(): void {
-    if (this.inPlace) {
-      this.shared.refs--;
-      this.shared = { refs: 1 };
-      this.capacity = 0;
-    }
+    if (this.inPlace) this.capacity = 0;
+    this.shared.holders.delete(this);
+    this.shared = { holders: new Set([this]) };
     this.tensors = this.allocate(0);
     this.length = 0;
   }
 
   /**
-   * In-place layout, called by the session before a forward pass: makes the buffers this cache's
-   * own (copy-on-write) and large enough for `total` positions, copying `[0, length)` when it
-   * has to reallocate. Capacity grows to `total` + 256 or 1.5x, whichever is larger, at most
-   * `maxPositions`.
+   * In-place layout, called by the session before a forward pass: makes rows `[length, total)`
+   * writable without touching another holder's valid rows (see the class comment) and the
+   * buffers large enough for `total` positions, copying `[0, length)` when it has to reallocate.
+   * Capacity grows to `total` + 256 or 1.5x, whichever is larger, at most `maxPositions`.
    */
   prepareWrite(total: number, maxPositions: number): void {
     if (!this.inPlace) throw new Error('prepareWrite() is for in-place KV caches');
-    if (this.shared.refs === 1 && this.capacity >= total) return;
+    let longerHolder = false;
+    for (const h of this.shared.holders) if (h !== this && h.length > this.length) longerHolder = true;
+    if (!longerHolder && this.capacity >= total) return;
     const want = this.capacity >= total ? this.capacity : Math.max(total + GROW_HEADROOM, Math.ceil(this.capacity * 1.5));
     const capacity = Math.max(total, Math.min(want, maxPositions));
     const next = this.allocate(capacity);
@@ -127,8 +131,8 @@ export class KVCache implements KVCacheState {
       const dst = next.get(name)!.data as Float32Array | Uint16Array;
       for (let h = 0; h < this.kvHeads; h++) dst.set(src.subarray(h * this.capacity * d, h * this.capacity * d + this.length * d), h * capacity * d);
     }
-    this.shared.refs--;
-    this.shared = { refs: 1 };
+    this.shared.holders.delete(this);
+    this.shared = { holders: new Set([this]) };
     this.tensors = next;
     this.capacity = capacity;
   }
