@@ -151,14 +151,18 @@ async function main(): Promise<void> {
     { key: 'transformers', script: 'peers/transformersjs.js' },
     { key: 'llama', script: 'peers/llamacpp.js' },
   ];
-  const results: Record<string, PeerResult & { wallMs?: number; loadAvgBefore?: number[]; loadAvgAfter?: number[]; stderrTail?: string }> = {};
+  const results: Record<string, PeerResult & { wallMs?: number; loadAvgBefore?: number[]; loadAvgAfter?: number[]; fmaGflopsBefore?: number | null; fmaGflopsAfter?: number | null; stderrTail?: string }> = {};
+  // Other jobs on a shared machine come and go: the FMA peak right before and after each runtime
+  // shows whether it ran on the same machine speed as the others.
+  const fmaNow = async () => (await runChild<{ fmaGflops: number | null }>(path.join(__dirname, 'memBandwidth.js'), [String(threads), 'fma'], 60_000)).result?.fmaGflops ?? null;
   for (const p of peers) {
     if (skip.has(p.key)) continue;
     log(`running ${p.key}`);
     const before = os.loadavg();
+    const fmaBefore = await fmaNow();
     const r = await runChild<PeerResult>(path.join(__dirname, p.script), [cfgPath], 900_000);
     const res = r.result ?? { runtime: p.key, version: '?', ok: false, error: `no result (exit ${r.code})`, notes: [], quant: '?', threads, ttftMs: {} };
-    results[p.key] = { ...res, wallMs: r.ms, loadAvgBefore: before, loadAvgAfter: os.loadavg(), stderrTail: res.ok ? undefined : r.stderr.slice(-2000) };
+    results[p.key] = { ...res, wallMs: r.ms, loadAvgBefore: before, loadAvgAfter: os.loadavg(), fmaGflopsBefore: fmaBefore, fmaGflopsAfter: await fmaNow(), stderrTail: res.ok ? undefined : r.stderr.slice(-2000) };
     log(`${p.key}: ${res.ok ? 'ok' : `FAILED: ${(res.error ?? '').split('\n')[0]}`} in ${(r.ms / 1000).toFixed(0)} s`);
   }
   fs.rmSync(cfgPath, { force: true });
@@ -188,6 +192,11 @@ async function main(): Promise<void> {
   add('peak RSS after load', (r) => mib(r?.rssAfterLoad), (r) => r?.rssAfterLoad);
   add('peak RSS with 2,048-token prompt', (r) => mib(r?.peakRss2048), (r) => r?.peakRss2048);
   add('peak RSS (whole child)', (r) => mib(r?.peakRss), (r) => r?.peakRss);
+  const speed = (r?: PeerResult) => {
+    const x = r as { fmaGflopsBefore?: number | null; fmaGflopsAfter?: number | null } | undefined;
+    return x?.fmaGflopsBefore || x?.fmaGflopsAfter ? `${x.fmaGflopsBefore?.toFixed(0) ?? '?'} / ${x.fmaGflopsAfter?.toFixed(0) ?? '?'}` : 'n/a';
+  };
+  rows.push(['machine FMA GFLOP/s before / after', speed(ours), speed(tjs), '', speed(lcp), '']);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (c: string[]) => `| ${c.map((x, i) => x.padEnd(widths[i])).join(' | ')} |`;
   const out: string[] = [];
@@ -195,6 +204,7 @@ async function main(): Promise<void> {
   out.push(`machine: ${os.cpus()[0]?.model ?? '?'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; load average at start ${load0.map((x) => x.toFixed(1)).join(' ')}`);
   out.push(line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line));
   out.push('ratios are ours/peer: for ms and MiB lower is better for us, for tok/s higher is better for us.');
+  out.push('machine FMA GFLOP/s: the fp32 FMA peak of the same cores just before and after that runtime ran; when it differs between runtimes, other jobs slowed one of them and the ratios are skewed.');
   out.push(`llama.cpp model: ${path.relative(ROOT, GGUF)} (${lcp?.quant ?? 'Q4_0'})`);
 
   out.push('', 'Physical limit (decode is memory-bound: every token streams the weights once)');

@@ -116,13 +116,21 @@ export class TopPProcessor implements LogitsProcessor {
   }
 }
 
-/** Log-softmax of a logits row, float64 accuracy, returned as float32 `[vocab]`. */
-export function logSoftmax(logits: Float32Array): Float32Array {
+/**
+ * log(sum(exp(logits))) of a logits row in float64: log P(token i) = logits[i] - logSumExp.
+ * Cheaper than {@link logSoftmax} when only a few tokens' log-probabilities are needed.
+ */
+export function logSumExp(logits: Float32Array): number {
   let max = -Infinity;
   for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
   let z = 0;
   for (let i = 0; i < logits.length; i++) z += Math.exp(logits[i] - max);
-  const lz = max + Math.log(z);
+  return max + Math.log(z);
+}
+
+/** Log-softmax of a logits row, float64 accuracy, returned as float32 `[vocab]`. */
+export function logSoftmax(logits: Float32Array): Float32Array {
+  const lz = logSumExp(logits);
   const out = new Float32Array(logits.length);
   for (let i = 0; i < logits.length; i++) out[i] = logits[i] - lz;
   return out;

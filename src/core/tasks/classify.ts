@@ -14,7 +14,7 @@
  */
 import type { ClassifyAdapter } from '../adapters/manifest';
 import { buildMessages } from '../adapters/prompt';
-import { logSoftmax } from '../generation/logitsProcessors';
+import { logSumExp } from '../generation/logitsProcessors';
 import type { KVCacheState } from '../model/forwardSession';
 import { throwIfAborted } from '../errors';
 import type { ChatMessage } from '../../shared/protocol';
@@ -93,10 +93,10 @@ export async function scoreTrie(
   let steps = 0;
   // Depth-first over one cache: advance by a token, recurse, rewind (rewinding is free).
   const visit = async (node: TrieNode, logits: Float32Array, acc: number): Promise<void> => {
-    const lsm = logSoftmax(logits);
+    const lz = logSumExp(logits); // log P(tok) = logits[tok] - lz (float64)
     const at = rootCache.length;
     for (const [tok, child] of node.children) {
-      const lp = acc + lsm[tok];
+      const lp = acc + logits[tok] - lz;
       for (const l of child.labels) logProbs[l] = lp;
       if (child.children.size === 0) continue;
       throwIfAborted(signal);
@@ -207,9 +207,9 @@ async function classifyMulti(runtime: TaskRuntime, adapter: ClassifyAdapter, tex
       const c = generator.cache;
       const r = await runtime.engine.session.forward(prompts[i].slice(shared), c);
       c.rewind(shared);
-      const lsm = logSoftmax(r.lastLogits);
-      const py = yes.reduce((s, id) => s + Math.exp(lsm[id]), 0);
-      const pn = no.reduce((s, id) => s + Math.exp(lsm[id]), 0);
+      const lz = logSumExp(r.lastLogits);
+      const py = yes.reduce((s, id) => s + Math.exp(r.lastLogits[id] - lz), 0);
+      const pn = no.reduce((s, id) => s + Math.exp(r.lastLogits[id] - lz), 0);
       const p = py / (py + pn);
       labels.push({ label: adapter.labels[i].name, probability: p, logProb: Math.log(p) });
     }
