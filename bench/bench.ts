@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { GemmaTokenizer } from '../src/core/tokenizer';
 import type { PeerConfig, PeerResult, Stat } from './peers/common';
-import type { BandwidthResult } from './memBandwidth';
+import type { BandwidthResult, SpeedProbe } from './memBandwidth';
 
 const ROOT = path.resolve(__dirname, '../..');
 const MODEL_DIR = path.join(ROOT, 'models/test/gemma3-full');
@@ -151,18 +151,18 @@ async function main(): Promise<void> {
     { key: 'transformers', script: 'peers/transformersjs.js' },
     { key: 'llama', script: 'peers/llamacpp.js' },
   ];
-  const results: Record<string, PeerResult & { wallMs?: number; loadAvgBefore?: number[]; loadAvgAfter?: number[]; fmaGflopsBefore?: number | null; fmaGflopsAfter?: number | null; stderrTail?: string }> = {};
-  // Other jobs on a shared machine come and go: the FMA peak right before and after each runtime
-  // shows whether it ran on the same machine speed as the others.
-  const fmaNow = async () => (await runChild<{ fmaGflops: number | null }>(path.join(__dirname, 'memBandwidth.js'), [String(threads), 'fma'], 60_000)).result?.fmaGflops ?? null;
+  const results: Record<string, PeerResult & { wallMs?: number; loadAvgBefore?: number[]; loadAvgAfter?: number[]; speedBefore?: SpeedProbe | null; speedAfter?: SpeedProbe | null; stderrTail?: string }> = {};
+  // Other jobs on a shared machine come and go: read bandwidth and FMA peak right before and after
+  // each runtime show whether it ran on the same machine speed as the others.
+  const speedNow = async () => (await runChild<SpeedProbe | null>(path.join(__dirname, 'memBandwidth.js'), [String(threads), 'probe'], 60_000)).result ?? null;
   for (const p of peers) {
     if (skip.has(p.key)) continue;
     log(`running ${p.key}`);
     const before = os.loadavg();
-    const fmaBefore = await fmaNow();
+    const speedBefore = await speedNow();
     const r = await runChild<PeerResult>(path.join(__dirname, p.script), [cfgPath], 900_000);
     const res = r.result ?? { runtime: p.key, version: '?', ok: false, error: `no result (exit ${r.code})`, notes: [], quant: '?', threads, ttftMs: {} };
-    results[p.key] = { ...res, wallMs: r.ms, loadAvgBefore: before, loadAvgAfter: os.loadavg(), fmaGflopsBefore: fmaBefore, fmaGflopsAfter: await fmaNow(), stderrTail: res.ok ? undefined : r.stderr.slice(-2000) };
+    results[p.key] = { ...res, wallMs: r.ms, loadAvgBefore: before, loadAvgAfter: os.loadavg(), speedBefore, speedAfter: await speedNow(), stderrTail: res.ok ? undefined : r.stderr.slice(-2000) };
     log(`${p.key}: ${res.ok ? 'ok' : `FAILED: ${(res.error ?? '').split('\n')[0]}`} in ${(r.ms / 1000).toFixed(0)} s`);
   }
   fs.rmSync(cfgPath, { force: true });
@@ -193,10 +193,11 @@ async function main(): Promise<void> {
   add('peak RSS with 2,048-token prompt', (r) => mib(r?.peakRss2048), (r) => r?.peakRss2048);
   add('peak RSS (whole child)', (r) => mib(r?.peakRss), (r) => r?.peakRss);
   const speed = (r?: PeerResult) => {
-    const x = r as { fmaGflopsBefore?: number | null; fmaGflopsAfter?: number | null } | undefined;
-    return x?.fmaGflopsBefore || x?.fmaGflopsAfter ? `${x.fmaGflopsBefore?.toFixed(0) ?? '?'} / ${x.fmaGflopsAfter?.toFixed(0) ?? '?'}` : 'n/a';
+    const x = r as { speedBefore?: SpeedProbe | null; speedAfter?: SpeedProbe | null } | undefined;
+    const f = (p?: SpeedProbe | null) => (p ? `${p.readGBps.toFixed(0)}, ${p.fmaGflops.toFixed(0)}` : '?');
+    return x?.speedBefore || x?.speedAfter ? `${f(x.speedBefore)} / ${f(x.speedAfter)}` : 'n/a';
   };
-  rows.push(['machine FMA GFLOP/s before / after', speed(ours), speed(tjs), '', speed(lcp), '']);
+  rows.push(['machine GB/s, GFLOP/s before / after', speed(ours), speed(tjs), '', speed(lcp), '']);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (c: string[]) => `| ${c.map((x, i) => x.padEnd(widths[i])).join(' | ')} |`;
   const out: string[] = [];
@@ -204,7 +205,7 @@ async function main(): Promise<void> {
   out.push(`machine: ${os.cpus()[0]?.model ?? '?'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; load average at start ${load0.map((x) => x.toFixed(1)).join(' ')}`);
   out.push(line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line));
   out.push('ratios are ours/peer: for ms and MiB lower is better for us, for tok/s higher is better for us.');
-  out.push('machine FMA GFLOP/s: the fp32 FMA peak of the same cores just before and after that runtime ran; when it differs between runtimes, other jobs slowed one of them and the ratios are skewed.');
+  out.push('machine GB/s, GFLOP/s: read bandwidth and fp32 FMA peak of the same cores just before and after that runtime ran; when they differ between runtimes, other jobs slowed one of them and its ratios are skewed.');
   out.push(`llama.cpp model: ${path.relative(ROOT, GGUF)} (${lcp?.quant ?? 'Q4_0'})`);
 
   out.push('', 'Physical limit (decode is memory-bound: every token streams the weights once)');
