@@ -66,8 +66,8 @@ export class Engine {
     }
     const [session, tokenizer] = [sr.value, tr.value];
     // Parsing the 33 MB tokenizer.json and building the tokenizer leave ~70 MB of dead objects
-    // in this thread's heap; collect them now rather than at V8's leisure (full test model:
-    // RSS after load 483 -> 410 MiB, measured with bench/README.md's probe).
+    // in this thread's heap; collect them now rather than at V8's leisure (full test model, one
+    // engine in a fresh process: RSS after load 483 -> 407 MiB).
     collectGarbage();
     const info: ModelInfo = {
       modelDir,

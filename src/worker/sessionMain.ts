@@ -87,7 +87,8 @@ function afterDispose(m: ToSessionThread): void {
 async function main(): Promise<void> {
   try {
     const folder = readModelFolder(data.modelDir, data.variant as ModelVariant);
-    // This thread's heap holds little besides those copies: collecting between prefill pieces is cheap.
+    // This thread's heap holds little besides onnxruntime-node's output copies, so a collection
+    // between prefill pieces is cheap here (see SessionOptions.collectBetweenPieces).
     session = await CausalLMSession.load(folder, { ...data.opts, collectBetweenPieces: data.opts.collectBetweenPieces ?? true });
   } catch (e) {
     post({ op: 'loadError', error: wire(e) });

@@ -141,7 +141,7 @@ export function moveEmbeddingOutOfGraph(model: onnx.ModelProto, graphDir: string
   const nodes = g.node as onnx.NodeProto[];
   const gathers = nodes.filter((n) => (n.opType === 'Gather' || n.opType === 'GatherBlockQuantized') && n.input[1] === 'input_ids');
   if (gathers.length !== 1) return { rewritten: false, reason: `${gathers.length} embedding gathers read input_ids` };
-  const gather = gathers[0] as onnx.NodeProto;
+  const gather = gathers[0];
   const inits = new Map((g.initializer as onnx.TensorProto[]).map((t) => [t.name, t]));
   const producer = new Map<string, onnx.NodeProto>();
   for (const n of nodes) for (const o of n.output) producer.set(o, n);
@@ -178,10 +178,13 @@ export function moveEmbeddingOutOfGraph(model: onnx.ModelProto, graphDir: string
     if (sDims.length !== 2 || sDims[0] !== rows || rowBytes * 2 !== hidden) return { rewritten: false, reason: 'the quantized embedding codes and scales disagree in shape' };
     spec = { inputName: gather.output[0], hidden, rows, dataFile: at.file, kind: 'q4', rowsOffset: at.offset, blockSize, scalesOffset: sAt.offset };
   }
+  const removed = [gather];
   g.node.splice(g.node.indexOf(gather), 1);
-  if (reshape && consumers(reshape.output[0]).length === 0) g.node.splice(g.node.indexOf(reshape), 1);
-  const used = new Set(nodes.flatMap((n) => n.input));
-  g.initializer = (g.initializer as onnx.TensorProto[]).filter((t) => used.has(t.name));
+  if (reshape && consumers(reshape.output[0]).length === 0) { removed.push(reshape); g.node.splice(g.node.indexOf(reshape), 1); }
+  // Initializers only the removed nodes read (the Reshape's shape constant; the table itself when
+  // the lm_head does not share it) go too, or onnxruntime warns about each at load.
+  const orphans = new Set(removed.flatMap((n) => n.input).filter((name) => inits.has(name) && consumers(name).length === 0));
+  g.initializer = (g.initializer as onnx.TensorProto[]).filter((t) => !orphans.has(t.name));
   g.input.push(onnx.ValueInfoProto.create({
     name: spec.inputName,
     type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch_size' }, { dimParam: 'sequence_length' }, { dimValue: spec.hidden }] } } },
@@ -221,6 +224,9 @@ export function kvSharesBuffer(model: onnx.IModelProto): { ok: boolean; reason?:
   return pasts > 0 ? { ok: true } : { ok: false, reason: 'no past_key_values inputs' };
 }
 
+/** Part of the rewritten file's name: bump it when a rewrite changes, so older copies are not reused. */
+const REWRITE_VERSION = 2;
+
 /** Which load-time rewrites to apply (see {@link rewrittenGraph}). */
 export interface GraphRewriteOptions {
   /** Add `num_logits_to_keep` (default true). */
@@ -245,7 +251,7 @@ export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}
   const notes: string[] = [];
   const bytes = readFileSync(graphPath);
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
-  const tag = `${wantLogits ? 'logits' : 'full'}-acc${level}${wantEmbedding ? '-emb' : ''}`;
+  const tag = `r${REWRITE_VERSION}-${wantLogits ? 'logits' : 'full'}-acc${level}${wantEmbedding ? '-emb' : ''}`;
   const target = join(dirname(graphPath), `.${basename(graphPath, '.onnx')}.taskling-${tag}-${hash}.onnx`);
   const model = onnx.ModelProto.decode(bytes);
   const kv = kvSharesBuffer(model);

@@ -176,8 +176,8 @@ export class CausalLMSession implements ForwardSession {
     created.collectBetweenPieces = opts.collectBetweenPieces ?? false;
     created.kvInPlace = rw.kvInPlace && (opts.kvInPlace ?? true);
     if (rw.embedding) {
-      if (!session.inputNames.includes(rw.embedding.inputName)) throw mismatch(`the rewritten graph has no ${rw.embedding.inputName} input`);
       try {
+        if (!session.inputNames.includes(rw.embedding.inputName)) throw mismatch(`the rewritten graph has no ${rw.embedding.inputName} input`);
         created.embedding = new EmbeddingLookup(rw.embedding);
       } catch (e) {
         await session.release();
