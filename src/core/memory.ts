@@ -8,27 +8,31 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 type GcFunction = (opts?: { type?: 'major' | 'minor' }) => void;
-let gcFunction: GcFunction | null | undefined;
+let gcFunction: GcFunction | undefined;
 
 /**
  * V8's `gc` function without starting node with `--expose-gc`: the flag is turned on for the
- * creation of one `vm` context (whose global then has `gc`) and off again at once, so no other
- * context gets it. Null when the runtime refuses (the caller then skips the collection).
+ * creation of one `vm` context (whose global then has `gc`) and off again at once. The flag is
+ * process-wide: a context another thread creates in that instant gets `gc` too, and another
+ * thread doing the same may turn the flag off first, so a miss is retried (here and on later
+ * calls) rather than remembered. Null when the runtime gives none (the caller skips collecting).
  */
 function gcFn(): GcFunction | null {
-  if (gcFunction !== undefined) return gcFunction;
+  if (gcFunction) return gcFunction;
   const global = (globalThis as { gc?: GcFunction }).gc;
   if (typeof global === 'function') return (gcFunction = global);
-  try {
-    setFlagsFromString('--expose-gc');
-    const fn = runInNewContext('gc') as unknown;
-    gcFunction = typeof fn === 'function' ? (fn as GcFunction) : null;
-  } catch {
-    gcFunction = null;
-  } finally {
-    setFlagsFromString('--no-expose-gc');
+  for (let attempt = 0; attempt < 3 && !gcFunction; attempt++) {
+    try {
+      setFlagsFromString('--expose-gc');
+      const fn = runInNewContext('gc') as unknown;
+      if (typeof fn === 'function') gcFunction = fn as GcFunction;
+    } catch {
+      return null; // flags or vm not available here
+    } finally {
+      setFlagsFromString('--no-expose-gc');
+    }
   }
-  return gcFunction;
+  return gcFunction ?? null;
 }
 
 /**

@@ -254,6 +254,15 @@ test('in-place KV cache (GroupQueryAttention share buffer) gives the same logits
     await close([99], pa, pb); // the prefix itself: zb (65) is longer, so it copies
     assert.notEqual(buf(pb), buf(zb));
     await close([98], za, zb);
+    // Overlapping passes on sibling forks: the second sees the first's pending rows and copies.
+    const [s1, s2] = [zb.fork(), zb.fork()];
+    const [r1, r2] = await Promise.all([inPlace.forward(tokenIds(9, 15), s1), inPlace.forward(tokenIds(9, 16), s2)]);
+    const [q1, q2] = [za.fork(), za.fork()];
+    const e1 = await grow.forward(tokenIds(9, 15), q1);
+    const e2 = await grow.forward(tokenIds(9, 16), q2);
+    assert.ok(maxAbsDiff(r1.lastLogits, e1.lastLogits) < 1e-4 && maxAbsDiff(r2.lastLogits, e2.lastLogits) < 1e-4, 'concurrent sibling forks stay exact');
+    await close([77], q1, s1); // the first fork's rows were not overwritten by the second's pass
+    await close([78], q2, s2);
   } finally {
     await grow.dispose();
     await inPlace.dispose();

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { runInNewContext } from 'node:vm';
@@ -111,10 +111,12 @@ for (const variant of ['fp32', 'q4'] as const) {
       await out.dispose();
       await inGraph.dispose();
     }
+    // After dispose the session says so (not that the weights file is bad).
+    await assert.rejects(out.forward([5], out.newCache()), (e: TasklingError) => e.code === 'INTERNAL' && /disposed/.test(e.message));
   });
 }
 
-test('embedding lookup: a truncated weights file and a closed lookup fail with MODEL_FILE_INVALID; ids are range-checked', () => {
+test('embedding lookup: a truncated weights file, a missing file and a closed lookup fail clearly; ids are range-checked', () => {
   const folder = readModelFolder(TINY_MODEL, 'q4');
   const spec = rewrittenGraph(folder.graphPath).embedding!;
   const dir = mkdtempSync(join(tmpdir(), 'taskling-emb-'));
@@ -123,10 +125,10 @@ test('embedding lookup: a truncated weights file and a closed lookup fail with M
     writeFileSync(cut, readFileSync(spec.dataFile).subarray(0, spec.scalesOffset! + 1000 * (spec.hidden / spec.blockSize!) * 4));
     const lookup = new EmbeddingLookup({ ...spec, dataFile: cut });
     assert.equal(lookup.lookup([3, 999]).length, 2 * spec.hidden);
-    assert.throws(() => lookup.lookup([200000]), (e: TasklingError) => e.code === 'MODEL_FILE_INVALID' && /truncated/.test(e.message) && e.file === cut);
+    assert.throws(() => lookup.lookup([200000]), (e: TasklingError) => e.code === 'MODEL_FILE_TRUNCATED' && /truncated/.test(e.message) && e.file === cut);
     assert.throws(() => lookup.lookup([V]), (e: TasklingError) => e.code === 'INVALID_INPUT');
     lookup.close();
-    assert.throws(() => lookup.lookup([3]), (e: TasklingError) => e.code === 'MODEL_FILE_INVALID');
+    assert.throws(() => lookup.lookup([3]), (e: TasklingError) => e.code === 'INTERNAL' && /disposed/.test(e.message));
     assert.throws(() => new EmbeddingLookup({ ...spec, dataFile: join(dir, 'missing') }), (e: TasklingError) => e.code === 'MODEL_FILE_INVALID');
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -150,4 +152,24 @@ test('collectGarbage runs a collection without leaving gc on this or later conte
   assert.equal(collectGarbage(), true);
   assert.equal(typeof (globalThis as { gc?: unknown }).gc === 'function', hadGc);
   assert.equal(runInNewContext('typeof gc'), 'undefined');
+});
+
+test('rewrittenGraph removes copies made by an older rewrite version and keeps current ones', () => {
+  const folder = readModelFolder(TINY_MODEL, 'q4');
+  const dir = mkdtempSync(join(tmpdir(), 'taskling-rw-'));
+  try {
+    const graph = join(dir, 'model_q4.onnx');
+    copyFileSync(folder.graphPath, graph);
+    symlinkSync(join(dirname(folder.graphPath), 'model_q4.onnx_data'), join(dir, 'model_q4.onnx_data'));
+    const stale = join(dir, '.model_q4.taskling-logits-acc0-0123456789abcdef.onnx');
+    writeFileSync(stale, 'old');
+    const acc4 = rewrittenGraph(graph, { matMulNBitsAccuracyLevel: 4 });
+    assert.equal(existsSync(stale), false);
+    const plain = rewrittenGraph(graph);
+    assert.notEqual(plain.path, acc4.path);
+    assert.ok(existsSync(acc4.path) && existsSync(plain.path));
+    assert.ok(plain.embedding && plain.embedding.dataFile === join(dir, 'model_q4.onnx_data'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -70,11 +70,13 @@ export class EmbeddingLookup {
 
   /**
    * The rows of `ids`, in order: float32 `[ids.length * hidden]` (fed as `[1, ids.length, hidden]`).
-   * @throws TasklingError `INVALID_INPUT` for an id outside `[0, rows)`; `MODEL_FILE_INVALID` when
-   *   the file ends before a row (truncated download) or was closed.
+   * @throws TasklingError `INVALID_INPUT` for an id outside `[0, rows)`; `MODEL_FILE_TRUNCATED`
+   *   when the file ends before a row; `MODEL_FILE_INVALID` when it cannot be read; `INTERNAL`
+   *   after {@link close} (the session was disposed).
    */
   lookup(ids: readonly number[]): Float32Array {
     const { hidden, rows } = this.spec;
+    if (this.fd < 0) throw new TasklingError('INTERNAL', 'The session was disposed: load the model again.');
     const out = new Float32Array(ids.length * hidden);
     for (let t = 0; t < ids.length; t++) {
       const id = ids[t];
@@ -105,11 +107,11 @@ export class EmbeddingLookup {
       throw new TasklingError('MODEL_FILE_INVALID', `Cannot read the embedding of token ${id} from ${this.spec.dataFile}: ${(e as Error).message}`, this.spec.dataFile);
     }
     if (n !== buf.length) {
-      throw new TasklingError('MODEL_FILE_INVALID', `${this.spec.dataFile} ends before the embedding of token ${id} (byte ${position + n}); the file is truncated: download the model again.`, this.spec.dataFile);
+      throw new TasklingError('MODEL_FILE_TRUNCATED', `${this.spec.dataFile} ends before the embedding of token ${id} (byte ${position + n}); the file is truncated: download the model again.`, this.spec.dataFile);
     }
   }
 
-  /** Closes the file; later lookups fail with `MODEL_FILE_INVALID`. */
+  /** Closes the file; later lookups fail with `INTERNAL` (disposed). */
   close(): void {
     if (this.fd < 0) return;
     closeSync(this.fd);

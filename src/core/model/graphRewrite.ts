@@ -11,7 +11,7 @@
  * is written next to the original so its external-data paths still resolve.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { onnx } from 'onnx-proto';
 import type { EmbeddingSpec } from './embeddingLookup';
@@ -112,12 +112,13 @@ export function setMatMulNBitsAccuracyLevel(model: onnx.ModelProto, level: numbe
 }
 
 /** External-data location of an initializer, or null when its bytes are inside the graph file. */
-function externalLocation(t: onnx.ITensorProto, graphDir: string): { file: string; offset: number } | null {
+function externalLocation(t: onnx.ITensorProto, graphDir: string): { file: string; offset: number; length?: number } | null {
   if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) return null;
   const kv = new Map((t.externalData ?? []).map((e) => [e.key, e.value]));
   const location = kv.get('location');
   if (!location) return null;
-  return { file: join(graphDir, location), offset: Number(kv.get('offset') ?? 0) };
+  const length = kv.get('length');
+  return { file: join(graphDir, location), offset: Number(kv.get('offset') ?? 0), length: length ? Number(length) : undefined };
 }
 
 function intAttr(n: onnx.INodeProto, name: string, dflt: number): number {
@@ -162,6 +163,7 @@ export function moveEmbeddingOutOfGraph(model: onnx.ModelProto, graphDir: string
   let spec: EmbeddingSpec;
   if (gather.opType === 'Gather') {
     if (table.dataType !== onnx.TensorProto.DataType.FLOAT || dims.length !== 2 || intAttr(gather, 'axis', 0) !== 0) return { rewritten: false, reason: 'the embedding Gather is not over a float32 [vocab, hidden] table' };
+    if (at.length !== undefined && at.length !== rows * dims[1] * 4) return { rewritten: false, reason: 'the embedding table\'s stored length disagrees with its shape' };
     spec = { inputName: gather.output[0], hidden: dims[1], rows, dataFile: at.file, kind: 'float32', rowsOffset: at.offset };
   } else {
     const scales = inits.get(gather.input[2]) as onnx.TensorProto | undefined;
@@ -176,6 +178,9 @@ export function moveEmbeddingOutOfGraph(model: onnx.ModelProto, graphDir: string
     const hidden = (sDims[1] ?? 0) * blockSize;
     const rowBytes = dims.slice(1).reduce((a, b) => a * b, 1);
     if (sDims.length !== 2 || sDims[0] !== rows || rowBytes * 2 !== hidden) return { rewritten: false, reason: 'the quantized embedding codes and scales disagree in shape' };
+    if ((at.length !== undefined && at.length !== rows * rowBytes) || (sAt.length !== undefined && sAt.length !== rows * sDims[1] * 4)) {
+      return { rewritten: false, reason: 'the quantized embedding\'s stored lengths disagree with its shape' };
+    }
     spec = { inputName: gather.output[0], hidden, rows, dataFile: at.file, kind: 'q4', rowsOffset: at.offset, blockSize, scalesOffset: sAt.offset };
   }
   const removed = [gather];
@@ -282,9 +287,26 @@ export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}
     writeFileSync(tmp, onnx.ModelProto.encode(model).finish());
     renameSync(tmp, target);
   } catch (e) {
-    return { path: graphPath, logitsToKeep: false, kvInPlace, notes: [`original graph: cannot write ${target}: ${(e as Error).message}`] };
+    return { path: graphPath, logitsToKeep: false, kvInPlace, notes: [`original graph: cannot write ${target}: ${(e as Error).message}`, notes[0]] };
   }
+  removeStaleRewrites(graphPath);
   return { path: target, logitsToKeep, kvInPlace, notes, embedding };
+}
+
+/**
+ * Deletes rewritten copies of `graphPath` made by an older rewrite version (never loaded by this
+ * code again); copies of the current version with other options stay (another session may use them).
+ */
+function removeStaleRewrites(graphPath: string): void {
+  const dir = dirname(graphPath);
+  const prefix = `.${basename(graphPath, '.onnx')}.taskling-`;
+  try {
+    for (const f of readdirSync(dir)) {
+      if (f.startsWith(prefix) && f.endsWith('.onnx') && !f.startsWith(`${prefix}r${REWRITE_VERSION}-`)) rmSync(join(dir, f), { force: true });
+    }
+  } catch {
+    // best effort: a stale copy only costs disk space
+  }
 }
 
 /** What {@link rewrittenGraph} loaded and how. */

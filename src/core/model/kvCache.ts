@@ -33,6 +33,12 @@ export class KVCache implements KVCacheState {
   tensors: Map<string, ort.Tensor>;
   /** In-place layout: the caches holding these buffers (copy-on-write between forks). */
   private shared: { holders: Set<KVCache> };
+  /**
+   * In-place layout: rows `[0, reserved)` may be written by a forward pass that has not finished
+   * (set by {@link prepareWrite}, before `length` advances), so a sibling fork running meanwhile
+   * sees this cache as already that long and copies instead of writing the same rows.
+   */
+  private reserved = 0;
 
   /**
    * @param pastNames the session's `past_key_values.*` input names, in order.
@@ -89,6 +95,7 @@ export class KVCache implements KVCacheState {
     if (length === this.length) return;
     if (!this.inPlace) for (const [name, t] of this.tensors) this.tensors.set(name, this.slice(t, length));
     this.length = length;
+    this.reserved = Math.min(this.reserved, length);
   }
 
   private slice(t: ort.Tensor, length: number): ort.Tensor {
@@ -109,6 +116,7 @@ export class KVCache implements KVCacheState {
     this.shared = { holders: new Set([this]) };
     this.tensors = this.allocate(0);
     this.length = 0;
+    this.reserved = 0;
   }
 
   /**
@@ -120,7 +128,8 @@ export class KVCache implements KVCacheState {
   prepareWrite(total: number, maxPositions: number): void {
     if (!this.inPlace) throw new Error('prepareWrite() is for in-place KV caches');
     let longerHolder = false;
-    for (const h of this.shared.holders) if (h !== this && h.length > this.length) longerHolder = true;
+    for (const h of this.shared.holders) if (h !== this && Math.max(h.length, h.reserved) > this.length) longerHolder = true;
+    this.reserved = total;
     if (!longerHolder && this.capacity >= total) return;
     const want = this.capacity >= total ? this.capacity : Math.max(total + GROW_HEADROOM, Math.ceil(this.capacity * 1.5));
     const capacity = Math.max(total, Math.min(want, maxPositions));

@@ -104,6 +104,7 @@ export class CausalLMSession implements ForwardSession {
   collectBetweenPieces = false;
   /** Set when token embeddings are read outside the graph (see {@link SessionOptions.embeddingLookup}). */
   embedding: EmbeddingLookup | null = null;
+  private disposed = false;
 
   /**
    * Creates the onnxruntime session for `folder.graphPath` and checks its I/O against config.json.
@@ -200,11 +201,15 @@ export class CausalLMSession implements ForwardSession {
    * @param state the KV cache from {@link newCache}; updated in place with the `present.*` outputs.
    * @param opts.allLogits also return the logits of every input position (costs seq x vocab x 4 bytes).
    * @param opts.keep return logits for the last `keep` positions in `allLogits` (`[keep, vocab]`).
+   * Forward passes on forks of one cache may overlap (a fork that would write rows a sibling's
+   * pending pass writes copies first); a pass and a fork/rewind/release of the same cache may not.
    * @throws TasklingError `INVALID_INPUT` when `ids` is empty or holds an id outside the vocabulary;
-   *   `CONTEXT_TOO_LONG` when the cache plus `ids` exceed the model's positions (`folder.maxPositions`).
+   *   `CONTEXT_TOO_LONG` when the cache plus `ids` exceed the model's positions (`folder.maxPositions`);
+   *   `INTERNAL` after {@link dispose}.
    */
   async forward(ids: readonly number[], state: KVCacheState, opts: ForwardOptions = {}): Promise<ForwardResult> {
     if (!(state instanceof KVCache)) throw new TypeError('forward() needs a KV cache made by this session (newCache())');
+    if (this.disposed) throw new TasklingError('INTERNAL', 'The session was disposed: load the model again.');
     const cache = state;
     const seq = ids.length;
     if (seq === 0) throw new TasklingError('INVALID_INPUT', 'forward() needs at least one token');
@@ -289,6 +294,7 @@ export class CausalLMSession implements ForwardSession {
 
   /** Releases the native session (and closes the embedding weights file). */
   async dispose(): Promise<void> {
+    this.disposed = true;
     this.embedding?.close();
     await this.session.release();
   }
