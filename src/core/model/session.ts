@@ -60,13 +60,14 @@ export interface SessionOptions {
    */
   embeddingLookup?: boolean;
   /**
-   * Run a full garbage collection after each piece of a prefill of several pieces (default
-   * false). onnxruntime-node returns every fetched `present.*` as a fresh copy of the KV cache
+   * Run a full garbage collection before, between and after the pieces of a prefill of several
+   * pieces (default false). onnxruntime-node returns every fetched `present.*` as a fresh copy of the KV cache
    * (its `run` has no way to keep an output in a buffer it was given), so a 2,048-token prefill
    * leaves ~180 MB of dead copies that V8 frees only at its next collection. Collecting costs a
    * few ms in a thread that holds nothing else (the session thread sets this) and much more in
    * one that holds the tokenizer. Full test model: peak RSS during a 2,048-token prefill
-   * 674 -> 623 MiB.
+   * 674 -> 623 MiB; over four 2,048-token prefills in a row (the collection before the first
+   * piece frees what the previous run left) 678 -> 629-644 MiB.
    */
   collectBetweenPieces?: boolean;
 }
@@ -230,6 +231,8 @@ export class CausalLMSession implements ForwardSession {
     let start = 0;
     let runMs = 0;
     if (chunk > 0 && !opts.allLogits) {
+      // Before a long prefill, free what earlier runs left (their output copies, released caches).
+      if (this.collectBetweenPieces && seq > Math.max(chunk, keep)) collectGarbage();
       while (seq - start > Math.max(chunk, keep)) {
         runMs += (await this.runGraph(ids.slice(start, start + chunk), cache, 1)).runMs;
         start += chunk;
