@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { GemmaTokenizer } from '../src/core/tokenizer';
+import type { Gemma3Config } from '../src/core/model/modelFolder';
 import type { PeerConfig, PeerResult, Stat } from './peers/common';
 import type { BandwidthResult, SpeedProbe } from './memBandwidth';
 
@@ -39,9 +40,8 @@ function ensureGguf(): void {
 }
 
 /** Bytes of weights read per decoded token by the q4 graph, from the ONNX initializers. */
-function bytesPerToken(ctxTokens: number): Record<string, number> {
+function bytesPerToken(cfg: Gemma3Config, ctxTokens: number): Record<string, number> {
   const m = onnx.ModelProto.decode(fs.readFileSync(path.join(MODEL_DIR, 'onnx/model_q4.onnx')));
-  const cfg = JSON.parse(fs.readFileSync(path.join(MODEL_DIR, 'config.json'), 'utf8'));
   let layerMatmuls = 0; let lmHead = 0; let norms = 0;
   for (const t of m.graph!.initializer ?? []) {
     const len = Number((t.externalData ?? []).find((e) => e.key === 'length')?.value ?? 0);
@@ -62,14 +62,14 @@ function bytesPerToken(ctxTokens: number): Record<string, number> {
  * scores and weighted values (sliding layers see at most `sliding_window` positions), and the
  * lm_head when `withHead`. Norms, rotary and activations are left out (< 1%).
  */
-function flopsPerPosition(cfg: Record<string, unknown>, ctx: number, withHead: boolean): { layers: number; attention: number; lmHead: number; total: number } {
-  const H = cfg.hidden_size as number; const hd = cfg.head_dim as number; const I = cfg.intermediate_size as number;
-  const q = (cfg.num_attention_heads as number) * hd; const kv = (cfg.num_key_value_heads as number) * hd;
-  const types = (cfg.layer_types as string[] | undefined) ?? Array.from({ length: cfg.num_hidden_layers as number }, () => 'full_attention');
-  const win = (cfg.sliding_window as number | undefined) ?? Infinity;
+function flopsPerPosition(cfg: Gemma3Config, ctx: number, withHead: boolean): { layers: number; attention: number; lmHead: number; total: number } {
+  const H = cfg.hidden_size; const hd = cfg.head_dim; const I = cfg.intermediate_size as number;
+  const q = cfg.num_attention_heads * hd; const kv = cfg.num_key_value_heads * hd;
+  const types = (cfg.layer_types as string[] | undefined) ?? Array.from({ length: cfg.num_hidden_layers }, () => 'full_attention');
+  const win = cfg.sliding_window ?? Infinity;
   const layers = types.length * 2 * (H * q + 2 * H * kv + q * H + 3 * H * I);
   const attention = types.reduce((a, t) => a + 2 * 2 * q * (t === 'sliding_attention' ? Math.min(ctx, win) : ctx), 0);
-  const lmHead = withHead ? 2 * (cfg.vocab_size as number) * H : 0;
+  const lmHead = withHead ? 2 * cfg.vocab_size * H : 0;
   return { layers, attention, lmHead, total: layers + attention + lmHead };
 }
 
@@ -171,11 +171,11 @@ async function main(): Promise<void> {
   const tjs = results.transformers;
   const lcp = results.llama;
   const avgCtx = cfg.decodePromptLen + cfg.decodeTokens / 2;
-  const bpt = bytesPerToken(avgCtx);
+  const modelCfg = JSON.parse(fs.readFileSync(path.join(MODEL_DIR, 'config.json'), 'utf8')) as Gemma3Config;
+  const bpt = bytesPerToken(modelCfg, avgCtx);
   const bwGBps = bw.result?.readGBps ?? NaN;
   const ceiling = (bwGBps * 1e9) / bpt.total;
   const oursRate = ours?.decodeTokPerSec?.median;
-  const modelCfg = JSON.parse(fs.readFileSync(path.join(MODEL_DIR, 'config.json'), 'utf8')) as Record<string, unknown>;
   const fpt = flopsPerPosition(modelCfg, avgCtx, true);
   const fmaGflops = bw.result?.fmaGflops;
   const computeCeiling = fmaGflops ? (fmaGflops * 1e9) / fpt.total : NaN;

@@ -228,19 +228,21 @@ export class CausalLMSession implements ForwardSession {
     if (cache.inPlace) cache.prepareWrite(total, this.folder.maxPositions); // one reallocation for all chunks
     // Chunked prefill: the same logits (causal attention over the cache), a lower activation peak.
     const chunk = this.prefillChunkTokens;
+    const pieced = chunk > 0 && !opts.allLogits && seq > Math.max(chunk, keep);
+    // Before, between and after the pieces: free the output copies (and what earlier runs left).
+    const collect = pieced && this.collectBetweenPieces;
     let start = 0;
     let runMs = 0;
-    if (chunk > 0 && !opts.allLogits) {
-      // Before a long prefill, free what earlier runs left (their output copies, released caches).
-      if (this.collectBetweenPieces && seq > Math.max(chunk, keep)) collectGarbage();
+    if (collect) collectGarbage();
+    if (pieced) {
       while (seq - start > Math.max(chunk, keep)) {
         runMs += (await this.runGraph(ids.slice(start, start + chunk), cache, 1)).runMs;
         start += chunk;
-        if (this.collectBetweenPieces) collectGarbage();
+        if (collect) collectGarbage();
       }
     }
     const r = await this.runGraph(start === 0 ? ids : ids.slice(start), cache, keep, opts);
-    if (start > 0 && this.collectBetweenPieces) collectGarbage();
+    if (collect) collectGarbage();
     r.runMs += runMs;
     return r;
   }
