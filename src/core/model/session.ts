@@ -66,8 +66,9 @@ export interface SessionOptions {
    * leaves ~180 MB of dead copies that V8 frees only at its next collection. Collecting costs a
    * few ms in a thread that holds nothing else (the session thread sets this) and much more in
    * one that holds the tokenizer. Full test model: peak RSS during a 2,048-token prefill
-   * 674 -> 623 MiB; over four 2,048-token prefills in a row (the collection before the first
-   * piece frees what the previous run left) 678 -> 629-644 MiB.
+   * 674 -> 623 MiB. The collection before the first piece (for what the previous run left) did
+   * not measurably lower the peak of four 2,048-token prefills in a row: 617-711 MiB with it,
+   * 648-651 MiB without (3 runs each; the spread is V8's and glibc's timing).
    */
   collectBetweenPieces?: boolean;
 }
