@@ -24,6 +24,7 @@ import { runTask, TaskRuntime } from '../core/tasks';
 import { AdapterRegistry, loadAdapterFile, loadAdapterFolder } from '../core/adapters/load';
 import type { AdapterError, TaskAdapter } from '../core/adapters/manifest';
 import { MODEL_VARIANTS } from '../core/model/modelFolder';
+import { evalCommand, EVAL_USAGE } from './eval';
 
 const USAGE = `Usage:
   taskling generate --model DIR [--variant V] [--schema FILE | --choice a,b | --regex RE]
@@ -32,6 +33,7 @@ const USAGE = `Usage:
   taskling run --adapter ID|FILE --model DIR [--input FILE | - | "text"] [--jsonl]
                [--variant V] [--threads N] [--no-prefix-cache] [--max-context-tokens N]
                [--max-new-tokens N] [--max-string-chars N] [--folder DIR]
+${EVAL_USAGE}
   taskling adapters [--folder DIR]       list and validate built-in and workspace adapters
   taskling help
 
@@ -66,6 +68,8 @@ export async function main(argv: string[]): Promise<number> {
         return await generate(rest);
       case 'run':
         return await run(rest);
+      case 'eval':
+        return await evalCommand(rest, { usage: USAGE, engineOptions, resolveAdapter });
       case 'adapters':
         return await adapters(rest);
       case undefined:
