@@ -24,6 +24,7 @@ import { runTask, TaskRuntime } from '../core/tasks';
 import { AdapterRegistry, loadAdapterFile, loadAdapterFolder } from '../core/adapters/load';
 import type { AdapterError, TaskAdapter } from '../core/adapters/manifest';
 import { MODEL_VARIANTS } from '../core/model/modelFolder';
+import { IMPORT_GGUF_USAGE, importGgufCommand } from './importGguf';
 import { evalCommand, EVAL_USAGE } from './eval';
 
 const USAGE = `Usage:
@@ -35,6 +36,7 @@ const USAGE = `Usage:
                [--max-new-tokens N] [--max-string-chars N] [--folder DIR]
 ${EVAL_USAGE}
   taskling adapters [--folder DIR]       list and validate built-in and workspace adapters
+${IMPORT_GGUF_USAGE}
   taskling help
 
   V is one of ${MODEL_VARIANTS.join('|')} (default q4).
@@ -70,6 +72,8 @@ export async function main(argv: string[]): Promise<number> {
         return await run(rest);
       case 'eval':
         return await evalCommand(rest, { usage: USAGE, engineOptions, resolveAdapter });
+      case 'import-gguf':
+        return await importGgufCommand(rest);
       case 'adapters':
         return await adapters(rest);
       case undefined:
