@@ -12,6 +12,7 @@ import { EntityDecorations } from './host/decorations';
 import { EngineService } from './host/engineService';
 import { ModelSetup } from './host/modelSetup';
 import { PanelProvider } from './host/panel/PanelProvider';
+import { ResultDocuments } from './host/resultDocs';
 import { StatusBar } from './host/statusBar';
 
 /** What `activate` returns (integration tests use it through `extension.exports`). */
@@ -20,6 +21,8 @@ export interface TasklingApi {
   engine: EngineService;
   decorations: EntityDecorations;
   panel: PanelProvider;
+  /** The extension context (tests read workspaceState through it). */
+  context: vscode.ExtensionContext;
   /** ms spent in activate(). */
   activationMs: number;
 }
@@ -44,10 +47,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<Taskli
     return dir ? { dir, variant: cfg.variant, threads: cfg.threads } : undefined;
   }, debug);
   const decorations = new EntityDecorations();
-  const controller = new TasklingController(context, engine, decorations, setup, log);
+  const results = new ResultDocuments();
+  const controller = new TasklingController(context, engine, decorations, setup, log, results);
   const panel = new PanelProvider(context.extensionUri, controller, log, () => engine.warmUp());
   context.subscriptions.push(
-    engine, decorations, controller, panel, new StatusBar(engine),
+    engine, decorations, results, controller, panel, new StatusBar(engine),
     vscode.window.registerWebviewViewProvider(PanelProvider.viewId, panel, { webviewOptions: { retainContextWhenHidden: true } }),
     ...registerCommands(controller, async () => {
       await vscode.commands.executeCommand('workbench.view.extension.taskling');
@@ -72,7 +76,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Taskli
   await controller.reloadAdapters();
   const activationMs = Date.now() - t0;
   log.info(`[activate] Taskling ${context.extension.packageJSON.version} activated in ${activationMs} ms (${context.extensionMode === vscode.ExtensionMode.Production ? 'production' : 'development'}, trusted: ${vscode.workspace.isTrusted})`);
-  return { controller, engine, decorations, panel, activationMs };
+  return { controller, engine, decorations, panel, context, activationMs };
 }
 
 export function deactivate(): void {

@@ -5,7 +5,7 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import type { ModelVariantName } from '../shared/protocol';
-import { clampMaxNewTokens, clampThreads, trustedValue } from './logic/settings';
+import { clampContextTokens, clampMaxNewTokens, clampThreads, trustedValue } from './logic/settings';
 
 /** Effective settings for one run. Paths are absolute (or empty). */
 export interface TasklingConfig {
@@ -16,6 +16,8 @@ export interface TasklingConfig {
   threads: number;
   /** Overrides adapters' maxNewTokens when set. */
   maxNewTokens?: number;
+  /** Context budget in tokens (prompt + answer); undefined = core's default (4096). */
+  maxContextTokens?: number;
   /** Absolute adapter folders (workspace-relative entries resolved against each workspace folder). Empty when untrusted. */
   adapterFolders: string[];
   /** Entries of `taskling.adapters` (paths or inline manifests). */
@@ -56,6 +58,7 @@ export function readConfig(): TasklingConfig {
     variant: VARIANTS.includes(variant) ? variant : 'q4',
     threads: clampThreads(c.get('threads')),
     maxNewTokens: clampMaxNewTokens(c.get('maxNewTokens')),
+    maxContextTokens: clampContextTokens(c.get('maxContextTokens')),
     adapterFolders: [...new Set(adapterFolders)],
     adapters: Array.isArray(adapters) ? adapters : [],
     baseDir,

@@ -34,8 +34,15 @@ export class ModelNotSetUpError extends Error {
 export interface RunHooks {
   token?: vscode.CancellationToken;
   signal?: AbortSignal;
+  /** A worker progress message ("chunk 2/34"); fraction in [0, 1] when known. */
   onProgress?: (message: string, fraction?: number) => void;
+  /** The model is loaded and the task was sent to the worker (prefill starts). */
+  onStart?: () => void;
+  /** A worker text event: generated tokens so far. */
+  onTokens?: (newTokens: number) => void;
   maxNewTokens?: number;
+  /** Context budget in tokens (core's default 4096 when undefined). */
+  maxContextTokens?: number;
 }
 
 export class EngineService implements vscode.Disposable {
@@ -184,16 +191,23 @@ export class EngineService implements vscode.Disposable {
       if (controller.signal.aborted) throw new WorkerCallError('CANCELLED', 'The run was cancelled.');
       const started = Date.now();
       let lastTokens = 0;
-      this.setState({ kind: 'running', adapterId: adapter.id });
-      const params: RunTaskParams = { adapter: adapter as unknown as Record<string, unknown>, text, options: hooks.maxNewTokens ? { maxNewTokens: hooks.maxNewTokens } : undefined };
+      this.setState({ kind: 'running', adapterId: adapter.id, adapterName: adapter.name });
+      hooks.onStart?.();
+      const options: RunTaskParams['options'] = {};
+      if (hooks.maxNewTokens) options.maxNewTokens = hooks.maxNewTokens;
+      if (hooks.maxContextTokens) options.maxContextTokens = hooks.maxContextTokens;
+      const params: RunTaskParams = { adapter: adapter as unknown as Record<string, unknown>, text, options: Object.keys(options).length ? options : undefined };
       const result = await this.client.call('runTask', params, {
         signal: controller.signal,
         onEvent: (ev) => {
           if (ev.event === 'progress') hooks.onProgress?.(ev.message, ev.fraction);
           else if (ev.event === 'text') {
             lastTokens = ev.newTokens;
-            const secs = (Date.now() - started) / 1000;
-            this.setState({ kind: 'running', adapterId: adapter.id, newTokens: ev.newTokens, tokensPerSecond: secs > 0 ? ev.newTokens / secs : undefined });
+            if (hooks.onTokens) hooks.onTokens(ev.newTokens);
+            else {
+              const secs = (Date.now() - started) / 1000;
+              this.setState({ kind: 'running', adapterId: adapter.id, adapterName: adapter.name, newTokens: ev.newTokens, tokensPerSecond: secs > 0 ? ev.newTokens / secs : undefined });
+            }
           }
         },
       });

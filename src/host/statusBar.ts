@@ -25,8 +25,10 @@ export function statusBarText(engine: Pick<EngineLike, 'state' | 'modelLoaded'>)
           tooltip: `Taskling: model ${s.modelId} (${s.variant}) is set up but not loaded yet; it loads on the first run or when the panel opens${open}`,
         };
     case 'running': {
+      // The progress line (logic/progress.ts progressShort) already carries tok/s when known.
       const tps = s.tokensPerSecond !== undefined && s.tokensPerSecond > 0 ? ` ${s.tokensPerSecond.toFixed(1)} tok/s` : '';
-      return { text: `$(sync~spin) Taskling: running${tps}`, tooltip: base.tooltip };
+      const detail = s.progress ? ` · ${s.progress}` : tps;
+      return { text: `$(sync~spin) Taskling: running ${s.adapterName ?? s.adapterId}${detail}`, tooltip: `${base.tooltip}${s.progress ? ` — ${s.progress}` : ''}` };
     }
     case 'error': return { text: '$(error) Taskling: error', tooltip: base.tooltip };
   }

@@ -37,8 +37,16 @@ export interface AdapterProblem {
 export type EngineState =
   | { kind: 'notSetUp' }
   | { kind: 'loading'; message?: string }
-  | { kind: 'ready'; modelId: string; variant: string }
-  | { kind: 'running'; adapterId: string; tokensPerSecond?: number; newTokens?: number }
+  | {
+    kind: 'ready'; modelId: string; variant: string;
+    /** False while the model folder is set up but not loaded in the worker yet (it loads on the first run). */
+    loaded?: boolean;
+  }
+  | {
+    kind: 'running'; adapterId: string; tokensPerSecond?: number; newTokens?: number;
+    /** The adapter's display name and a short progress line ("chunk 3/34 · ~2 min left"). */
+    adapterName?: string; progress?: string;
+  }
   | { kind: 'error'; message: string };
 
 /** A span highlighted in the panel's result view (UTF-16 offsets into `text`). */
@@ -56,8 +64,12 @@ export interface RunRecord {
   adapterId: string;
   adapterName: string;
   task: TaskKindName;
-  /** The selection the run used (truncated to 20,000 chars for display). */
+  /** The selection the run used (truncated to 20,000 chars for display; 2,000 once restored). */
   input: string;
+  /** Length of the whole selection in UTF-16 code units (`input` may be a prefix of it). */
+  inputLength?: number;
+  /** True for runs read back from the previous window session (their document versions are unknown). */
+  restored?: boolean;
   documentUri?: string;
   startedAt: number;
   /** Task result as returned by core/tasks (ClassifyResult | ExtractResult | ToJsonResult), or the error. */
@@ -86,11 +98,13 @@ export type PanelToHost =
   | { type: 'openJson'; runId: number }
   | { type: 'replaceSelection'; runId: number }
   | { type: 'revealSpan'; runId: number; index: number }
-  | { type: 'clearHistory' };
+  | { type: 'clearHistory' }
+  | { type: 'openProblem'; index: number }
+  | { type: 'newAdapter' };
 
 export type HostToPanel =
   | { type: 'state'; state: PanelState }
-  | { type: 'progress'; runId: number; message: string; newTokens?: number; tokensPerSecond?: number }
+  | { type: 'progress'; runId: number; message: string; newTokens?: number; tokensPerSecond?: number; fraction?: number }
   | { type: 'runFinished'; record: RunRecord };
 
 const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length < 1000;
@@ -101,7 +115,8 @@ export function isPanelToHost(m: unknown): m is PanelToHost {
   if (!m || typeof m !== 'object') return false;
   const o = m as Record<string, unknown>;
   switch (o.type) {
-    case 'ready': case 'cancel': case 'setUpModel': case 'clearHistory': return true;
+    case 'ready': case 'cancel': case 'setUpModel': case 'clearHistory': case 'newAdapter': return true;
+    case 'openProblem': return isInt(o.index);
     case 'selectAdapter': case 'run': case 'openAdapterFile': return isStr(o.adapterId);
     case 'openJson': case 'replaceSelection': return isInt(o.runId);
     case 'revealSpan': return isInt(o.runId) && isInt(o.index);

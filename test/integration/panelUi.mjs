@@ -153,6 +153,22 @@ export async function runPanelUi({ browser, makeEnv, startServer, root, artifact
       await page.screenshot({ path: join(artifacts, 'panel-readme.png') });
     });
 
+    await check('the history survives a window reload', async () => {
+      await page.setViewportSize({ width: 1400, height: 900 });
+      await page.reload();
+      await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+      const f = page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+      const row = f.locator('tl-history-list button.run', { hasText: SENTIMENT }).first();
+      if (!(await row.isVisible().catch(() => false))) {
+        await page.locator('.activitybar a[aria-label^="Taskling"]').first().click();
+      }
+      await row.waitFor({ timeout: 30_000 });
+      await row.click();
+      const input = await f.locator('tl-run-result .input').innerText();
+      assert(/from the previous session/.test(input), `restored run is marked ("${input}")`);
+      await page.screenshot({ path: join(artifacts, 'panel-after-reload.png') });
+    });
+
     await check('no CSP violation or script error in the panel webview', async () => {
       const bad = webviewErrors.filter((t) => /Refused to|pageerror|Uncaught/.test(t));
       assert(!bad.length, bad.slice(0, 3).join('\n'));

@@ -219,10 +219,18 @@ async function runVsix(browser) {
     await page.keyboard.type('Taskling: Classify Selection');
     await page.waitForTimeout(800);
     await page.keyboard.press('Enter');
+    // Several classify adapters fit: a quick pick asks which (issue 16 item 2).
+    const pickRow = page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: 'Customer feedback sentiment' });
+    await pickRow.first().waitFor({ timeout: 30_000 });
+    const title = await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '');
+    if (!/Classify with which adapter/.test(title)) throw new Error(`quick pick title: "${title}"`);
+    await page.screenshot({ path: join(artifacts, 'vsix-adapter-pick.png') });
+    await pickRow.first().click();
     const toast = page.locator('.notifications-toasts .notification-list-item-message', { hasText: /Taskling — .*\(\d+(\.\d)?%\)/ });
     await toast.first().waitFor({ timeout: 90_000 });
     const text = await toast.first().innerText();
     log(`VSIX classify notification: ${text}`);
+    if (!text.includes('Customer feedback sentiment')) throw new Error(`the result does not name the adapter: "${text}"`);
     await page.screenshot({ path: join(artifacts, 'vsix-classify.png') });
     return true;
   } catch (e) {

@@ -9,7 +9,7 @@
   'use strict';
   const params = new URLSearchParams(location.search);
   const theme = params.get('theme') || 'dark';
-  const kind = { dark: 'vscode-dark', light: 'vscode-light', hc: 'vscode-high-contrast' }[theme] || 'vscode-dark';
+  const kind = { dark: 'vscode-dark', light: 'vscode-light', hc: 'vscode-high-contrast', 'hc-light': 'vscode-high-contrast-light' }[theme] || 'vscode-dark';
   document.body.classList.add(kind);
   document.body.dataset.vscodeThemeKind = kind;
 

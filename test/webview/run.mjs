@@ -136,8 +136,11 @@ test('adapter list is grouped by source with task kind, description and items', 
   assert(ent.includes('Extract') && ent.includes('Entity types: PERSON, ORG, LOC, DATE'), `entities option: ${ent}`);
   const probs = page.locator('tl-adapter-list details.problems');
   assert((await probs.locator('summary').innerText()).includes('1 adapter problem'), 'problem summary');
-  await probs.locator('summary').click();
-  assert((await probs.innerText()).includes('broken.adapter.json:14'), 'problem file:line shown');
+  assert(await probs.evaluate((d) => d.open), 'problems with errors are shown open');
+  const link = probs.locator('button.problem-link').first();
+  eq((await link.innerText()).trim(), 'broken.adapter.json:14', 'the file name and line, unbroken');
+  await link.click();
+  assert((await posted(page)).some((m) => m.type === 'openProblem' && m.index === 0), 'clicking a problem posts openProblem');
   await page.close();
 });
 
@@ -190,6 +193,18 @@ test('Run posts run, shows progress, then renders the new result and history ent
   await page.locator('taskling-panel div.progress').waitFor({ state: 'detached' });
   eq(await page.locator('tl-classify-result li[data-label]').count(), 3, 'bars of the new run');
   assert(!(await page.locator('vscode-button#run').getAttribute('disabled') !== null), 'Run enabled again');
+  await page.close();
+});
+
+test('keyboard focus returns to Run when the run is over', async () => {
+  const page = await openPanel({ query: '&runDelay=800' });
+  await page.locator('vscode-button#run').focus();
+  await page.keyboard.press('Enter');
+  await page.locator('taskling-panel div.progress').waitFor();
+  await page.locator('taskling-panel div.progress').waitFor({ state: 'detached' });
+  let a;
+  for (let i = 0; i < 20; i++) { a = await deepActive(page); if (a?.id === 'run') break; await page.waitForTimeout(50); }
+  eq(a && { tag: a.tag, id: a.id }, { tag: 'vscode-button', id: 'run' }, 'focused element after the run');
   await page.close();
 });
 
@@ -374,7 +389,7 @@ test('malformed host messages are dropped', async () => {
   await page.close();
 });
 
-const THEMES = ['dark', 'light', 'hc'];
+const THEMES = ['dark', 'light', 'hc', 'hc-light'];
 for (const theme of THEMES) {
   for (const width of [300, 500]) {
     test(`screenshots, no clipping, CSP clean: ${theme} @ ${width}px`, async () => {
@@ -428,6 +443,33 @@ for (const theme of THEMES) {
       await page.close();
     });
   }
+}
+
+// Accessibility: axe-core (node_modules/axe-core, a devDependency) audits the whole panel, shadow
+// roots included, with a result, the problems list and a running state shown, in every theme.
+const AXE = join(root, 'node_modules/axe-core/axe.min.js');
+for (const theme of THEMES) {
+  test(`axe-core: no serious or critical violations: ${theme}`, async () => {
+    assert(existsSync(AXE), `axe-core is missing (${AXE}): run npm ci (it is a devDependency)`);
+    const page = await openPanel({ theme, width: 320, height: 1400, query: '&runDelay=60000' });
+    // page.evaluate runs through the DevTools protocol, outside the page's CSP (no inline script needed).
+    await page.evaluate(readFileSync(AXE, 'utf8'));
+    const audit = async (what) => {
+      const r = await page.evaluate(async () => {
+        const res = await window.axe.run(document, { resultTypes: ['violations'] });
+        return res.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' > ')) }));
+      });
+      const bad = r.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+      assert(!bad.length, `${theme} (${what}): ${bad.map((v) => `${v.id} [${v.impact}] ${v.help}: ${v.nodes.join(' | ')}`).join('; ')}`);
+      return r;
+    };
+    const minor = await audit('idle, result shown');
+    await page.locator('vscode-button#run').click();
+    await page.locator('taskling-panel div.progress').waitFor();
+    minor.push(...await audit('running'));
+    if (minor.length) console.log(`       ${theme}: minor/moderate axe findings: ${[...new Set(minor.map((v) => `${v.id} [${v.impact}]`))].join(', ')}`);
+    await page.close();
+  });
 }
 
 test('no page errors or console errors', async () => {

@@ -33,3 +33,6 @@ export function oneLine(s: string, max = 80): string {
   const t = s.replace(/\s+/g, ' ').trim();
   return t.length > max ? `${t.slice(0, max - 1)}…` : t;
 }
+
+/** A character count with thousands separators: 2097414 -> "2,097,414 chars". */
+export const chars = (n: number): string => `${n.toLocaleString('en-US')} ${n === 1 ? 'char' : 'chars'}`;

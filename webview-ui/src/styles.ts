@@ -42,7 +42,9 @@ export const base = css`
     color: var(--vscode-textLink-foreground);
   }
   .linkbtn:hover { color: var(--vscode-textLink-activeForeground); text-decoration: underline; }
-  .ok { color: var(--vscode-testing-iconPassed, var(--vscode-charts-green)); }
+  /* Success text stays in the foreground colour (testing-iconPassed is an icon colour: under 4.5:1 on light backgrounds); the colour goes on the icon. */
+  .ok { font-weight: 600; }
+  .icon.ok, .dot.ok { color: var(--vscode-testing-iconPassed, var(--vscode-charts-green)); }
   .error { color: var(--vscode-errorForeground); }
   /* Warning text stays in the foreground colour (editorWarning is an icon colour: too little
      contrast for text in light themes); the warning colour goes on the icon. */
@@ -53,6 +55,7 @@ export const base = css`
     font-family: var(--vscode-editor-font-family, monospace);
     font-size: var(--vscode-editor-font-size, 12px);
     background: var(--vscode-textCodeBlock-background);
+    color: var(--vscode-foreground);
     border-radius: 3px; padding: 0 3px;
     overflow-wrap: anywhere;
   }

@@ -51,9 +51,13 @@ function engine(v: unknown): EngineState {
   switch (v.kind) {
     case 'notSetUp': return { kind: 'notSetUp' };
     case 'loading': return { kind: 'loading', message: optStr(v.message) };
-    case 'ready': return { kind: 'ready', modelId: isStr(v.modelId) ? v.modelId : '?', variant: isStr(v.variant) ? v.variant : '' };
+    case 'ready': return {
+      kind: 'ready', modelId: isStr(v.modelId) ? v.modelId : '?', variant: isStr(v.variant) ? v.variant : '',
+      loaded: typeof v.loaded === 'boolean' ? v.loaded : undefined,
+    };
     case 'running': return {
       kind: 'running', adapterId: isStr(v.adapterId) ? v.adapterId : '',
+      adapterName: optStr(v.adapterName), progress: isStr(v.progress) ? v.progress.slice(0, 200) : undefined,
       tokensPerSecond: isNum(v.tokensPerSecond) ? v.tokensPerSecond : undefined,
       newTokens: isInt(v.newTokens) ? v.newTokens : undefined,
     };
@@ -73,6 +77,8 @@ export function runRecord(v: unknown): RunRecord | undefined {
     adapterName: isStr(v.adapterName) && v.adapterName ? v.adapterName : v.adapterId,
     task: v.task,
     input: isStr(v.input) ? v.input : '',
+    inputLength: isInt(v.inputLength) ? v.inputLength : undefined,
+    restored: v.restored === true ? true : undefined,
     documentUri: optStr(v.documentUri),
     startedAt: isNum(v.startedAt) ? v.startedAt : 0,
     result: v.result,
@@ -109,6 +115,7 @@ export function hostMessage(m: unknown): HostToPanel | undefined {
         type: 'progress', runId: m.runId, message: m.message.slice(0, 500),
         newTokens: isInt(m.newTokens) ? m.newTokens : undefined,
         tokensPerSecond: isNum(m.tokensPerSecond) ? m.tokensPerSecond : undefined,
+        fraction: isNum(m.fraction) && m.fraction >= 0 && m.fraction <= 1 ? m.fraction : undefined,
       };
     case 'runFinished': {
       const record = runRecord(m.record);

@@ -40,3 +40,20 @@ export function defaultAdapterFor<T extends { id: string; task: string }>(adapte
   const r = remembered ? adapters.find((a) => a.id === remembered && a.task === task) : undefined;
   return r ?? adapters.find((a) => a.task === task);
 }
+
+/**
+ * Adapters in quick-pick order: the recently used ones first (most recent first, from `recent`,
+ * the ids remembered per workspace), then the rest in registry order.
+ */
+export function orderByRecent<T extends { id: string }>(adapters: readonly T[], recent: readonly string[]): T[] {
+  const rank = new Map(recent.map((id, i) => [id, i]));
+  return adapters
+    .map((a, i) => ({ a, i, r: rank.get(a.id) }))
+    .sort((x, y) => (x.r ?? Infinity) - (y.r ?? Infinity) || x.i - y.i)
+    .map((x) => x.a);
+}
+
+/** `recent` with `id` moved to the front, at most `max` ids. */
+export function pushRecent(recent: readonly string[], id: string, max = 20): string[] {
+  return [id, ...recent.filter((x) => x !== id)].slice(0, max);
+}

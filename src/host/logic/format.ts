@@ -73,3 +73,37 @@ export function formatBytes(n: number): string {
   while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
   return `${v >= 100 || u === 0 ? Math.round(v) : v.toFixed(1)} ${units[u]}`;
 }
+
+/** What the editor can offer for a `CONTEXT_TOO_LONG` error (numbers parsed from core's message). */
+export interface ContextLimitAdvice {
+  /** The message with the command-line hint replaced by the editor's setting. */
+  message: string;
+  /** Selection length in tokens and the most this adapter can take now, when the message says. */
+  selectionTokens?: number;
+  limitTokens?: number;
+  /** The model's position limit (the highest useful `taskling.maxContextTokens`). */
+  modelMaxTokens?: number;
+}
+
+/**
+ * Rewrites core's context-limit message for the editor: "--max-context-tokens on the command
+ * line" becomes the `taskling.maxContextTokens` setting; numbers are kept for "Select Less".
+ */
+export function contextLimitAdvice(message: string): ContextLimitAdvice {
+  const num = (re: RegExp) => { const m = re.exec(message); return m ? Number(m[1]) : undefined; };
+  return {
+    message: message.replace(/--max-context-tokens on the command line/g, 'setting taskling.maxContextTokens'),
+    selectionTokens: num(/selection is (\d+) tokens/),
+    limitTokens: num(/at most (\d+) tokens \(context budget/),
+    modelMaxTokens: num(/at most (\d+) for this model/),
+  };
+}
+
+/**
+ * Length (UTF-16) of a prefix of the selection that should fit `limitTokens`, assuming tokens
+ * are spread evenly over the text, with a 10% margin (tokenization is not linear). 0 when none fits.
+ */
+export function fittingLength(textLength: number, selectionTokens: number, limitTokens: number): number {
+  if (selectionTokens <= 0 || limitTokens <= 0) return 0;
+  return Math.max(0, Math.floor((textLength * limitTokens * 0.9) / selectionTokens));
+}

@@ -35,3 +35,9 @@ export function clampMaxNewTokens(v: unknown): number | undefined {
   const n = typeof v === 'number' && Number.isFinite(v) ? Math.floor(v) : 0;
   return n <= 0 ? undefined : Math.min(8192, n);
 }
+
+/** Clamps the context budget: undefined/0 = core's default (4096); otherwise 256..131072 tokens. */
+export function clampContextTokens(v: unknown): number | undefined {
+  const n = typeof v === 'number' && Number.isFinite(v) ? Math.floor(v) : 0;
+  return n <= 0 ? undefined : Math.min(131072, Math.max(256, n));
+}

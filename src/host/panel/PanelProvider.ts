@@ -91,9 +91,11 @@ export class PanelProvider implements vscode.WebviewViewProvider, vscode.Disposa
       }
       case 'setUpModel': await c.setup.run(); return;
       case 'openJson': await c.openJson(m.runId); return;
-      case 'replaceSelection': await c.replaceSelection(m.runId); return;
+      case 'replaceSelection': await c.previewReplace(m.runId); return;
       case 'revealSpan': await c.revealSpan(m.runId, m.index); return;
       case 'clearHistory': c.clearHistory(); return;
+      case 'openProblem': await c.openProblem(m.index); return;
+      case 'newAdapter': await vscode.commands.executeCommand('taskling.newAdapter'); return;
     }
   }
 

@@ -63,8 +63,9 @@ function suite(): void {
     it('classifies a selection with the tiny model', async () => {
       const ed = await sampleEditor();
       select(ed, 56, 100);
-      const rec = await vscode.commands.executeCommand<RunRecord>('taskling.classifySelection');
+      const rec = await vscode.commands.executeCommand<RunRecord>('taskling.classifySelection', 'sentiment');
       assert.ok(rec, 'the command returns its run');
+      assert.equal(rec.inputLength, 44, 'the record keeps the real selection length');
       assert.equal(rec.error, undefined, JSON.stringify(rec.error));
       const r = rec.result as { task: string; labels: { label: string; probability: number }[]; topProbability: number };
       assert.equal(r.task, 'classify');
@@ -79,7 +80,7 @@ function suite(): void {
     it('extracts entities and decorates them at the right ranges', async () => {
       const ed = await sampleEditor();
       select(ed, 0, 55);
-      const rec = await vscode.commands.executeCommand<RunRecord>('taskling.extractEntities');
+      const rec = await vscode.commands.executeCommand<RunRecord>('taskling.extractEntities', 'pii-entities');
       assert.equal(rec?.error, undefined, JSON.stringify(rec?.error));
       const r = rec!.result as { task: string; entities: { type: string; text: string; start: number; end: number }[] };
       assert.equal(r.task, 'extract');
@@ -113,7 +114,7 @@ function suite(): void {
       await vscode.commands.executeCommand('undo');
     });
 
-    it('converts a selection to JSON in a new untitled editor, and replaces the selection in one undo step', async () => {
+    it('converts a selection to JSON in the adapter\'s one read-only result document, and replaces the selection in one undo step', async () => {
       const ed = await sampleEditor();
       select(ed, 0, 55);
       const before = ed.document.getText();
@@ -125,10 +126,20 @@ function suite(): void {
       const jsonUri = api.controller.getRun(rec!.runId)?.jsonDocumentUri;
       assert.ok(jsonUri, 'a JSON document was opened');
       const jsonDoc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === jsonUri)!;
-      assert.ok(jsonDoc.isUntitled, 'untitled');
+      assert.equal(jsonDoc.uri.scheme, 'taskling-result', 'a virtual result document');
+      assert.equal(jsonDoc.isUntitled, false, 'not an Untitled document that asks to be saved');
       assert.equal(jsonDoc.languageId, 'json');
       assert.deepEqual(JSON.parse(jsonDoc.getText()), r.value);
       assert.ok(vscode.window.visibleTextEditors.some((e) => e.document === jsonDoc), 'the JSON editor is visible beside');
+      // A second run of the same adapter reuses the same document (no Untitled-N pile-up).
+      await vscode.window.showTextDocument(ed.document, { viewColumn: ed.viewColumn });
+      select(ed, 0, 55);
+      const untitledBefore = vscode.workspace.textDocuments.filter((d) => d.isUntitled).length;
+      const rec2 = await vscode.commands.executeCommand<RunRecord>('taskling.convertToJson', 'test-flag');
+      assert.equal(rec2?.error, undefined, JSON.stringify(rec2?.error));
+      assert.equal(api.controller.getRun(rec2!.runId)?.jsonDocumentUri, jsonUri, 'the same result document is reused');
+      assert.equal(vscode.workspace.textDocuments.filter((d) => d.isUntitled).length, untitledBefore, 'no new Untitled document');
+      assert.equal(vscode.window.visibleTextEditors.filter((e) => e.document.uri.toString() === jsonUri).length, 1, 'one editor shows it');
 
       await vscode.window.showTextDocument(ed.document, { viewColumn: ed.viewColumn });
       const ok = await vscode.commands.executeCommand<boolean>('taskling.replaceSelection', rec!.runId);
@@ -159,8 +170,131 @@ function suite(): void {
       const rec = await pending;
       console.log(`TASKLING_CANCEL_MS ${Date.now() - tc} (run ${Date.now() - t0} ms)`);
       assert.equal(rec?.error?.code, 'CANCELLED');
+      assert.match(rec!.error!.message, /cancelled; nothing was changed/);
       assert.ok(Date.now() - tc < 5_000, 'cancel stops the run quickly');
       assert.equal(api.controller.isRunning, false);
+    });
+
+    it('asks which adapter when several fit a command, last used first, remembered per workspace', async () => {
+      const ed = await sampleEditor();
+      select(ed, 56, 100);
+      const first = await vscode.commands.executeCommand<RunRecord>('taskling.classifySelection', 'moderation');
+      assert.equal(first?.adapterId, 'moderation');
+      assert.equal(api.controller.recentAdapterIds[0], 'moderation', 'the choice is remembered in workspaceState');
+      const pending = vscode.commands.executeCommand<RunRecord>('taskling.classifySelection');
+      await waitFor(() => api.controller.pickOpen, 10_000, 'the adapter quick pick');
+      const classifyIds = api.controller.registry.list().filter((r) => r.adapter.task === 'classify').map((r) => r.adapter.id);
+      assert.ok(classifyIds.length > 1, 'several classify adapters fit');
+      assert.deepEqual([...api.controller.lastOffered].sort(), [...classifyIds].sort(), 'the pick offers exactly the classify adapters');
+      assert.equal(api.controller.lastOffered[0], 'moderation', 'the last used adapter is offered first');
+      await new Promise((r) => setTimeout(r, 300));
+      await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+      const rec = await pending;
+      assert.equal(rec?.adapterId, 'moderation', 'Enter runs the highlighted (last used) adapter');
+      assert.equal(rec?.error, undefined, JSON.stringify(rec?.error));
+      const modName = api.controller.registry.get('moderation')!.adapter.name;
+      assert.ok(api.controller.lastNotice?.message.startsWith(`Taskling — ${modName}:`), `the result names the adapter ("${api.controller.lastNotice?.message}")`);
+      // Escape runs nothing.
+      const pending2 = vscode.commands.executeCommand<RunRecord>('taskling.classifySelection');
+      await waitFor(() => api.controller.pickOpen, 10_000, 'the adapter quick pick');
+      await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
+      assert.equal(await pending2, undefined, 'dismissing the pick runs nothing');
+    });
+
+    it('acts on the active text editor only: a focused binary file is not a hidden selection', async () => {
+      const ed = await sampleEditor();
+      select(ed, 56, 100);
+      const folder = vscode.workspace.workspaceFolders![0].uri;
+      const bin = vscode.Uri.joinPath(folder, 'blob.bin');
+      await vscode.workspace.fs.writeFile(bin, new Uint8Array([0, 1, 2, 0, 255, 0, 7, 0]));
+      await vscode.commands.executeCommand('vscode.open', bin);
+      await waitFor(() => vscode.window.activeTextEditor === undefined, 10_000, 'the binary editor to be active');
+      const before = api.controller.panelState().history.length;
+      const rec = await vscode.commands.executeCommand<RunRecord>('taskling.classifySelection', 'sentiment');
+      assert.equal(rec, undefined, 'nothing runs');
+      assert.match(api.controller.lastNotice?.message ?? '', /no active text editor/i);
+      assert.equal(api.controller.panelState().history.length, before, 'no run recorded');
+      assert.equal(api.controller.panelState().hasSelection, false, 'the panel does not offer the hidden selection');
+      await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+      // With the editor active but nothing selected, it says so too.
+      const ed2 = await sampleEditor();
+      select(ed2, 3, 3);
+      assert.equal(await vscode.commands.executeCommand('taskling.classifySelection', 'sentiment'), undefined);
+      assert.match(api.controller.lastNotice?.message ?? '', /select some text in sample\.txt/);
+    });
+
+    it('reports honest progress: phase and elapsed time in the panel, notification and status bar', async () => {
+      const ed = await sampleEditor();
+      select(ed, 0, 55);
+      const lines: string[] = [];
+      const states: string[] = [];
+      const sub = api.controller.onProgress((p) => lines.push(p.message));
+      const sub2 = api.engine.onDidChangeState((s) => { if (s.kind === 'running' && s.progress) states.push(`${s.adapterName}|${s.progress}`); });
+      try {
+        const rec = await vscode.commands.executeCommand<RunRecord>('taskling.convertToJson', 'contact-card');
+        assert.equal(rec?.error, undefined, JSON.stringify(rec?.error));
+      } finally { sub.dispose(); sub2.dispose(); }
+      assert.ok(lines.length > 0, 'progress was reported');
+      assert.ok(lines.every((l) => /\d+ s elapsed$/.test(l)), `every line ends with the elapsed time (${lines.slice(0, 3).join(' | ')})`);
+      assert.ok(lines.some((l) => /prefill and generating|generating/.test(l)), `a phase is named (${lines.join(' | ')})`);
+      assert.ok(!lines.some((l) => /starting…/.test(l)), 'no bare "starting…"');
+      assert.ok(states.some((s) => s.startsWith('Contact card|') || s.includes('|')), `the status bar state carries the adapter name and progress (${states.slice(0, 2).join(', ')})`);
+      console.log(`TASKLING_PROGRESS_SAMPLE ${lines[lines.length - 1]}`);
+    });
+
+    it('a context-limit error offers what the editor can do (select less, the setting)', async () => {
+      const cfg = vscode.workspace.getConfiguration('taskling');
+      await cfg.update('maxContextTokens', 256, vscode.ConfigurationTarget.Workspace);
+      try {
+        assert.equal(vscode.workspace.getConfiguration('taskling').get('maxContextTokens'), 256);
+        assert.notEqual(api.engine.state.kind, 'notSetUp', `the model stays set up (${api.engine.modelLoaded})`);
+        const ed = await sampleEditor();
+        select(ed, 0, SAMPLE.length);
+        const rec = await vscode.commands.executeCommand<RunRecord>('taskling.convertToJson', 'contact-card');
+        assert.equal(rec?.error?.code, 'CONTEXT_TOO_LONG', JSON.stringify(rec?.error));
+        assert.match(rec!.error!.message, /taskling\.maxContextTokens/);
+        assert.doesNotMatch(rec!.error!.message, /--max-context-tokens/, 'no command-line flag in the editor');
+        await waitFor(() => (api.controller.lastNotice?.actions.length ?? 0) > 0, 5_000, 'the error notification');
+        assert.deepEqual(api.controller.lastNotice!.actions.slice(0, 2), ['Select Less', 'Open Setting']);
+      } finally {
+        await cfg.update('maxContextTokens', undefined, vscode.ConfigurationTarget.Workspace);
+      }
+    });
+
+    it('keeps a bounded run history in workspaceState (read back after a reload)', async () => {
+      const runs = api.controller.panelState().history;
+      assert.ok(runs.length > 0);
+      const stored = api.context.workspaceState.get<{ record: RunRecord }[]>('taskling.history');
+      assert.ok(Array.isArray(stored) && stored.length === Math.min(runs.length, 30), `stored ${stored?.length} of ${runs.length}`);
+      assert.equal(stored![stored!.length - 1].record.runId, runs[0].runId, 'the newest run is stored last');
+    });
+
+    it('New Adapter… and Create Adapter from Selection… write a valid adapter that loads', async function () {
+      if (!vscode.workspace.isTrusted) this.skip();
+      const uri = await vscode.commands.executeCommand<vscode.Uri>('taskling.newAdapter', { task: 'classify', name: 'Ticket triage', items: ['billing', 'bug'] });
+      assert.ok(uri && uri.fsPath.endsWith('ticket-triage.taskling.json'), `written to ${uri?.fsPath}`);
+      assert.equal(vscode.window.activeTextEditor?.document.uri.fsPath, uri.fsPath, 'opened in the editor');
+      await waitFor(() => Boolean(api.controller.registry.get('ticket-triage')), 15_000, 'the new adapter to load');
+      assert.deepEqual((api.controller.registry.get('ticket-triage')!.adapter as { labels: { name: string }[] }).labels.map((l) => l.name), ['billing', 'bug']);
+      assert.ok(!api.controller.registry.problems().some((p) => p.file.endsWith('ticket-triage.taskling.json')), 'no problems');
+      const ed = await sampleEditor();
+      select(ed, 0, 55);
+      const uri2 = await vscode.commands.executeCommand<vscode.Uri>('taskling.adapterFromSelection', { task: 'classify', name: 'Has contact', items: ['contact', 'other'], sampleLabel: 'contact' });
+      assert.ok(uri2);
+      await waitFor(() => Boolean(api.controller.registry.get('has-contact')), 15_000, 'the adapter from the selection to load');
+      const ex = (api.controller.registry.get('has-contact')!.adapter as { examples?: { input: string; output: string }[] }).examples;
+      assert.deepEqual(ex, [{ input: SAMPLE.slice(0, 55), output: 'contact' }], 'the selection is the first example');
+      // An adapter problem opens the file at its line.
+      const bad = vscode.Uri.joinPath(vscode.workspace.workspaceFolders![0].uri, '.taskling', 'adapters', 'broken.taskling.json');
+      await vscode.workspace.fs.writeFile(bad, new TextEncoder().encode('{\n  "id": "broken",\n  "name": "Broken",\n  "version": "1.0.0",\n  "task": "classify",\n  "instruction": "x",\n  "labels": 5\n}\n'));
+      await waitFor(() => api.controller.registry.problems().some((p) => p.file.endsWith('broken.taskling.json')), 15_000, 'the problem to be reported');
+      const idx = api.controller.registry.problems().findIndex((p) => p.file.endsWith('broken.taskling.json'));
+      const prob = api.controller.registry.problems()[idx];
+      assert.equal(await api.controller.openProblem(idx), true);
+      const active = vscode.window.activeTextEditor!;
+      assert.equal(active.document.uri.fsPath, bad.fsPath);
+      if (prob.line !== undefined) assert.equal(active.selection.active.line, prob.line - 1, 'at the problem line');
+      for (const u of [uri, uri2, bad]) await vscode.workspace.fs.delete(u);
     });
 
     it('recovers after the worker crashes', async () => {
@@ -171,7 +305,7 @@ function suite(): void {
       assert.equal(api.engine.state.kind, 'error');
       const ed = await sampleEditor();
       select(ed, 56, 100);
-      const rec = await vscode.commands.executeCommand<RunRecord>('taskling.classifySelection');
+      const rec = await vscode.commands.executeCommand<RunRecord>('taskling.classifySelection', 'sentiment');
       assert.equal(rec?.error, undefined, JSON.stringify(rec?.error));
       assert.ok(api.engine.workerStarts > starts, 'a fresh worker was started');
       assert.equal(api.engine.state.kind, 'ready');
@@ -187,7 +321,7 @@ function suite(): void {
         assert.notEqual(api.engine.state.kind, 'notSetUp', 'the workspace model path is ignored (user setting used)');
         const ed = await sampleEditor();
         select(ed, 56, 100);
-        const rec = await vscode.commands.executeCommand<RunRecord>('taskling.classifySelection');
+        const rec = await vscode.commands.executeCommand<RunRecord>('taskling.classifySelection', 'sentiment');
         assert.equal(rec?.error, undefined, 'built-in adapters work untrusted');
       }
       console.log(`TASKLING_TRUSTED ${vscode.workspace.isTrusted}`);

@@ -59,7 +59,8 @@ export class AdapterList extends LitElement {
     .empty { padding: 6px; }
     .problems { margin-top: 6px; font-size: 12px; }
     .problems ul { margin: 4px 0; padding-left: 16px; }
-    .problems li { overflow-wrap: anywhere; margin-bottom: 2px; }
+    .problems li { overflow-wrap: break-word; margin-bottom: 2px; }
+    .problems .problem-link { text-align: left; white-space: nowrap; }
   `];
 
   private get filtered(): AdapterSummary[] {
@@ -87,11 +88,12 @@ export class AdapterList extends LitElement {
       </div>
       ${order.length ? nothing : html`<div class="empty muted" role="status">${this.adapters.length ? 'No adapter matches the search.' : 'No adapters loaded.'}</div>`}
       ${this.problems.length ? html`
-        <details class="problems">
+        <details class="problems" ?open=${this.problems.some((p) => p.severity === 'error')}>
           <summary class="warn">${this.problems.length} adapter problem${this.problems.length > 1 ? 's' : ''}</summary>
-          <ul>${this.problems.map((p) => html`
+          <ul>${this.problems.map((p, index) => html`
             <li class=${p.severity === 'error' ? 'error' : 'muted'}>
-              <span class="mono">${p.file}${p.line !== undefined ? `:${p.line}` : ''}</span>
+              <button class="linkbtn mono problem-link" title=${`Open ${p.file}${p.line !== undefined ? ` at line ${p.line}` : ''}`}
+                @click=${() => emitAction(this, { type: 'openProblem', index })}>${baseName(p.file)}${p.line !== undefined ? `:${p.line}` : ''}</button>
               ${p.jsonPath ? html` <code>${p.jsonPath}</code>` : nothing}: ${p.message}
             </li>`)}</ul>
         </details>` : nothing}
@@ -149,3 +151,8 @@ export class AdapterList extends LitElement {
 }
 
 declare global { interface HTMLElementTagNameMap { 'tl-adapter-list': AdapterList } }
+
+/** Last path segment of a file path (POSIX or Windows separators). */
+function baseName(file: string): string {
+  return file.split(/[\\/]/).pop() || file;
+}

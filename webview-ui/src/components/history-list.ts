@@ -45,6 +45,8 @@ export class HistoryList extends LitElement {
       background: none; border: 1px solid transparent; border-radius: 3px; padding: 3px 6px; min-width: 0;
     }
     button.run:hover { background: var(--vscode-list-hoverBackground); }
+    /* Secondary text on the selected row keeps the row's foreground (descriptionForeground is too faint on a selection). */
+    button.run[aria-current='true'] .muted { color: inherit; }
     button.run[aria-current='true'] {
       background: var(--vscode-list-inactiveSelectionBackground);
       color: var(--vscode-list-inactiveSelectionForeground, inherit);

@@ -70,7 +70,7 @@ export class JsonResultView extends LitElement {
     .v-string { color: var(--vscode-debugTokenExpression-string, inherit); }
     .v-number { color: var(--vscode-debugTokenExpression-number, inherit); }
     .v-boolean { color: var(--vscode-debugTokenExpression-boolean, inherit); }
-    .v-null { color: var(--vscode-debugTokenExpression-value, var(--vscode-descriptionForeground)); font-style: italic; }
+    .v-null { color: var(--vscode-foreground); font-style: italic; }
     .brief { margin-left: 4px; font-style: italic; }
     .actions { display: flex; gap: 6px; flex-wrap: wrap; margin: 6px 0; }
     details.caps { margin-top: 6px; font-size: 12px; }

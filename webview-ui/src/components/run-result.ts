@@ -7,7 +7,7 @@ import { customElement, property } from 'lit/decorators.js';
 import type { RunRecord } from '../../../src/shared/panelProtocol';
 import { asClassify, asExtract, asProvenance, asToJson, ProvenanceView } from '../validate';
 import { base } from '../styles';
-import { TASK_LABEL, clock, ms, oneLine } from '../format';
+import { TASK_LABEL, chars, clock, ms, oneLine } from '../format';
 import './classify-result';
 import './entity-result';
 import './json-result';
@@ -33,6 +33,10 @@ export class RunResultView extends LitElement {
       border: 1px solid var(--vscode-inputValidation-errorBorder, var(--vscode-errorForeground));
       color: var(--vscode-errorForeground);
     }
+    .cancelled {
+      padding: 6px 8px; border-radius: 3px; overflow-wrap: anywhere;
+      border: 1px solid var(--vscode-contrastBorder, var(--vscode-widget-border, var(--vscode-panel-border, transparent)));
+    }
     .nw { white-space: nowrap; }
     .raw { white-space: pre-wrap; overflow-wrap: anywhere; }
   `];
@@ -47,8 +51,10 @@ export class RunResultView extends LitElement {
         <span class="badge">${TASK_LABEL[r.task]}</span>
         <span class="muted">#${r.runId}${r.startedAt ? ` · ${clock(r.startedAt)}` : ''}</span>
       </div>
-      <div class="input muted" title=${r.input.slice(0, 500)}>Input (${r.input.length} chars): “${oneLine(r.input, 90)}”</div>
-      ${r.error ? html`<div class="err" role="alert"><strong>${r.error.code}</strong>: ${r.error.message}</div>` : this.renderResult(r)}
+      <div class="input muted" title=${r.input.slice(0, 500)}>Input (${chars(r.inputLength ?? r.input.length)}${r.restored ? ', from the previous session' : ''}): “${oneLine(r.input, 90)}”</div>
+      ${r.error?.code === 'CANCELLED'
+        ? html`<div class="cancelled" role="status">Cancelled. ${r.error.message}</div>`
+        : r.error ? html`<div class="err" role="alert"><strong>${r.error.code}</strong>: ${r.error.message}</div>` : this.renderResult(r)}
       ${prov ? this.renderProvenance(prov) : nothing}
     `;
   }

@@ -41,7 +41,7 @@ export function restoreViewState(raw: unknown): ViewState {
   };
 }
 
-interface Progress { runId: number; message: string; newTokens?: number; tokensPerSecond?: number }
+interface Progress { runId: number; message: string; newTokens?: number; tokensPerSecond?: number; fraction?: number }
 
 @customElement('taskling-panel')
 export class TasklingPanel extends LitElement {
@@ -53,6 +53,8 @@ export class TasklingPanel extends LitElement {
   @state() private runRequested = false;
   /** True once the host has answered `ready` (until then a restored state is shown). */
   @state() private connected = false;
+  /** Set by Run: give focus back to the Run button when the run is over. */
+  private refocusRun = false;
   /** The engine's last `ready` state (restored when a run finishes before the next `state`). */
   private lastReady?: EngineState;
 
@@ -79,6 +81,9 @@ export class TasklingPanel extends LitElement {
     .hint { font-size: 12px; margin-top: 4px; }
     .progress { display: flex; gap: 6px; align-items: center; font-size: 12px; margin-top: 6px; overflow-wrap: anywhere; }
     .file { font-size: 12px; overflow-wrap: anywhere; }
+    .bar { height: 4px; margin-top: 4px; background: var(--vscode-editorWidget-background, transparent);
+      border: 1px solid var(--vscode-contrastBorder, transparent); }
+    .bar > span { display: block; height: 100%; background: var(--vscode-progressBar-background); }
   `];
 
   override connectedCallback(): void {
@@ -140,7 +145,7 @@ export class TasklingPanel extends LitElement {
         if (this.shownRunId !== undefined && !m.state.history.some((r) => r.runId === this.shownRunId)) this.shownRunId = undefined;
         break;
       case 'progress':
-        this.progress = { runId: m.runId, message: m.message, newTokens: m.newTokens, tokensPerSecond: m.tokensPerSecond };
+        this.progress = { runId: m.runId, message: m.message, newTokens: m.newTokens, tokensPerSecond: m.tokensPerSecond, fraction: m.fraction };
         this.runRequested = false;
         break;
       case 'runFinished': {
@@ -162,6 +167,7 @@ export class TasklingPanel extends LitElement {
   }
 
   protected override updated(): void {
+    this.restoreFocus();
     const p = this.panel;
     const saved: ViewState = {
       v: 1,
@@ -170,6 +176,21 @@ export class TasklingPanel extends LitElement {
       shownRunId: this.shownRunId,
     };
     vscode.setState(saved);
+  }
+
+  /**
+   * Keeps keyboard focus after Run: the button is disabled while the run lasts (focus falls to
+   * the page), so once the run is over focus returns to it, unless the user moved focus elsewhere.
+   */
+  private restoreFocus(): void {
+    if (!this.refocusRun || this.busy) return;
+    this.refocusRun = false;
+    const active = this.renderRoot instanceof ShadowRoot ? this.renderRoot.activeElement : null;
+    const elsewhere = (active && active.id !== 'run') || (document.activeElement && document.activeElement !== this && document.activeElement !== document.body);
+    if (elsewhere) return;
+    // The button re-enables in its own (later) update: focus it once that has rendered.
+    const btn = this.renderRoot.querySelector<HTMLElement & { updateComplete?: Promise<unknown> }>('vscode-button#run');
+    void (btn?.updateComplete ?? Promise.resolve()).then(() => setTimeout(() => btn?.focus(), 0));
   }
 
   private get selected(): AdapterSummary | undefined {
@@ -221,8 +242,10 @@ export class TasklingPanel extends LitElement {
       case 'notSetUp': return html`<div class="engine" role="status"><span class="dot off"></span>Model not set up.
         <vscode-button secondary @click=${() => this.post({ type: 'setUpModel' })}>Set up model</vscode-button></div>`;
       case 'loading': return html`<div class="engine" role="status"><span class="dot busy"></span>Loading model${e.message ? `: ${e.message}` : '…'}</div>`;
-      case 'ready': return html`<div class="engine muted" role="status"><span class="dot ready"></span>${e.modelId}${e.variant ? ` · ${e.variant}` : ''}</div>`;
-      case 'running': return html`<div class="engine" role="status"><span class="dot busy"></span>Running ${e.adapterId}${e.newTokens !== undefined ? ` · ${e.newTokens} tokens` : ''}${e.tokensPerSecond ? ` · ${e.tokensPerSecond.toFixed(1)} tok/s` : ''}</div>`;
+      case 'ready': return e.loaded === false
+        ? html`<div class="engine muted" role="status"><span class="dot off"></span>${e.modelId}${e.variant ? ` · ${e.variant}` : ''} · set up, not loaded yet (loads on the first run)</div>`
+        : html`<div class="engine muted" role="status"><span class="dot ready"></span>${e.modelId}${e.variant ? ` · ${e.variant}` : ''} · loaded</div>`;
+      case 'running': return html`<div class="engine" role="status"><span class="dot busy"></span>Running ${e.adapterName ?? e.adapterId}${e.progress ? ` · ${e.progress}` : `${e.newTokens !== undefined ? ` · ${e.newTokens} tokens` : ''}${e.tokensPerSecond ? ` · ${e.tokensPerSecond.toFixed(1)} tok/s` : ''}`}</div>`;
       case 'error': return html`<div class="engine" role="alert"><span class="dot err"></span><span class="error">${e.message}</span>
         <vscode-button secondary @click=${() => this.post({ type: 'setUpModel' })}>Set up model</vscode-button></div>`;
     }
@@ -242,7 +265,7 @@ export class TasklingPanel extends LitElement {
         <div class="meta"><span class="muted">${itemsCaption(a)}:</span> ${itemsSummary(a.items, 12)}</div>
         ${a.file ? html`<div class="file muted mono" title=${a.file}>${a.file}</div>` : nothing}
         <div class="actions">
-          <vscode-button id="run" ?disabled=${!canRun} aria-label=${`Run ${a.name} on the selection`}
+          <vscode-button id="run" ?disabled=${!canRun} aria-label=${`Run on selection: ${a.name}`}
             @click=${() => this.run(a)}>Run on selection</vscode-button>
           ${busy ? html`<vscode-button id="cancel" secondary @click=${() => this.post({ type: 'cancel' })}>Cancel</vscode-button>` : nothing}
           ${a.file ? html`<vscode-button id="open-file" secondary aria-label=${`Open the adapter file of ${a.name}`}
@@ -251,13 +274,16 @@ export class TasklingPanel extends LitElement {
         ${!p.hasSelection && !busy ? html`<div class="hint muted">Select text in an editor to run.</div>` : nothing}
         ${busy ? html`<div class="progress" role="status" aria-live="polite">
           <vscode-progress-ring aria-hidden="true"></vscode-progress-ring>
-          <span>${this.progress?.message ?? 'Starting…'}${this.progress?.newTokens !== undefined ? ` · ${this.progress.newTokens} tokens` : ''}${this.progress?.tokensPerSecond ? ` · ${this.progress.tokensPerSecond.toFixed(1)} tok/s` : ''}</span>
-        </div>` : nothing}
+          <span>${this.progress?.message ?? 'Starting…'}</span>
+        </div>
+        ${this.progress?.fraction !== undefined ? html`<div class="bar" role="progressbar" aria-label="Run progress" aria-valuemin="0" aria-valuemax="100"
+          aria-valuenow=${Math.round(this.progress.fraction * 100)}><span style=${`width:${(this.progress.fraction * 100).toFixed(1)}%`}></span></div>` : nothing}` : nothing}
       </div>`;
   }
 
   private run(a: AdapterSummary): void {
     if (this.busy || !this.panel?.hasSelection) return;
+    this.refocusRun = true;
     this.runRequested = true;
     this.post({ type: 'run', adapterId: a.id });
   }

@@ -1,0 +1,151 @@
+/** Host UX logic without VS Code: progress readings and ETA, adapter order, bounded history, context-limit advice. */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { formatDuration, ProgressTracker, progressLine, progressShort } from '../../src/host/logic/progress';
+import { orderByRecent, pushRecent } from '../../src/host/logic/adapters';
+import { boundHistory, restoreHistory, StoredRun, STORED_INPUT_CHARS } from '../../src/host/logic/history';
+import { contextLimitAdvice, fittingLength } from '../../src/host/logic/format';
+import { clampContextTokens } from '../../src/host/logic/settings';
+
+/** A clock the test moves by hand (ms). */
+function clock() {
+  let t = 1_000_000;
+  return { now: () => t, advance: (ms: number) => { t += ms; } };
+}
+
+test('progress: loading, then prefill and generating, with elapsed time; no invented token counts', () => {
+  const c = clock();
+  const p = new ProgressTracker(c.now);
+  assert.equal(p.reading().phase, 'starting');
+  p.loading();
+  c.advance(1500);
+  assert.match(progressLine(p.reading()), /^loading the model · 2 s elapsed$/);
+  p.working();
+  c.advance(3000);
+  const r = p.reading();
+  assert.equal(r.phase, 'working');
+  assert.equal(r.newTokens, undefined, 'no tokens without token events');
+  assert.equal(r.tokensPerSecond, undefined);
+  assert.equal(progressLine(r), 'prefill and generating · 5 s elapsed');
+  assert.equal(progressShort(r), 'prefill + generating · 5 s');
+});
+
+test('progress: token events give tokens so far and tokens/s measured from the first token', () => {
+  const c = clock();
+  const p = new ProgressTracker(c.now);
+  p.working();
+  c.advance(2000); // prefill
+  p.onTokens(1);
+  assert.equal(p.reading().phase, 'generating');
+  c.advance(1000);
+  p.onTokens(11);
+  const r = p.reading();
+  assert.equal(r.newTokens, 11);
+  assert.ok(Math.abs(r.tokensPerSecond! - 10) < 1e-9, `10 tokens in 1 s after the first (${r.tokensPerSecond})`);
+  assert.equal(progressLine(r), 'generating · 11 tokens · 10.0 tok/s · 3 s elapsed');
+  assert.equal(progressShort(r), '10.0 tok/s · 3 s');
+});
+
+test('progress: chunk steps give a fraction and an ETA from the finished chunks, excluding the model load', () => {
+  const c = clock();
+  const p = new ProgressTracker(c.now);
+  p.loading();
+  c.advance(10_000); // load: must not count in the ETA
+  p.onMessage('chunk 1/4', 0);
+  assert.equal(p.reading().etaMs, undefined, 'no estimate before a chunk has finished');
+  assert.match(progressLine(p.reading()), /^chunk 1\/4 · prefill and generating · estimating time left · 10 s elapsed$/);
+  c.advance(20_000);
+  p.onMessage('chunk 2/4', 0.25);
+  let r = p.reading();
+  assert.equal(r.step?.index, 2);
+  assert.equal(r.fraction, 0.25);
+  assert.equal(r.etaMs, 60_000, '3 chunks left at 20 s each');
+  c.advance(5_000);
+  r = p.reading();
+  assert.equal(r.etaMs, 55_000, 'time spent in the current chunk comes off');
+  assert.equal(progressShort(r, p.stepNoun), 'chunk 2/4 · ~55 s left');
+  c.advance(25_000);
+  p.onMessage('chunk 3/4', 0.5);
+  assert.equal(p.reading().etaMs, 50_000, 'mean of 2 chunks (50 s / 2) x 2 left');
+});
+
+test('progress: a message that is not a step becomes a note; durations read naturally', () => {
+  const p = new ProgressTracker(clock().now);
+  p.onMessage('schema keywords not checked at all: pattern');
+  assert.equal(p.reading().note, 'schema keywords not checked at all: pattern');
+  assert.equal(p.reading().step, undefined);
+  assert.equal(formatDuration(4300), '4 s');
+  assert.equal(formatDuration(75_000), '1 min 15 s');
+  assert.equal(formatDuration(120_000), '2 min');
+  assert.equal(formatDuration(3_900_000), '1 h 5 min');
+});
+
+test('adapter pick order: recently used first (most recent first), then registry order', () => {
+  const list = ['a', 'b', 'c', 'd'].map((id) => ({ id }));
+  assert.deepEqual(orderByRecent(list, []).map((x) => x.id), ['a', 'b', 'c', 'd']);
+  assert.deepEqual(orderByRecent(list, ['c', 'zzz', 'a']).map((x) => x.id), ['c', 'a', 'b', 'd']);
+  assert.deepEqual(pushRecent(['c', 'a'], 'a'), ['a', 'c']);
+  assert.deepEqual(pushRecent(['x', 'y', 'z'], 'w', 3), ['w', 'x', 'y']);
+});
+
+function run(runId: number, input: string, result: unknown = { task: 'classify', labels: [] }): StoredRun {
+  return {
+    record: { runId, adapterId: 'sentiment', adapterName: 'Sentiment', task: 'classify', input, inputLength: input.length, startedAt: runId, result },
+    snapshot: { uri: 'file:///a.txt', version: 7, startOffset: 0, endOffset: input.length, textLength: input.length },
+  };
+}
+
+test('history: bounded by count and bytes, newest kept, input cut; restored runs have unknown versions', () => {
+  const runs = Array.from({ length: 40 }, (_, i) => run(i + 1, 'x'.repeat(5000)));
+  const kept = boundHistory(runs, 30, 1_000_000);
+  assert.equal(kept.length, 30);
+  assert.equal(kept[0].record.runId, 11);
+  assert.equal(kept[29].record.runId, 40, 'newest last');
+  assert.equal(kept[0].record.input.length, STORED_INPUT_CHARS);
+  assert.equal(kept[0].record.inputLength, 5000, 'the real size is kept');
+  const small = boundHistory(runs, 30, 10_000);
+  assert.ok(JSON.stringify(small).length <= 10_000, `within the byte budget (${JSON.stringify(small).length})`);
+  assert.ok(small.length >= 2 && small[small.length - 1].record.runId === 40);
+  const huge = boundHistory([run(1, 'y', { task: 'classify', blob: 'z'.repeat(50_000) })], 30, 10_000);
+  assert.equal(huge.length, 1, 'an oversized run is kept as a row');
+  assert.equal(huge[0].record.result, undefined);
+  assert.equal(huge[0].record.error?.code, 'NOT_KEPT');
+  const back = restoreHistory(JSON.parse(JSON.stringify(kept)));
+  assert.equal(back.length, 30);
+  assert.ok(back.every((r) => r.record.restored === true && r.snapshot.version === -1));
+  assert.deepEqual(restoreHistory([{ record: { runId: 'x' } }, null, 5, { record: { runId: 1, adapterId: 'a', task: 'nope' }, snapshot: {} }]), []);
+  assert.deepEqual(restoreHistory('garbage'), []);
+});
+
+test('context-limit advice: the setting instead of the CLI flag, numbers for Select Less', () => {
+  const core = 'The selection is 9000 tokens; this adapter can take at most 3500 tokens (context budget 4096 tokens, minus 340 for the instruction and examples and 256 for the answer). Select less text, or raise the context budget (--max-context-tokens on the command line; at most 32768 for this model).';
+  const a = contextLimitAdvice(core);
+  assert.equal(a.selectionTokens, 9000);
+  assert.equal(a.limitTokens, 3500);
+  assert.equal(a.modelMaxTokens, 32768);
+  assert.ok(!a.message.includes('--max-context-tokens'));
+  assert.ok(a.message.includes('setting taskling.maxContextTokens; at most 32768 for this model'));
+  assert.equal(fittingLength(36_000, 9000, 3500), 12_600, '90% of the proportional share');
+  assert.equal(fittingLength(100, 0, 10), 0);
+  assert.deepEqual(contextLimitAdvice('other'), { message: 'other', selectionTokens: undefined, limitTokens: undefined, modelMaxTokens: undefined });
+  assert.equal(clampContextTokens(0), undefined);
+  assert.equal(clampContextTokens(100), 256);
+  assert.equal(clampContextTokens(1e9), 131072);
+});
+
+test('adapter templates validate as they are, for every task kind', async () => {
+  const { validateAdapter } = await import('../../src/core/adapters/validate');
+  const { adapterTemplate, adapterIdFrom, parseItems } = await import('../../src/host/logic/templates');
+  assert.equal(adapterIdFrom('Support Tickets!'), 'support-tickets');
+  assert.equal(adapterIdFrom('***'), 'my-adapter');
+  assert.deepEqual(parseItems('billing, bug report ,, refund;billing'), ['billing', 'bug report', 'refund']);
+  for (const task of ['classify', 'extract', 'toJson'] as const) {
+    const m = adapterTemplate(task, { id: `t-${task.toLowerCase()}`, name: `T ${task}` });
+    const v = validateAdapter(m, `t.${task}.taskling.json`);
+    assert.ok(v.adapter, `${task} template is valid: ${JSON.stringify(v.errors)}`);
+  }
+  const c = adapterTemplate('classify', { id: 'x', name: 'X', items: ['spam', 'ham'], sample: 'Buy now!!!', sampleLabel: 'spam' });
+  const v = validateAdapter(c, 'x.taskling.json');
+  assert.ok(v.adapter, JSON.stringify(v.errors));
+  assert.deepEqual((c.examples as unknown[])[0], { input: 'Buy now!!!', output: 'spam' });
+});
