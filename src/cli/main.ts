@@ -26,6 +26,7 @@ import type { AdapterError, TaskAdapter } from '../core/adapters/manifest';
 import { MODEL_VARIANTS } from '../core/model/modelFolder';
 import { IMPORT_GGUF_USAGE, importGgufCommand } from './importGguf';
 import { evalCommand, EVAL_USAGE } from './eval';
+import { exportTrainingCommand, EXPORT_TRAINING_USAGE } from './exportTraining';
 
 const USAGE = `Usage:
   taskling generate --model DIR [--variant V] [--schema FILE | --choice a,b | --regex RE]
@@ -37,6 +38,7 @@ const USAGE = `Usage:
 ${EVAL_USAGE}
   taskling adapters [--folder DIR]       list and validate built-in and workspace adapters
 ${IMPORT_GGUF_USAGE}
+${EXPORT_TRAINING_USAGE}
   taskling help
 
   V is one of ${MODEL_VARIANTS.join('|')} (default q4).
@@ -74,6 +76,8 @@ export async function main(argv: string[]): Promise<number> {
         return await evalCommand(rest, { usage: USAGE, engineOptions, resolveAdapter });
       case 'import-gguf':
         return await importGgufCommand(rest);
+      case 'export-training':
+        return await exportTrainingCommand(rest, { usage: USAGE, resolveAdapter });
       case 'adapters':
         return await adapters(rest);
       case undefined:
