@@ -79,6 +79,8 @@ def main():
     p.add_argument('--gguf-out', help='with --merge: write the merged weights as this GGUF (F32 or F16, see --gguf-type)')
     p.add_argument('--gguf-type', choices=['f32', 'f16'], default='f32')
     a = p.parse_args()
+    if a.gguf_out:
+        sys.exit('--gguf-out: the merged-GGUF writer (tools/finetune/write_gguf.py) is not written yet; use --merge and convert merged/ with llama.cpp convert_hf_to_gguf.py meanwhile')
 
     import torch
     from datasets import Dataset
@@ -95,6 +97,14 @@ def main():
         sys.exit(f'{a.tokenizer}: tokenizer_config.json has no chat_template')
     if a.gguf:
         model = AutoModelForCausalLM.from_pretrained(os.path.dirname(os.path.abspath(a.gguf)), gguf_file=os.path.basename(a.gguf), dtype=torch.float32)
+        # The GGUF loader has already dequantized every tensor to float32; drop its quantization
+        # marker, which makes Trainer refuse to train ("QuantizationMethod.GGUF ... training").
+        for attr in ('hf_quantizer', 'quantization_method'):
+            if hasattr(model, attr):
+                setattr(model, attr, None)
+        model.is_quantized = False
+        if hasattr(model.config, 'quantization_config'):
+            del model.config.quantization_config
     else:
         model = AutoModelForCausalLM.from_pretrained(a.hf, dtype=torch.float32)
     print(f'loaded {type(model).__name__} in {time.time() - t0:.1f} s', file=sys.stderr)
@@ -133,11 +143,6 @@ def main():
         merged.save_pretrained(mdir, safe_serialization=True)
         tok.save_pretrained(mdir)
         print(f'merged checkpoint: {mdir}', file=sys.stderr)
-        if a.gguf_out:
-            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-            from write_gguf import write_gguf
-            write_gguf(merged, a.gguf_out, a.gguf, a.gguf_type)
-            print(f'merged GGUF: {a.gguf_out}', file=sys.stderr)
     with open(os.path.join(a.out, 'train_stats.json'), 'w') as f:
         json.dump(stats, f, indent=2)
 
