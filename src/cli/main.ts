@@ -12,6 +12,7 @@
  * (Ctrl-C).
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Engine, EngineOptions } from '../core/engine';
@@ -27,6 +28,7 @@ import { MODEL_VARIANTS } from '../core/model/modelFolder';
 import { IMPORT_GGUF_USAGE, importGgufCommand } from './importGguf';
 import { evalCommand, EVAL_USAGE } from './eval';
 import { exportTrainingCommand, EXPORT_TRAINING_USAGE } from './exportTraining';
+import { decodeInput, installProcessGuards, lifetime, readInput, readInputBytes, splitJsonlBytes, writeOut, type RawLine } from './io';
 
 const USAGE = `Usage:
   taskling generate --model DIR [--variant V] [--schema FILE | --choice a,b | --regex RE]
@@ -66,6 +68,12 @@ const EXIT_INTERRUPTED = 130;
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  installProcessGuards();
+  const code = await command(cmd, rest);
+  return lifetime.exitCode() ?? code; // stdout closed, parent gone or SIGTERM: that is why we ended
+}
+
+async function command(cmd: string | undefined, rest: string[]): Promise<number> {
   try {
     switch (cmd) {
       case 'generate':
@@ -119,7 +127,10 @@ function reportFatal(e: unknown): number {
 /** Options shared by `generate` and `run` that configure the engine, validated up front. */
 /** Engine options from the command line; the graph runs in its own thread, as in the extension. */
 function engineOptions(a: ParsedArgs): EngineOptions {
-  return { variant: choiceOpt(a, 'variant', MODEL_VARIANTS) ?? 'q4', threads: intOpt(a, 'threads', 0), openSession: ThreadedSession.load };
+  const threads = intOpt(a, 'threads', 0);
+  const cores = availableParallelism();
+  if (threads !== undefined && threads > cores) throw usageError(a.cmd, `--threads must be at most ${cores} (this machine's logical cores), got ${threads}; 0 lets onnxruntime choose`);
+  return { variant: choiceOpt(a, 'variant', MODEL_VARIANTS) ?? 'q4', threads, openSession: ThreadedSession.load };
 }
 
 function noPositionals(a: ParsedArgs): void {
@@ -130,8 +141,14 @@ async function generate(argv: string[]): Promise<number> {
   const a = parseArgs('generate', argv, GENERATE_OPTIONS);
   if (flag(a, 'help')) { console.log(USAGE); return 0; }
   const model = opt(a, 'model');
-  const prompt = a.positionals.join(' ');
-  if (!model || !prompt) throw usageError('generate', '--model and a prompt are required (see taskling help)');
+  if (!model || !a.positionals.length) throw usageError('generate', '--model and a prompt are required (see taskling help)');
+  let prompt = a.positionals.join(' ');
+  if (prompt === '-') {
+    const text = await readInput('-');
+    if (text === undefined) return 1;
+    prompt = text;
+  }
+  if (!prompt.trim()) throw usageError('generate', 'the prompt is empty or only whitespace; give some text (or - to read standard input)');
   // Validate everything before the model loads (that takes seconds).
   const eng = engineOptions(a);
   const decoding = {
@@ -184,13 +201,20 @@ async function generate(argv: string[]): Promise<number> {
   const onSigint = () => ac.abort();
   process.once('SIGINT', onSigint);
   try {
-    const r = await engine.generate({
-      ...(flag(a, 'raw') ? { prompt } : { messages: [{ role: 'user', content: prompt }] }),
-      constraint,
-      decoding,
-    }, { signal: ac.signal, onText: schema ? undefined : (t) => process.stdout.write(t) });
-    if (schema) process.stdout.write(r.text);
-    process.stdout.write('\n');
+    let r;
+    try {
+      r = await engine.generate({
+        ...(flag(a, 'raw') ? { prompt } : { messages: [{ role: 'user', content: prompt }] }),
+        constraint,
+        decoding,
+      }, { signal: AbortSignal.any([ac.signal, lifetime.signal]), onText: schema ? undefined : (t) => writeOut(t) });
+    } catch (e) {
+      const code = lifetime.exitCode();
+      if (code !== undefined && e instanceof TasklingError && e.code === 'CANCELLED') return code; // quietly: nobody reads us
+      throw e;
+    }
+    if (schema) writeOut(r.text);
+    writeOut('\n');
     const t = r.timings;
     console.error(`prompt ${t.promptTokens} tokens, prefill ${t.prefillMs.toFixed(1)} ms; ${t.newTokens} new tokens (${t.jumpForwardTokens} by jump-forward), decode ${t.decodeMs.toFixed(1)} ms = ${t.decodeTokensPerSecond.toFixed(1)} tok/s; ${t.forwardPasses} forward passes; stop: ${r.stopReason}; total ${t.totalMs.toFixed(0)} ms`);
     if (schema) {
@@ -236,7 +260,7 @@ async function adapters(argv: string[]): Promise<number> {
     const detail = ad.task === 'classify' ? `labels: ${ad.labels.map((l) => l.name).join(', ')}${ad.multiLabel ? ' (multi-label)' : ''}`
       : ad.task === 'extract' ? `entity types: ${ad.entityTypes.map((t) => t.name).join(', ')}`
         : `schema: ${Object.keys((ad.schema.properties as object) ?? {}).join(', ')}`;
-    console.log(`${ad.id.padEnd(18)} ${ad.task.padEnd(9)} ${r.source.kind.padEnd(9)} ${ad.name} — ${detail}`);
+    writeOut(`${ad.id.padEnd(18)} ${ad.task.padEnd(9)} ${r.source.kind.padEnd(9)} ${ad.name} — ${detail}\n`);
   }
   const problems = reg.problems();
   for (const p of problems) console.error(`${p.severity === 'note' ? 'note' : 'error'}: ${formatProblem(p)}`);
@@ -273,39 +297,6 @@ async function problemsForId(reg: AdapterRegistry, id: string): Promise<Map<stri
   return out;
 }
 
-/** Decodes `bytes` as strict UTF-8 (a leading BOM is dropped); undefined when not UTF-8. */
-function decodeUtf8(bytes: Uint8Array): string | undefined {
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Reads the input file (or stdin for `-`/undefined) as UTF-8 text; prints and returns undefined on failure. */
-async function readInput(path: string | undefined): Promise<string | undefined> {
-  let bytes: Uint8Array;
-  let name: string;
-  if (!path || path === '-') {
-    name = 'standard input';
-    if (process.stdin.isTTY) console.error('taskling: reading the input from standard input (end with Ctrl-D; or give --input FILE or the text)');
-    const chunks: Buffer[] = [];
-    for await (const c of process.stdin) chunks.push(c as Buffer);
-    bytes = Buffer.concat(chunks);
-  } else {
-    name = path;
-    try {
-      bytes = readFileSync(path);
-    } catch (e) {
-      console.error(`taskling: cannot read the input file ${path}: ${(e as Error).message}`);
-      return undefined;
-    }
-  }
-  const text = decodeUtf8(bytes);
-  if (text === undefined) console.error(`taskling: ${name} is not UTF-8 text (binary file?)`);
-  return text;
-}
-
 /** One input of a run: its text, or why its line could not be used. */
 interface InputItem {
   /** 1-based line number in the input (JSONL only). */
@@ -314,12 +305,14 @@ interface InputItem {
   error?: { code: string; message: string };
 }
 
-/** Splits JSONL into inputs; blank lines are skipped but counted in line numbers. */
-function parseJsonl(raw: string): InputItem[] {
+/** JSONL lines (decoded one by one, see splitJsonlBytes) into inputs; blank lines are skipped but counted in line numbers. */
+function parseJsonl(lines: RawLine[]): InputItem[] {
   const items: InputItem[] = [];
-  raw.split(/\r?\n|\r/).forEach((l, k) => {
-    if (!l.trim()) return;
-    const line = k + 1;
+  lines.forEach(({ line, text: l, error }) => {
+    if (error !== undefined || l === undefined) {
+      items.push({ line, error: { code: 'INVALID_INPUT', message: `${error ?? `line ${line} is empty`}; the other lines are still run` } });
+      return;
+    }
     let v: unknown;
     try {
       v = JSON.parse(l);
@@ -357,18 +350,30 @@ async function run(argv: string[]): Promise<number> {
   const adapter = await resolveAdapter(id, opt(a, 'folder'));
   if (!adapter) return 1;
 
-  const raw = a.positionals.length ? a.positionals.join(' ') : await readInput(inputFile);
-  if (raw === undefined) return 1;
-  if (!raw.trim()) {
+  // `-` (alone, or as --input) means standard input, with the same checks as a file.
+  const fromStdin = inputFile === '-' || (a.positionals.length === 1 && a.positionals[0] === '-');
+  const jsonl = flag(a, 'jsonl');
+  const source = a.positionals.length && !fromStdin ? undefined : await readInputBytes(fromStdin ? '-' : inputFile);
+  if (!source && (!a.positionals.length || fromStdin)) return 1;
+  let items: InputItem[];
+  if (source && jsonl) {
+    items = parseJsonl(splitJsonlBytes(source.bytes));
+  } else {
+    const decoded = source ? decodeInput(source.bytes, source.name) : { text: a.positionals.join(' ') };
+    if ('error' in decoded) {
+      console.error(`taskling: ${decoded.error}`);
+      return 1;
+    }
+    items = jsonl ? parseJsonl(splitJsonlBytes(Buffer.from(decoded.text))) : [{ text: decoded.text }];
+  }
+  if (!items.length || (!jsonl && !items[0].text?.trim())) {
     console.error('taskling run: the input is empty; give the text, --input FILE, or pipe text on standard input');
     return 1;
   }
-  const jsonl = flag(a, 'jsonl');
-  const items: InputItem[] = jsonl ? parseJsonl(raw) : [{ text: raw }];
   const n = items.length;
   const record = (i: number, body: object) => {
     const head = items[i].line !== undefined ? { input: i, line: items[i].line } : { input: i };
-    process.stdout.write(JSON.stringify({ ...head, ...body }) + '\n');
+    writeOut(JSON.stringify({ ...head, ...body }) + '\n');
   };
   const lineTag = (i: number) => (items[i].line !== undefined ? ` line ${items[i].line}:` : '');
 
@@ -389,12 +394,13 @@ async function run(argv: string[]): Promise<number> {
     console.error('\ntaskling: stopping after the current step (press Ctrl-C again to quit at once)');
   };
   process.once('SIGINT', onSigint);
+  const signal = AbortSignal.any([ac.signal, lifetime.signal]);
   let engine: Engine | undefined;
   try {
     engine = await Engine.load(model, eng);
     console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms; adapter ${adapter.id}@${adapter.version} (${adapter.task}); ${n} input(s)`);
     const runtime = new TaskRuntime(engine);
-    for (let i = 0; i < n && !ac.signal.aborted; i++) {
+    for (let i = 0; i < n && !signal.aborted; i++) {
       const item = items[i];
       if (item.error) {
         failed++;
@@ -407,7 +413,7 @@ async function run(argv: string[]): Promise<number> {
       try {
         const r = await runTask(runtime, adapter, item.text!, {
           ...taskOpts,
-          signal: ac.signal,
+          signal,
           onProgress: (message) => console.error(`[${i + 1}/${n}] ${message}`),
         });
         record(i, r);
@@ -426,6 +432,8 @@ async function run(argv: string[]): Promise<number> {
     process.off('SIGINT', onSigint);
     await engine?.dispose();
   }
+  const stopped = lifetime.exitCode();
+  if (stopped !== undefined) return stopped; // stdout closed, parent gone or SIGTERM: end quietly
   if (ac.signal.aborted) {
     console.error(`taskling: interrupted: ${done} of ${n} input(s) done, ${n - done} not done`);
     return EXIT_INTERRUPTED;

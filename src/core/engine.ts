@@ -33,6 +33,21 @@ export interface RunHooks {
   onText?: (text: string, newTokens: number) => void;
 }
 
+/** Characters tokenized per piece by {@link Engine.countTokens} (~2-4 ms each). */
+export const COUNT_PIECE_CHARS = 8192;
+
+/** End of the piece of `text` starting at `at`: about `size` characters, cut after whitespace when there is some near the end, never inside a surrogate pair. */
+function pieceEnd(text: string, at: number, size: number): number {
+  let end = Math.min(text.length, at + size);
+  if (end === text.length) return end;
+  for (let k = end; k > end - 256 && k > at + 1; k--) {
+    if (/\s/.test(text[k - 1]) && !/\s/.test(text[k])) return k;
+  }
+  const c = text.charCodeAt(end - 1);
+  if (c >= 0xd800 && c <= 0xdbff) end--; // keep a surrogate pair together
+  return end;
+}
+
 export class Engine {
   private constraints: ConstraintFactory | null = null;
 
@@ -85,6 +100,57 @@ export class Engine {
     return new Engine(folder, session, tokenizer, info);
   }
 
+  private maxChars = 0;
+
+  /**
+   * Longest text one token can stand for, in UTF-16 code units (the longest non-special vocabulary
+   * entry: 31 for Gemma 3, a run of newlines). `ceil(text.length / maxCharsPerToken)` is a lower
+   * bound on the token count of any text, known without tokenizing it.
+   */
+  get maxCharsPerToken(): number {
+    if (!this.maxChars) {
+      const raw = this.tokenizer.rawVocab();
+      let m = 1;
+      for (let i = 0; i < raw.length; i++) if (raw[i].length > m && !this.tokenizer.isSpecial(i)) m = raw[i].length;
+      this.maxChars = m;
+    }
+    return this.maxChars;
+  }
+
+  /**
+   * Counts the tokens of `text` without tokenizing more than needed to know whether it fits
+   * `limit`: a lower bound from the character count first ({@link maxCharsPerToken}), then pieces
+   * of ~{@link COUNT_PIECE_CHARS} characters cut at whitespace, yielding to the event loop and
+   * checking `signal` between pieces, stopping as soon as the count exceeds `limit`.
+   * Piece counts add up to within a few tokens of the whole text's count (merges do not cross a
+   * cut); callers that need the exact prompt length encode the prompt once it is known to fit.
+   * @returns `tokens` counted (a lower bound when `over`), `over` when the text has more than
+   *   `limit` tokens, `chars` the UTF-16 length counted so far (0 when the bound alone decided).
+   * @throws CancelledError when `signal` aborts between pieces.
+   */
+  async countTokens(text: string, limit: number, signal?: AbortSignal): Promise<{ tokens: number; over: boolean; chars: number }> {
+    throwIfAborted(signal);
+    const lower = Math.ceil(text.length / this.maxCharsPerToken);
+    if (lower > limit) return { tokens: lower, over: true, chars: 0 };
+    if (text.length <= COUNT_PIECE_CHARS) {
+      const n = this.tokenizer.encode(text).length;
+      return { tokens: n, over: n > limit, chars: text.length };
+    }
+    let tokens = 0;
+    let at = 0;
+    while (at < text.length) {
+      const end = pieceEnd(text, at, COUNT_PIECE_CHARS);
+      tokens += this.tokenizer.encode(text.slice(at, end)).length;
+      at = end;
+      if (tokens > limit) return { tokens, over: true, chars: at };
+      if (at < text.length) {
+        await new Promise<void>((r) => setImmediate(r)); // lets a cancel message in
+        throwIfAborted(signal);
+      }
+    }
+    return { tokens, over: false, chars: at };
+  }
+
   /** The grammar compiler (XGrammar token table built on first use, then cached). */
   async constraintFactory(): Promise<ConstraintFactory> {
     if (!this.constraints) this.constraints = await ConstraintFactory.create(this.tokenizer, this.session.vocabSize, this.folder.eosTokenIds);
@@ -105,7 +171,7 @@ export class Engine {
     if (params.messages?.length) return this.tokenizer.encodeChat(params.messages);
     if (typeof params.prompt === 'string') {
       const ids = this.tokenizer.encode(params.prompt);
-      if (ids.length === 0) throw new TasklingError('INVALID_INPUT', 'The prompt is empty: give some text to continue.');
+      if (ids.length === 0 || !params.prompt.trim()) throw new TasklingError('INVALID_INPUT', 'The prompt is empty or only whitespace: give some text to continue.');
       return ids;
     }
     throw new TasklingError('INVALID_INPUT', 'generate needs a prompt or messages');
@@ -131,8 +197,16 @@ export class Engine {
   async generate(params: GenerateParams, hooks: RunHooks = {}): Promise<GenerateResult> {
     const t0 = performance.now();
     throwIfAborted(hooks.signal);
-    const ids = this.promptIds(params);
     const limit = this.folder.maxPositions;
+    // Bound the prompt before tokenizing all of it (a 1,000,000-character prompt would take a
+    // minute and could not be cancelled meanwhile).
+    const promptText = params.messages?.length ? params.messages.map((m) => (typeof m?.content === 'string' ? m.content : '')).join('\n') : params.prompt;
+    if (params.messages?.length && !promptText?.trim()) throw new TasklingError('INVALID_INPUT', 'Every message is empty or only whitespace: give some text to continue.');
+    if (typeof promptText === 'string') {
+      const c = await this.countTokens(promptText, limit, hooks.signal);
+      if (c.over) throw new TasklingError('CONTEXT_TOO_LONG', `The prompt is ${c.chars ? 'more than' : 'at least'} ${c.tokens} tokens; this model handles at most ${limit} tokens including the answer. Shorten the prompt.`);
+    }
+    const ids = this.promptIds(params);
     if (ids.length >= limit) {
       throw new TasklingError('CONTEXT_TOO_LONG', `The prompt is ${ids.length} tokens; this model handles at most ${limit} tokens including the answer. Shorten the prompt.`);
     }

@@ -103,20 +103,32 @@ export class EngineClient {
    *   when the worker died during the call, or a core error code).
    */
   call<M extends WorkerMethod>(method: M, params: WorkerMethods[M][0], opts: CallOptions = {}): Promise<WorkerMethods[M][1]> {
+    if (this.disposed) return Promise.reject(new WorkerCallError('WORKER_CRASHED', 'the engine was shut down (the engine client was disposed)'));
     if (opts.signal?.aborted) return Promise.reject(new WorkerCallError('CANCELLED', 'The run was cancelled.'));
-    const w = this.ensureWorker();
+    let w: Worker;
+    try {
+      w = this.ensureWorker();
+    } catch (e) {
+      return Promise.reject(e instanceof WorkerCallError ? e : new WorkerCallError('WORKER_CRASHED', `the inference worker could not start: ${(e as Error).message}`));
+    }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const onAbort = () => w.postMessage({ kind: 'cancel', id });
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
       const done = () => opts.signal?.removeEventListener('abort', onAbort);
+      const req: WorkerRequest<M> = { kind: 'request', id, method, params };
+      try {
+        w.postMessage(req);
+      } catch (e) {
+        // e.g. DataCloneError: a function or a symbol in params. Nothing was sent; nothing waits.
+        reject(new WorkerCallError('INVALID_REQUEST', `the parameters of ${method} cannot be sent to the worker: ${(e as Error).message}`));
+        return;
+      }
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, {
         resolve: (v) => { done(); resolve(v as WorkerMethods[M][1]); },
         reject: (e) => { done(); reject(e); },
         onEvent: opts.onEvent,
       });
-      const req: WorkerRequest<M> = { kind: 'request', id, method, params };
-      w.postMessage(req);
     });
   }
 
@@ -127,9 +139,13 @@ export class EngineClient {
 
   /**
    * Stops the worker; pending calls reject with `WORKER_CRASHED`. The worker is asked to shut
-   * down (cancel, let the running step return, release the model, exit), and only terminated when
-   * it has not exited after `graceMs` (default 10 s): terminating a thread inside onnxruntime's
-   * `session.run` aborts the whole process.
+   * down (cancel, let the running step return, release the model, exit). The thread is never
+   * terminated: terminating a thread inside onnxruntime's `session.run` aborts the whole process
+   * (`SIGABRT`, in VS Code the extension host), and so does a process exit while it is inside
+   * one. When it has not exited after `graceMs` (default 10 s) this resolves anyway and the
+   * worker finishes its shutdown on its own (bounded by the forward pass in flight: the shutdown
+   * cancels the run between steps); it stays referenced, so a process that ends by running out
+   * of work waits for it instead of aborting. Never rejects.
    */
   async dispose(graceMs = 10_000): Promise<void> {
     this.disposed = true;
@@ -140,11 +156,11 @@ export class EngineClient {
       this.pending.clear();
       this.worker = null;
       const exited = new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), graceMs);
+        const timer = setTimeout(() => resolve(false), Math.max(0, graceMs));
         w.once('exit', () => { clearTimeout(timer); resolve(true); });
       });
       w.postMessage({ kind: 'shutdown', id: 0 });
-      if (!(await exited)) await w.terminate();
+      await exited;
     }
   }
 }

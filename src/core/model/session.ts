@@ -5,6 +5,7 @@
  * This is the one file of the engine that runs the ONNX graph.
  */
 import * as ort from 'onnxruntime-node';
+import { availableParallelism } from 'node:os';
 import { TasklingError } from '../errors';
 import { ModelFolder } from './modelFolder';
 import { KVCache, KVType } from './kvCache';
@@ -76,6 +77,35 @@ export interface SessionOptions {
 const PAST_RE = /^past_key_values\.(\d+)\.(key|value)$/;
 
 /** The graph run in the calling thread. */
+/**
+ * Intra-op thread count to give onnxruntime: `requested` bounded to this machine's logical cores
+ * (`os.availableParallelism()`; more threads than cores only contend, and 100,000 never finish
+ * starting). 0, undefined or a non-finite value = onnxruntime's default (0 returned).
+ * @returns the count and, when it was bounded, a note saying so.
+ */
+export function boundThreads(requested: number | undefined): { threads: number; note?: string } {
+  if (!requested || !Number.isFinite(requested) || requested < 1) return { threads: 0 };
+  const cores = availableParallelism();
+  const n = Math.floor(requested);
+  if (n <= cores) return { threads: n };
+  return { threads: cores, note: `threads: ${n} requested, ${cores} used (this machine has ${cores} logical cores)` };
+}
+
+/**
+ * Throws when a logits row holds NaN or ±Infinity (weights that decode to NaN, e.g. a weights file
+ * of 0xFF bytes): a sampler or a softmax over such a row gives meaningless results that would
+ * otherwise be reported as success. One pass over the row (262,144 floats, well under 1 ms).
+ * @throws TasklingError `MODEL_FILE_INVALID` naming the graph and the position.
+ */
+export function checkFinite(row: Float32Array, position: number, graphPath: string): void {
+  for (let i = 0; i < row.length; i++) {
+    const x = row[i];
+    if (x - x !== 0) { // NaN or ±Infinity
+      throw new TasklingError('MODEL_FILE_INVALID', `The model computed non-finite logits (${x} for token ${i} at position ${position}): the weights of ${graphPath} (or its .onnx_data file) are corrupt or overflow. Download the model again or choose another variant.`, graphPath);
+    }
+  }
+}
+
 export class CausalLMSession implements ForwardSession {
   private constructor(
     readonly folder: ModelFolder,
@@ -121,13 +151,14 @@ export class CausalLMSession implements ForwardSession {
       enableCpuMemArena: opts.enableCpuMemArena ?? false,
       executionMode: 'sequential',
     };
-    if (opts.threads && opts.threads > 0) {
-      so.intraOpNumThreads = opts.threads;
+    const threads = boundThreads(opts.threads);
+    if (threads.threads > 0) {
+      so.intraOpNumThreads = threads.threads;
       so.interOpNumThreads = 1;
     }
     const rw = rewrittenGraph(folder.graphPath, { logitsToKeep: opts.logitsToKeep, matMulNBitsAccuracyLevel: opts.matMulNBitsAccuracyLevel, embeddingLookup: opts.embeddingLookup });
     const graphPath = rw.path;
-    const logitsNote = rw.notes.join('; ');
+    const logitsNote = [...rw.notes, ...(threads.note ? [threads.note] : [])].join('; ');
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(graphPath, so);
@@ -290,6 +321,7 @@ export class CausalLMSession implements ForwardSession {
     const rowsHeld = raw.length / v; // seq, or 1 when the graph keeps only the last position
     const lastRaw = raw.subarray((rowsHeld - 1) * v, rowsHeld * v);
     const lastLogits = logits.type === 'float16' ? float16ToFloat32(lastRaw as Uint16Array) : Float32Array.from(lastRaw as Float32Array);
+    checkFinite(lastLogits, total - 1, this.folder.graphPath);
     const result: ForwardResult = { lastLogits, runMs };
     if (opts.allLogits || opts.keep) {
       const rows = raw.subarray((rowsHeld - keep) * v);

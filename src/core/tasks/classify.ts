@@ -16,7 +16,7 @@ import type { ClassifyAdapter } from '../adapters/manifest';
 import { buildMessages } from '../adapters/prompt';
 import { logSumExp } from '../generation/logitsProcessors';
 import type { KVCacheState } from '../model/forwardSession';
-import { throwIfAborted } from '../errors';
+import { TasklingError, throwIfAborted } from '../errors';
 import type { ChatMessage } from '../../shared/protocol';
 import { Provenance, TaskOptions, TaskRuntime } from './context';
 
@@ -121,7 +121,18 @@ export function normalise(logProbs: readonly number[]): number[] {
 /** Token ids of each label's continuation: the tokens of its name (no special tokens). */
 export function labelSequences(runtime: TaskRuntime, adapter: ClassifyAdapter): number[][] {
   const tok = runtime.engine.tokenizer;
-  return adapter.labels.map((l) => tok.encode(l.name));
+  const seqs = adapter.labels.map((l) => tok.encode(l.name));
+  // Two labels with the same ids get the same score: their probabilities would mean nothing.
+  const seen = new Map<string, number>();
+  seqs.forEach((ids, i) => {
+    const key = ids.join(',');
+    const j = seen.get(key);
+    if (j !== undefined) {
+      throw new TasklingError('ADAPTER_INVALID', `The labels /labels/${j}/name (${JSON.stringify(adapter.labels[j].name)}) and /labels/${i}/name (${JSON.stringify(adapter.labels[i].name)}) of adapter ${JSON.stringify(adapter.id)} encode to the same tokens [${ids.join(', ')}], so the model cannot tell them apart; rename one of them.`);
+    }
+    seen.set(key, i);
+  });
+  return seqs;
 }
 
 /**
@@ -132,13 +143,10 @@ export function labelSequences(runtime: TaskRuntime, adapter: ClassifyAdapter): 
 export async function classify(runtime: TaskRuntime, adapter: ClassifyAdapter, text: string, opts: TaskOptions = {}): Promise<ClassifyResult> {
   const t0 = performance.now();
   const threshold = adapter.threshold ?? 0;
-  const tok = runtime.engine.tokenizer;
-  const selectionTokens = tok.encode(text).length;
-  if (adapter.multiLabel) return classifyMulti(runtime, adapter, text, opts, t0, selectionTokens);
-
-  const ids = runtime.encode(buildMessages(adapter, text));
   const seqs = labelSequences(runtime, adapter);
-  runtime.checkBudget(ids.length, selectionTokens, Math.max(1, ...seqs.map((s) => s.length)), opts);
+  if (adapter.multiLabel) return classifyMulti(runtime, adapter, text, opts, t0);
+
+  const { ids } = await runtime.fitPrompt(adapter, text, Math.max(1, ...seqs.map((s) => s.length)), opts);
   const prefix = runtime.adapterPrefixIds(adapter);
   const { generator, prefixReused } = await runtime.prefill(ids, prefix, { signal: opts.signal }, opts.usePrefixCache ?? true);
   try {
@@ -177,14 +185,17 @@ export function multiLabelQuestion(label: { name: string; description?: string }
   return `\n\nDoes the text above belong to the category "${label.name}"${label.description ? ` (${label.description})` : ''}? Answer yes or no.`;
 }
 
-async function classifyMulti(runtime: TaskRuntime, adapter: ClassifyAdapter, text: string, opts: TaskOptions, t0: number, selectionTokens: number): Promise<ClassifyResult> {
+async function classifyMulti(runtime: TaskRuntime, adapter: ClassifyAdapter, text: string, opts: TaskOptions, t0: number): Promise<ClassifyResult> {
   const tok = runtime.engine.tokenizer;
-  const base = buildMessages(adapter, text);
   const withQuestion = (msgs: ChatMessage[], q: string): ChatMessage[] => {
     const out = msgs.map((m) => ({ ...m }));
     out[out.length - 1].content += q;
     return out;
   };
+  // Budget first, with the longest question, before every label's prompt is tokenized.
+  const longest = adapter.labels.reduce((a, b) => (multiLabelQuestion(b).length > multiLabelQuestion(a).length ? b : a));
+  const { selectionTokens } = await runtime.fitPrompt(adapter, text, 1, opts, (t) => withQuestion(buildMessages(adapter, t), multiLabelQuestion(longest)), 'multi');
+  const base = buildMessages(adapter, text);
   const prompts = adapter.labels.map((l) => runtime.encode(withQuestion(base, multiLabelQuestion(l))));
   runtime.checkBudget(Math.max(...prompts.map((p) => p.length)), selectionTokens, 1, opts);
   // Shared part of every label's prompt (instruction, examples, selection): prefilled once.

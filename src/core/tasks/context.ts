@@ -104,12 +104,74 @@ export class TaskRuntime {
     return { generator: g, prefixReused: 0 };
   }
 
+  /** The context budget in tokens: `opts.maxContextTokens` (default 4096), at most the model's positions. */
+  budget(opts: TaskOptions): number {
+    return Math.min(opts.maxContextTokens ?? 4096, this.engine.folder.maxPositions);
+  }
+
+  private readonly overheadTokens = new Map<string, number>();
+
+  /**
+   * Tokens of `adapter`'s prompt without a selection (instruction, labels, examples, schema, chat
+   * markup), counted without tokenizing more than the budget needs and cached per adapter.
+   * @throws TasklingError `CONTEXT_TOO_LONG` naming the adapter's largest part when that prompt
+   *   plus `maxNewTokens` alone exceeds the budget; CancelledError.
+   */
+  async adapterOverhead(adapter: TaskAdapter, maxNewTokens: number, opts: TaskOptions, messagesFor: (text: string) => ChatMessage[] = (t) => buildMessages(adapter, t), variant = ''): Promise<number> {
+    const budget = this.budget(opts);
+    const key = `${variant}:${adapter.task}:${adapter.id}@${adapter.version}:${JSON.stringify(adapter).length}`;
+    let n = this.overheadTokens.get(key);
+    if (n === undefined) {
+      const c = await this.engine.countTokens(this.engine.tokenizer.applyChatTemplate(messagesFor('')), budget, opts.signal);
+      n = c.over ? -c.tokens : c.tokens;
+      if (!c.over) this.overheadTokens.set(key, n);
+    }
+    if (n < 0 || n + maxNewTokens > budget) await this.adapterTooLarge(adapter, Math.abs(n), n < 0, maxNewTokens, budget, opts);
+    return n;
+  }
+
+  /** Throws the `CONTEXT_TOO_LONG` error for an adapter whose own prompt does not fit, naming its largest part. */
+  private async adapterTooLarge(adapter: TaskAdapter, tokens: number, atLeast: boolean, maxNewTokens: number, budget: number, opts: TaskOptions): Promise<never> {
+    const parts: { what: string; text: string }[] = [{ what: 'the instruction', text: adapter.instruction }];
+    if (adapter.task === 'classify') parts.push({ what: `the labels (${adapter.labels.length} labels)`, text: adapter.labels.map((l) => `${l.name}: ${l.description ?? ''}`).join('\n') });
+    if (adapter.task === 'extract') parts.push({ what: `the entity types (${adapter.entityTypes.length} types)`, text: adapter.entityTypes.map((l) => `${l.name}: ${l.description ?? ''}`).join('\n') });
+    if (adapter.task === 'toJson') parts.push({ what: 'the JSON Schema', text: JSON.stringify(adapter.schema) });
+    if (adapter.examples?.length) parts.push({ what: `the examples (${adapter.examples.length} examples)`, text: JSON.stringify(adapter.examples) });
+    const largest = parts.reduce((a, b) => (b.text.length > a.text.length ? b : a));
+    const c = await this.engine.countTokens(largest.text, budget, opts.signal);
+    const size = `${c.over ? 'more than ' : ''}${c.tokens} tokens`;
+    const over = tokens + maxNewTokens - budget;
+    throw new TasklingError('CONTEXT_TOO_LONG', `The adapter ${JSON.stringify(adapter.id)} is too large for the context budget, whatever the selection: its own prompt is ${atLeast ? 'at least ' : ''}${tokens} tokens and the answer needs up to ${maxNewTokens}, ${atLeast ? 'at least ' : ''}${over} tokens more than the budget of ${budget}. Its largest part is ${largest.what}, ${size} (${largest.text.length} characters). Shorten that part of the adapter${maxNewTokens > 1 ? ', lower its generation.maxNewTokens' : ''}, or raise the context budget (--max-context-tokens on the command line; at most ${this.engine.folder.maxPositions} for this model).`);
+  }
+
+  /**
+   * The prompt ids of `adapter` for `text`, after checking the budget without tokenizing more
+   * than needed: the adapter's own prompt first ({@link adapterOverhead}), then the selection in
+   * cancellable pieces that stop once it exceeds the room left, then the whole prompt.
+   * @returns the prompt ids and the selection's token count.
+   * @throws TasklingError `CONTEXT_TOO_LONG` (saying whether the adapter or the selection is the
+   *   cause, and by how much); CancelledError when `opts.signal` aborts.
+   */
+  async fitPrompt(adapter: TaskAdapter, text: string, maxNewTokens: number, opts: TaskOptions, messagesFor?: (text: string) => ChatMessage[], variant = ''): Promise<{ ids: number[]; selectionTokens: number }> {
+    const overhead = await this.adapterOverhead(adapter, maxNewTokens, opts, messagesFor, variant);
+    const budget = this.budget(opts);
+    const room = budget - overhead - maxNewTokens;
+    const c = await this.engine.countTokens(text, room, opts.signal);
+    if (c.over) {
+      throw new TasklingError('CONTEXT_TOO_LONG', `The selection is ${c.chars ? 'more than' : 'at least'} ${c.tokens} tokens (${text.length} characters); this adapter can take at most ${room} tokens (context budget ${budget} tokens, minus ${overhead} for the instruction and examples and ${maxNewTokens} for the answer). Select less text, or raise the context budget (--max-context-tokens on the command line; at most ${this.engine.folder.maxPositions} for this model).`);
+    }
+    throwIfAborted(opts.signal);
+    const ids = this.encode((messagesFor ?? ((t) => buildMessages(adapter, t)))(text));
+    this.checkBudget(ids.length, c.tokens, maxNewTokens, opts);
+    return { ids, selectionTokens: c.tokens };
+  }
+
   /**
    * Throws `CONTEXT_TOO_LONG` when `promptTokens + maxNewTokens` exceeds the budget, saying how
    * long the selection is and what the limit is.
    */
   checkBudget(promptTokens: number, selectionTokens: number, maxNewTokens: number, opts: TaskOptions): void {
-    const budget = Math.min(opts.maxContextTokens ?? 4096, this.engine.folder.maxPositions);
+    const budget = this.budget(opts);
     if (promptTokens + maxNewTokens > budget) {
       const limit = Math.max(0, budget - (promptTokens - selectionTokens) - maxNewTokens);
       throw new TasklingError('CONTEXT_TOO_LONG', `The selection is ${selectionTokens} tokens; this adapter can take at most ${limit} tokens (context budget ${budget} tokens, minus ${promptTokens - selectionTokens} for the instruction and examples and ${maxNewTokens} for the answer). Select less text, or raise the context budget (--max-context-tokens on the command line; at most ${this.engine.folder.maxPositions} for this model).`);

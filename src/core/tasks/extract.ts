@@ -6,7 +6,6 @@
  * spans are merged and de-duplicated.
  */
 import type { ExtractAdapter } from '../adapters/manifest';
-import { buildMessages } from '../adapters/prompt';
 import { TasklingError } from '../errors';
 import { chunkText, EntityCandidate, groundInChunks, Span } from './grounding';
 import { Provenance, TaskOptions, TaskRuntime } from './context';
@@ -89,16 +88,15 @@ export async function extract(runtime: TaskRuntime, adapter: ExtractAdapter, tex
   const schema = extractionSchema(adapter);
   const budget = Math.min(opts.maxContextTokens ?? 4096, runtime.engine.folder.maxPositions);
   const maxNewTokens = opts.maxNewTokens ?? adapter.generation?.maxNewTokens ?? 512;
-  const tok = runtime.engine.tokenizer;
-  const overhead = runtime.encode(buildMessages(adapter, '')).length;
-  const selectionTokens = tok.encode(text).length;
+  const overhead = await runtime.adapterOverhead(adapter, maxNewTokens + 16, opts);
   const room = budget - overhead - maxNewTokens;
-  if (room < 16) {
-    throw new TasklingError('CONTEXT_TOO_LONG', `The adapter's instruction and examples (${overhead} tokens) plus ${maxNewTokens} answer tokens leave no room in the ${budget}-token context budget.`);
-  }
+  // Counted in cancellable pieces, stopping once the selection exceeds the room (a 500 KB line
+  // is not tokenized whole just to learn that it needs chunks).
+  const count = await runtime.engine.countTokens(text, room, opts.signal);
   let chunks = [{ text, start: 0 }];
-  if (selectionTokens > room) {
-    const charsPerToken = text.length / selectionTokens;
+  if (count.over) {
+    const sample = count.chars ? count : await runtime.engine.countTokens(text.slice(0, 65536), Infinity, opts.signal);
+    const charsPerToken = sample.chars / Math.max(1, sample.tokens);
     const maxChars = Math.max(64, Math.floor(room * charsPerToken * 0.9));
     chunks = chunkText(text, { maxChars, overlapChars: Math.min(200, Math.floor(maxChars / 4)) });
   }

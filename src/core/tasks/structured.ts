@@ -4,7 +4,6 @@
  * tolerates raw control characters inside strings (XGrammar's bounded-string rule admits them).
  */
 import type { TaskAdapter } from '../adapters/manifest';
-import { buildMessages } from '../adapters/prompt';
 import { TasklingError } from '../errors';
 import { IncrementalDetokenizer } from '../tokenizer';
 import type { GenerateResult } from '../../shared/protocol';
@@ -32,9 +31,8 @@ export async function generateStructured(
 ): Promise<StructuredOutput> {
   const t0 = performance.now();
   const engine = runtime.engine;
-  const ids = runtime.encode(buildMessages(adapter, text));
   const maxNewTokens = opts.maxNewTokens ?? adapter.generation?.maxNewTokens ?? 512;
-  runtime.checkBudget(ids.length, engine.tokenizer.encode(text).length, maxNewTokens, opts);
+  const { ids } = await runtime.fitPrompt(adapter, text, maxNewTokens, opts);
   const constraint = await engine.createConstraint({ kind: 'jsonSchema', schema }, { maxStringChars: opts.maxStringChars, maxTokens: maxNewTokens, lengthSchema: lengthSchema ?? schema });
   try {
     const temperature = adapter.generation?.temperature;
