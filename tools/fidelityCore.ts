@@ -145,6 +145,7 @@ export interface FidelityOptions {
  */
 export async function runFidelity(o: FidelityOptions): Promise<FidelityReport> {
   // node-llama-cpp is ESM-only; keep the dynamic import out of tsc's CommonJS rewrite.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- node-llama-cpp's types are ESM-only
   const L = await (new Function('s', 'return import(s)') as (s: string) => Promise<any>)('node-llama-cpp');
   const llama = await L.getLlama({
     gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true, progressLogs: false,
