@@ -1,6 +1,8 @@
 // Our engine's next-token distributions against llama.cpp's (node-llama-cpp) on the same token ids.
 // Used by tools/fidelity.ts (figures for notes) and the real-model test tier (thresholds).
 import type { Generator } from '../src/core/generation/generator';
+import { logSumExp } from '../src/core/generation/logitsProcessors';
+import { argmax } from '../src/core/generation/sampler';
 
 /** A prompt given to both runtimes: plain text continued as is, or one user turn of the chat template. */
 export interface FidelityPrompt { kind: 'text' | 'chat'; text: string }
@@ -102,28 +104,13 @@ export const FIDELITY_PROMPTS: readonly FidelityPrompt[] = [
   ].map((text) => ({ kind: 'chat' as const, text })),
 ];
 
-/** log-softmax of a float32 row, float64. */
-function logSoftmax(row: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
-  let sum = 0;
-  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
-  const lse = max + Math.log(sum);
-  const out = new Float64Array(row.length);
-  for (let i = 0; i < row.length; i++) out[i] = row[i] - lse;
-  return out;
-}
-
-function argmax(row: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
-}
-
-/** KL(P || Q) in nats for P given as a probability map over token ids and Q as log-probs. */
-export function klFromMap(p: ReadonlyMap<number, number>, logQ: Float64Array): number {
+/**
+ * KL(P || Q) in nats, float64: P a probability map over token ids, Q = softmax(logits) given by the
+ * logits row and its {@link logSumExp} (log Q[id] = logits[id] - lse).
+ */
+export function klFromMap(p: ReadonlyMap<number, number>, logits: Float32Array, lse: number): number {
   let kl = 0;
-  for (const [id, pi] of p) if (pi > 0) kl += pi * (Math.log(pi) - logQ[id]);
+  for (const [id, pi] of p) if (pi > 0) kl += pi * (Math.log(pi) - (logits[id] - lse));
   return Math.max(0, kl);
 }
 
@@ -179,7 +166,7 @@ export async function runFidelity(o: FidelityOptions): Promise<FidelityReport> {
       for (let s = 0; s < llamaIds.length; s++) {
         const logits = await g.nextLogits();
         if (argmax(logits) === llamaIds[s]) top1Agree++;
-        kl.push(klFromMap(dists[s], logSoftmax(logits)));
+        kl.push(klFromMap(dists[s], logits, logSumExp(logits)));
         await g.appendTokens([llamaIds[s]]);
       }
       g.dispose();
