@@ -3,7 +3,7 @@
  *
  *   taskling generate --model DIR [--variant q4|fp32|...] [--schema FILE | --choice a,b,c | --regex RE]
  *                     [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
- *                     [--threads N] [--raw] "prompt"
+ *                     [--threads N] [--raw [--parse-special]] "prompt"
  *   taskling run --adapter ID|FILE --model DIR [--input FILE | - | "text"] [--jsonl] ...
  *   taskling adapters [--folder DIR]
  *
@@ -33,7 +33,7 @@ import { decodeInput, installProcessGuards, lifetime, readInput, readInputBytes,
 const USAGE = `Usage:
   taskling generate --model DIR [--variant V] [--schema FILE | --choice a,b | --regex RE]
                     [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
-                    [--threads N] [--raw] "prompt"
+                    [--threads N] [--raw [--parse-special]] "prompt"
   taskling run --adapter ID|FILE --model DIR [--input FILE | - | "text"] [--jsonl]
                [--variant V] [--threads N] [--no-prefix-cache] [--max-context-tokens N]
                [--max-new-tokens N] [--max-string-chars N] [--folder DIR]
@@ -53,7 +53,7 @@ ${EXPORT_TRAINING_USAGE}
 const GENERATE_OPTIONS: OptionSpec = {
   model: 'value', variant: 'value', schema: 'value', choice: 'value', regex: 'value',
   'max-new-tokens': 'value', temperature: 'value', 'top-k': 'value', 'top-p': 'value', seed: 'value',
-  threads: 'value', raw: 'flag', help: 'flag',
+  threads: 'value', raw: 'flag', 'parse-special': 'flag', help: 'flag',
 };
 const RUN_OPTIONS: OptionSpec = {
   adapter: 'value', model: 'value', input: 'value', jsonl: 'flag', variant: 'value', threads: 'value',
@@ -204,7 +204,7 @@ async function generate(argv: string[]): Promise<number> {
     let r;
     try {
       r = await engine.generate({
-        ...(flag(a, 'raw') ? { prompt } : { messages: [{ role: 'user', content: prompt }] }),
+        ...(flag(a, 'raw') ? { prompt, parseSpecial: flag(a, 'parse-special') } : { messages: [{ role: 'user', content: prompt }] }),
         constraint,
         decoding,
       }, { signal: AbortSignal.any([ac.signal, lifetime.signal]), onText: schema ? undefined : (t) => writeOut(t) });

@@ -56,7 +56,19 @@ export class Engine {
     readonly session: ForwardSession,
     readonly tokenizer: GemmaTokenizer,
     readonly info: ModelInfo,
-  ) {}
+  ) {
+    const stops = new Set(folder.eosTokenIds);
+    const ids: number[] = [];
+    for (let id = 0; id < Math.min(tokenizer.vocabSize, session.vocabSize); id++) if (tokenizer.isSpecial(id) && !stops.has(id)) ids.push(id);
+    this.suppressTokenIds = ids;
+  }
+
+  /**
+   * Special token ids that generation never produces: tokenizer.json's special added tokens
+   * minus the stop ids of generation_config.json (Gemma 3 -it: `<pad>`, `<bos>`, `<unk>`,
+   * `<start_of_turn>`, `<start_of_image>`, `<end_of_image>`). Results carry text, not control tokens.
+   */
+  readonly suppressTokenIds: readonly number[];
 
   /**
    * Checks the folder, then loads the tokenizer and the onnxruntime session in parallel.
@@ -164,13 +176,14 @@ export class Engine {
   }
 
   /**
-   * Prompt ids: chat messages rendered by the template (one `<bos>`), or raw text encoded as is.
+   * Prompt ids: chat messages rendered by the template (one `<bos>`, contents as plain text), or
+   * raw text encoded as is (special-token spellings as control tokens only with `parseSpecial`).
    * @throws TasklingError `INVALID_INPUT` when there is neither, or the raw prompt is empty.
    */
-  promptIds(params: Pick<GenerateParams, 'prompt' | 'messages'>): number[] {
+  promptIds(params: Pick<GenerateParams, 'prompt' | 'messages' | 'parseSpecial'>): number[] {
     if (params.messages?.length) return this.tokenizer.encodeChat(params.messages);
     if (typeof params.prompt === 'string') {
-      const ids = this.tokenizer.encode(params.prompt);
+      const ids = this.tokenizer.encode(params.prompt, { parseSpecial: params.parseSpecial === true });
       if (ids.length === 0 || !params.prompt.trim()) throw new TasklingError('INVALID_INPUT', 'The prompt is empty or only whitespace: give some text to continue.');
       return ids;
     }
@@ -182,6 +195,7 @@ export class Engine {
     return {
       ...decoding,
       eosTokenIds: this.folder.eosTokenIds,
+      suppressTokenIds: this.suppressTokenIds,
       constraint,
       encode: (t) => this.tokenizer.encode(t),
       signal,

@@ -68,9 +68,19 @@ export interface ModelInfo {
 }
 
 export interface GenerateParams {
-  /** Raw prompt text (encoded without special tokens) or chat messages (rendered by the template). */
+  /**
+   * Raw prompt text (no `<bos>` added) or chat messages (rendered by the template, contents as
+   * plain text). Either way, special-token spellings in the text are ordinary text unless
+   * `parseSpecial` is set.
+   */
   prompt?: string;
   messages?: ChatMessage[];
+  /**
+   * Raw `prompt` only: encode the spellings of special tokens (`<start_of_turn>`, ...) in it as
+   * those control tokens, for a person who writes the model's exact input (CLI
+   * `generate --raw --parse-special`). Default false. Ignored for `messages`.
+   */
+  parseSpecial?: boolean;
   constraint?: ConstraintSpec;
   decoding?: DecodingParams;
 }

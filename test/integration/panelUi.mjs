@@ -159,10 +159,17 @@ export async function runPanelUi({ browser, makeEnv, startServer, root, artifact
       await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
       const f = page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
       const row = f.locator('tl-history-list button.run', { hasText: SENTIMENT }).first();
-      if (!(await row.isVisible().catch(() => false))) {
-        await page.locator('.activitybar a[aria-label^="Taskling"]').first().click();
+      // The workbench restores the Taskling view after a reload, but its webview takes a moment.
+      // Clicking the activity bar item while the view is already shown would toggle the sidebar
+      // closed, so open it only when the item is not the checked (active) one.
+      const item = page.locator('.activitybar li.action-item:has(a[aria-label^="Taskling"])').first();
+      const deadline = Date.now() + 45_000;
+      while (!(await row.isVisible().catch(() => false))) {
+        assert(Date.now() < deadline, 'the restored history row did not appear within 45 s of the reload');
+        const active = /\bchecked\b/.test((await item.getAttribute('class').catch(() => '')) ?? '');
+        if (!active) await item.locator('a').click().catch(() => undefined);
+        await page.waitForTimeout(1_000);
       }
-      await row.waitFor({ timeout: 30_000 });
       await row.click();
       const input = await f.locator('tl-run-result .input').innerText();
       assert(/from the previous session/.test(input), `restored run is marked ("${input}")`);

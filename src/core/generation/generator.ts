@@ -64,6 +64,12 @@ export interface GeneratorParams extends DecodingParams {
   signal?: AbortSignal;
   /** Record, per generated token, its natural-log probability among the allowed tokens (see `tokenLogProbs`). */
   recordLogProbs?: boolean;
+  /**
+   * Ids never generated (logit set to -Infinity before sampling, after the grammar's bitmask):
+   * the engine passes the special tokens that are not stop ids (`<bos>`, `<pad>`,
+   * `<start_of_turn>`, `<start_of_image>`, ...), so no control token reaches a result's text.
+   */
+  suppressTokenIds?: readonly number[];
 }
 
 /** Counters and timings of one generation (ms, tokens). */
@@ -208,6 +214,8 @@ export class Generator {
     const logits = Float32Array.from(raw);
     const c = this.params.constraint;
     if (c) await c.applyBitmask(logits);
+    const suppress = this.params.suppressTokenIds;
+    if (suppress) for (const sid of suppress) if (sid < logits.length) logits[sid] = -Infinity;
     const lseMasked = this.params.recordLogProbs ? logSumExp(logits) : 0;
     const masked = this.params.recordLogProbs ? logits.slice() : null;
     for (const p of this.processors) p.process(logits, this.generated);

@@ -83,7 +83,7 @@ export class TaskRuntime {
    */
   async prefill(ids: number[], prefixIds: number[], params: Omit<GeneratorParams, 'eosTokenIds'>, usePrefixCache = true): Promise<{ generator: Generator; prefixReused: number }> {
     throwIfAborted(params.signal);
-    const full: GeneratorParams = { ...params, eosTokenIds: this.engine.folder.eosTokenIds };
+    const full: GeneratorParams = { suppressTokenIds: this.engine.suppressTokenIds, ...params, eosTokenIds: this.engine.folder.eosTokenIds };
     const session = this.engine.session;
     const sharesPrefix = prefixIds.length > 0 && prefixIds.length < ids.length && prefixIds.every((t, i) => ids[i] === t);
     if (usePrefixCache && sharesPrefix) {

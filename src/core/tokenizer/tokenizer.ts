@@ -23,6 +23,15 @@ export interface ChatMessage {
 export interface EncodeOptions {
   /** Run the tokenizer.json post-processor, i.e. prepend `<bos>` (id 2). Default false. */
   addSpecialTokens?: boolean;
+  /**
+   * Match the text of special tokens (`<bos>`, `<start_of_turn>`, `<end_of_turn>`, ...) inside
+   * `text` as those control tokens. Default **false**: the text is data, and a special token's
+   * spelling becomes ordinary text tokens (llama.cpp's `parse_special = false`, transformers'
+   * `split_special_tokens=True`). Only trusted text may set it: the chat template's own markers
+   * and a raw prompt the person typed for `generate --raw`. Non-special added tokens
+   * (`<unused0>`, `<mask>`, ...) are vocabulary text and match either way.
+   */
+  parseSpecial?: boolean;
 }
 
 /** Options of {@link GemmaTokenizer.decode}. */
@@ -115,6 +124,49 @@ function releaseConstructionTables(json: TokenizerJson): void {
   model.vocab = {};
 }
 
+/** The parts of `@huggingface/tokenizers` 0.2.0's Tokenizer that {@link plainTextView} replaces. */
+interface LibraryInternals {
+  added_tokens: { content: string; special: boolean; normalized: boolean }[];
+  added_tokens_map: Map<string, { special: boolean }>;
+  splitter_unnormalized: object;
+  splitter_normalized: object;
+  normalizer: ((text: string) => string) | null;
+}
+
+/**
+ * A view of the library tokenizer in which special added tokens are not matched in the input:
+ * their spellings are normalised and split by BPE like any text, while the model tables (vocab,
+ * merges) and the non-special added tokens are shared with `lib`.
+ *
+ * `@huggingface/tokenizers` has no `split_special_tokens` option. Its `encode_text` splits the
+ * input with two dictionary splitters built from `added_tokens` and looks sections up in
+ * `added_tokens_map`; the view is `Object.create(lib)` with those three fields rebuilt without
+ * the special tokens (a few ms, a few hundred KB). This reads the library's internals, pinned at
+ * 0.2.0 in package.json: a missing field throws here at load, and tokenizer.test.ts checks that
+ * every spelling of a special token encodes to ordinary text ids.
+ * @throws Error when the library's internals are not the expected ones.
+ */
+function plainTextView(lib: Tokenizer): Tokenizer {
+  const inner = lib as unknown as LibraryInternals;
+  const Splitter = (inner.splitter_unnormalized as { constructor?: new (words: string[]) => object } | undefined)?.constructor;
+  if (!Array.isArray(inner.added_tokens) || !(inner.added_tokens_map instanceof Map) || !Splitter || !inner.splitter_normalized) {
+    throw new Error('@huggingface/tokenizers internals changed: cannot encode text without special tokens (expected version 0.2.0)');
+  }
+  const map = new Map([...inner.added_tokens_map].filter(([, t]) => !t.special));
+  const unnormalized: string[] = [];
+  const normalized: string[] = [];
+  for (const t of inner.added_tokens) {
+    if (t.special) continue;
+    if (t.normalized && inner.normalizer) normalized.push(inner.normalizer(t.content));
+    else unnormalized.push(t.content);
+  }
+  const view = Object.create(lib) as LibraryInternals;
+  view.added_tokens_map = map;
+  view.splitter_unnormalized = new Splitter(unnormalized);
+  view.splitter_normalized = new Splitter(normalized);
+  return view as unknown as Tokenizer;
+}
+
 /**
  * Gemma 3 tokenizer: encode/decode, chat template, and the per-token text/byte table.
  *
@@ -143,6 +195,10 @@ export class GemmaTokenizer {
   /** Raw vocab strings by id (SentencePiece form, `▁` and `<0xNN>` kept). */
   private readonly raw: string[];
   private readonly special: Uint8Array;
+  /** The library tokenizer seen through added-token tables without the special tokens (plain text). */
+  private readonly plain: Tokenizer;
+  /** [spelling, id] of every special added token, longest spelling first. */
+  private readonly specialContents: [string, number][];
   private bytesCache: (Uint8Array | undefined)[] = [];
   private piecesCache: string[] | undefined;
 
@@ -168,6 +224,8 @@ export class GemmaTokenizer {
     for (const a of added) if (a.special) this.special[a.id] = 1;
 
     this.tokenizer = new Tokenizer(tokenizerJson, config);
+    this.plain = plainTextView(this.tokenizer);
+    this.specialContents = added.filter((a) => a.special && a.content).map((a): [string, number] => [a.content, a.id]).sort((x, y) => y[0].length - x[0].length);
 
     const idOf = (t: string | undefined): number | undefined => (t === undefined ? undefined : this.tokenizer.token_to_id(t));
     this.bosId = idOf(tokenContent(this.config.bos_token));
@@ -220,11 +278,14 @@ export class GemmaTokenizer {
   /**
    * Text to token ids.
    * @param text any string (UTF-16); spaces become `▁`, unknown bytes use `<0xNN>` tokens.
-   * @param opts `addSpecialTokens` (default false) prepends `<bos>`.
-   * @returns token ids, `number[]` of length = token count.
+   * @param opts `addSpecialTokens` (default false) prepends `<bos>`; `parseSpecial` (default
+   *   false) lets special-token spellings in `text` become control tokens (trusted text only).
+   * @returns token ids, `number[]` of length = token count. With `parseSpecial` false no id is a
+   *   special token except the post-processor's `<bos>`.
    */
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    return this.tokenizer.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).ids;
+    const lib = opts.parseSpecial ? this.tokenizer : this.plain;
+    return lib.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).ids;
   }
 
   /**
@@ -314,11 +375,100 @@ export class GemmaTokenizer {
   }
 
   /**
-   * Chat prompt as token ids: {@link applyChatTemplate} then {@link encode} WITHOUT special
-   * tokens, because the template already writes `<bos>`; the result starts with exactly one bos.
-   * @throws as {@link applyChatTemplate}.
+   * Chat prompt as token ids, with message contents as data.
+   *
+   * The template is rendered once with a sentinel in place of each message's content; its own
+   * text (`<bos>`, `<start_of_turn>user\n`, `<end_of_turn>\n`, ...) is then encoded with special
+   * tokens parsed, and each content is put back as **plain text** (a `<end_of_turn>` written in
+   * a selection stays the 13 characters it is). Text runs between the template's control tokens
+   * are encoded whole, so for content without special-token spellings the ids equal
+   * `encode(applyChatTemplate(messages), { parseSpecial: true })` exactly (tokenizer.test.ts).
+   * Whitespace trimming the template applies to a content (Gemma 3: `| trim` on user turns) is
+   * detected from the sentinel render and applied the same way.
+   * @returns ids starting with the template's single `<bos>`; the only special ids are the
+   *   template's.
+   * @throws Error as {@link applyChatTemplate}; Error when the template does not place each
+   *   content exactly once (a template that transforms contents cannot keep them as data).
    */
   encodeChat(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): number[] {
-    return this.encode(this.applyChatTemplate(messages, opts), { addSpecialTokens: false });
+    const runs = this.chatRuns(messages, opts);
+    const ids: number[] = [];
+    for (const r of runs) {
+      if (typeof r === 'number') ids.push(r);
+      else if (r.length) for (const id of this.plain.encode(r, { add_special_tokens: false }).ids) ids.push(id);
+    }
+    return ids;
+  }
+
+  /**
+   * The rendered chat prompt as control-token ids (from the template only) and text runs (the
+   * template's text with the contents in place), in order.
+   */
+  private chatRuns(messages: readonly ChatMessage[], opts: ChatTemplateOptions): (number | string)[] {
+    const tag = (i: number) => `\uE000${i}\uE001`;
+    const pad = ' \n';
+    const padAfter = '\n ';
+    const sentinel = messages.map((m, i) => ({ ...m, content: pad + tag(i) + padAfter }));
+    const rendered = this.applyChatTemplate(sentinel, opts);
+    // Split the template's text at its special tokens (these alone become control ids).
+    const runs: (number | string)[] = [];
+    let text = '';
+    let at = 0;
+    const tagRe = /\uE000(\d+)\uE001/g;
+    const seen = new Set<number>();
+    const pushTemplate = (t: string) => {
+      for (const piece of this.splitSpecial(t)) {
+        if (typeof piece === 'number') {
+          runs.push(text, piece);
+          text = '';
+        } else text += piece;
+      }
+    };
+    for (let m; (m = tagRe.exec(rendered)); ) {
+      const i = Number(m[1]);
+      if (seen.has(i) || i >= messages.length) throw new Error('the chat template repeats or transforms a message content; it cannot keep the selection as plain text');
+      seen.add(i);
+      let before = rendered.slice(at, m.index);
+      let content = messages[i].content;
+      // The sentinel was wrapped in ' \n' ... '\n ': whatever of that padding survived tells
+      // whether the template trimmed the content on each side.
+      if (before.endsWith(pad)) before = before.slice(0, -pad.length);
+      else content = content.trimStart();
+      let after = m.index + m[0].length;
+      if (rendered.startsWith(padAfter, after)) after += padAfter.length;
+      else content = content.trimEnd();
+      pushTemplate(before);
+      text += content;
+      at = after;
+    }
+    if (seen.size !== messages.filter((m) => m.content !== undefined).length) {
+      throw new Error('the chat template drops or transforms a message content; it cannot keep the selection as plain text');
+    }
+    pushTemplate(rendered.slice(at));
+    runs.push(text);
+    return runs.filter((r) => r !== '');
+  }
+
+  /** Splits trusted text at the spellings of special tokens: ids for those, strings between. */
+  private splitSpecial(text: string): (number | string)[] {
+    const out: (number | string)[] = [];
+    let at = 0;
+    while (at < text.length) {
+      let best = -1;
+      let bestId = -1;
+      for (const [content, id] of this.specialContents) {
+        const k = text.indexOf(content, at);
+        if (k >= 0 && (best < 0 || k < best)) {
+          best = k;
+          bestId = id; // specialContents is longest first, so ties keep the longest spelling
+        }
+      }
+      if (best < 0) break;
+      if (best > at) out.push(text.slice(at, best));
+      out.push(bestId);
+      at = best + this.raw[bestId].length;
+    }
+    if (at < text.length) out.push(text.slice(at));
+    return out;
   }
 }
