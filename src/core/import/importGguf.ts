@@ -495,7 +495,7 @@ export async function importGguf(file: string, outDir: string, opts: ImportOptio
   let doneBytes = 0;
   const advance = (bytes: number, stage: string) => {
     doneBytes += bytes;
-    progress({ fraction: 0.02 + 0.93 * Math.min(1, doneBytes / totalBytes), stage });
+    progress({ fraction: Math.min(0.95, 0.02 + 0.93 * Math.min(1, doneBytes / totalBytes)), stage });
   };
   try {
     mkdirSync(join(tmp, 'onnx'), { recursive: true });
