@@ -13,7 +13,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Engine, EngineOptions } from '../core/engine';
 import { ThreadedSession } from '../worker/sessionThread';
@@ -22,7 +21,7 @@ import type { ConstraintSpec } from '../shared/protocol';
 import { choiceOpt, flag, intOpt, numOpt, opt, parseArgs, UsageError, usageError, type OptionSpec, type ParsedArgs } from './args';
 import { validateJson } from '../core/constraints';
 import { runTask, TaskRuntime } from '../core/tasks';
-import { AdapterRegistry, loadAdapterFile, loadAdapterFolder } from '../core/adapters/load';
+import { AdapterRegistry, loadAdapterFile, loadAdapterFolder, readManifestId } from '../core/adapters/load';
 import type { AdapterError, TaskAdapter } from '../core/adapters/manifest';
 import { MODEL_VARIANTS } from '../core/model/modelFolder';
 import { IMPORT_GGUF_USAGE, importGgufCommand } from './importGguf';
@@ -283,16 +282,8 @@ async function problemsForId(reg: AdapterRegistry, id: string): Promise<Map<stri
   }
   const out = new Map<string, AdapterError[]>();
   for (const [file, errs] of byFile) {
-    let match = basename(file).startsWith(id);
-    if (!match) {
-      try {
-        const v = JSON.parse((await readFile(file, 'utf8')).replace(/^\uFEFF/, '')) as { id?: unknown } | null;
-        match = !!v && typeof v === 'object' && v.id === id;
-      } catch {
-        // unreadable or not JSON: only the file name can match
-      }
-    }
-    if (match) out.set(file, errs);
+    // Unreadable, too large or not JSON: only the file name can match.
+    if (basename(file).startsWith(id) || (await readManifestId(file)) === id) out.set(file, errs);
   }
   return out;
 }

@@ -10,6 +10,7 @@ import type { ForwardSession, KVCacheState } from './model/forwardSession';
 import { GemmaTokenizer, IncrementalDetokenizer, TokenizerFileError } from './tokenizer';
 import { Generator, GeneratorParams, TokenConstraint } from './generation/generator';
 import { TasklingError, throwIfAborted } from './errors';
+import { checkDecodingParams } from './params';
 import type {
   ConstraintSpec, DecodingParams, GenerateParams, GenerateResult, ModelInfo,
 } from '../shared/protocol';
@@ -206,11 +207,13 @@ export class Engine {
    * Generates text for a prompt, optionally constrained (JSON Schema / choice / regex).
    * @returns text (special tokens skipped), ids, stop reason, timings.
    * @throws CancelledError when `hooks.signal` aborts (checked before every step);
-   *   TasklingError `GRAMMAR_REJECTED` / `GRAMMAR_UNSUPPORTED` for constraint failures.
+   *   TasklingError `INVALID_REQUEST` for decoding params out of range (checkDecodingParams),
+   *   `GRAMMAR_REJECTED` / `GRAMMAR_UNSUPPORTED` for constraint failures.
    */
   async generate(params: GenerateParams, hooks: RunHooks = {}): Promise<GenerateResult> {
     const t0 = performance.now();
     throwIfAborted(hooks.signal);
+    checkDecodingParams(params.decoding); // -1 or 2.5 new tokens is the caller's mistake, said as such
     const limit = this.folder.maxPositions;
     // Bound the prompt before tokenizing all of it (a 1,000,000-character prompt would take a
     // minute and could not be cancelled meanwhile).

@@ -4,6 +4,7 @@
  */
 import { Engine } from '../core/engine';
 import { TasklingError } from '../core/errors';
+import { checkThreads } from '../core/params';
 import type { ModelVariant } from '../core/model/modelFolder';
 import type { GenerateParams, LoadParams, ModelInfo, RunTaskParams, WorkerEvent, WorkerMethods } from '../shared/protocol';
 import { runTask, TaskRuntime } from '../core/tasks';
@@ -47,6 +48,7 @@ export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handl
   const handlers: Handlers = {
     async load(p: LoadParams): Promise<ModelInfo> {
       const modelDir = requireString(p?.modelDir, 'modelDir');
+      checkThreads(p.threads);
       const key = JSON.stringify([modelDir, p.variant ?? 'q4', p.threads ?? 0]);
       if (engine && key === loadedKey) return engine.info;
       if (engine) await engine.dispose();

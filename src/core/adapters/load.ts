@@ -12,11 +12,13 @@
  *
  * Uses `node:fs/promises` only; no `vscode` import (the host watches files and calls back in).
  */
-import { readFile, readdir } from 'node:fs/promises';
+import { open, readdir } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { BUILTIN_ADAPTERS, builtinFileName } from './builtin';
 import {
   MANIFEST_SUFFIX,
+  MAX_MANIFEST_BYTES,
+  MAX_MANIFEST_DEPTH,
   type AdapterError,
   type AdapterSource,
   type ModelRef,
@@ -47,8 +49,9 @@ export interface JsonLocation {
 export class JsonSyntaxError extends Error {
   /**
    * @param reason  what is wrong, without the position (e.g. "trailing comma before ']'").
+   * @param tooDeep  the JSON may be valid but nests deeper than the parser's limit.
    */
-  constructor(readonly reason: string, readonly offset: number, readonly line: number, readonly column: number) {
+  constructor(readonly reason: string, readonly offset: number, readonly line: number, readonly column: number, readonly tooDeep = false) {
     super(`${reason} at line ${line}, column ${column}`);
     this.name = 'JsonSyntaxError';
   }
@@ -80,19 +83,21 @@ export function lineColumnAt(text: string, offset: number): { line: number; colu
 
 /**
  * Parses strict JSON (RFC 8259: no comments, no trailing commas) and records where each value
- * is. A leading BOM is ignored and offsets are relative to the text without it.
+ * is. A leading BOM is ignored and offsets are relative to the text without it. Arrays and
+ * objects may nest at most `maxDepth` levels (the parser recurses once per level; deeper input
+ * is a syntax error at the bracket that opens level `maxDepth + 1`, never a stack overflow).
  *
  * @throws JsonSyntaxError with the offset, line and column of the first syntax error.
  */
-export function parseJsonLocated(source: string): LocatedJson {
+export function parseJsonLocated(source: string, maxDepth = MAX_MANIFEST_DEPTH): LocatedJson {
   const text = source.charCodeAt(0) === 0xfeff ? source.slice(1) : source;
   const locations = new Map<string, JsonLocation>();
   const duplicateKeys: string[] = [];
   let i = 0;
 
-  const fail = (msg: string, at = i): never => {
+  const fail = (msg: string, at = i, tooDeep = false): never => {
     const { line, column } = lineColumnAt(text, at);
-    throw new JsonSyntaxError(msg, at, line, column);
+    throw new JsonSyntaxError(msg, at, line, column, tooDeep);
   };
   const ws = (): void => {
     while (i < text.length) {
@@ -124,11 +129,16 @@ export function parseJsonLocated(source: string): LocatedJson {
     }
     return fail('unterminated string', start);
   };
+  let depth = 0;
   const value = (ptr: string, keyStart?: number, keyEnd?: number): unknown => {
     ws();
     const start = i;
     const c = text[i];
     let v: unknown;
+    if ((c === '{' || c === '[') && depth >= maxDepth) {
+      fail(`arrays and objects are nested more than ${maxDepth} levels deep; a manifest may nest at most ${maxDepth} levels`, i, true);
+    }
+    if (c === '{' || c === '[') depth++;
     if (c === '{') {
       i++;
       const obj: Record<string, unknown> = {};
@@ -157,6 +167,7 @@ export function parseJsonLocated(source: string): LocatedJson {
         }
       }
       v = obj;
+      depth--;
     } else if (c === '[') {
       i++;
       const arr: unknown[] = [];
@@ -172,6 +183,7 @@ export function parseJsonLocated(source: string): LocatedJson {
         }
       }
       v = arr;
+      depth--;
     } else if (c === '"') {
       v = stringToken();
     } else {
@@ -227,9 +239,9 @@ export function parseAdapterText(text: string, file: string): { adapter?: TaskAd
     parsed = parseJsonLocated(text);
   } catch (e) {
     if (e instanceof JsonSyntaxError) {
-      return { errors: [{ file, jsonPath: '', message: `invalid JSON: ${e.reason}`, line: e.line, column: e.column, range: { start: e.offset, end: e.offset }, severity: 'error' }] };
+      return { errors: [{ file, jsonPath: '', message: e.tooDeep ? e.reason : `invalid JSON: ${e.reason}`, line: e.line, column: e.column, range: { start: e.offset, end: e.offset }, severity: 'error' }] };
     }
-    throw e;
+    return { errors: [{ file, jsonPath: '', message: `could not be parsed (${e instanceof Error ? e.message : String(e)}); fix or remove this file`, severity: 'error' }] };
   }
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   const locate = (err: AdapterError): AdapterError => {
@@ -251,25 +263,78 @@ export function parseAdapterText(text: string, file: string): { adapter?: TaskAd
   return errors.length ? { errors } : { adapter: res.adapter, errors };
 }
 
+/** MiB with one decimal, for size messages. */
+const mib = (n: number): string => `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+
+/**
+ * Reads a manifest file's bytes, refusing before reading what is not a regular file or is over
+ * {@link MAX_MANIFEST_BYTES} (a FIFO or device would block, a huge file would be read in full).
+ * @returns the text (strict UTF-8; a leading BOM is dropped) or why it cannot be used.
+ */
+async function readManifestText(file: string): Promise<{ text: string } | { error: string }> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'the file does not exist' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (e as Error).message;
+    return { error: `cannot read file: ${why}${code ? ` (${code})` : ''}` };
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) return { error: 'cannot read file: not a regular file' };
+    if (st.size > MAX_MANIFEST_BYTES) return { error: `the file is ${mib(st.size)}; a manifest may be at most ${mib(MAX_MANIFEST_BYTES)} (it must fit the model's context anyway), so it was not read` };
+    const bytes = await handle.readFile();
+    if (bytes.length > MAX_MANIFEST_BYTES) return { error: `the file is over ${mib(MAX_MANIFEST_BYTES)}; a manifest may be at most ${mib(MAX_MANIFEST_BYTES)}` };
+    try {
+      return { text: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
+    } catch {
+      return { error: 'the file is not UTF-8 text' };
+    }
+  } catch (e) {
+    return { error: `cannot read file: ${(e as Error).message}` };
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
 /**
  * Reads and validates one `*.taskling.json` file.
  *
  * @param path  file path (relative paths resolve against `process.cwd()`).
  * @param kind  source kind to record (`workspace` by default).
  * @returns `{adapter, errors}`: `adapter` (with `source: {kind, file: absolutePath}`) when the
- *   file is valid; otherwise `errors` (unreadable file, invalid JSON with line/column, schema or
- *   semantic violations with JSON Pointers). Never throws.
+ *   file is valid; otherwise `errors`, each naming the file: unreadable, not a regular file, over
+ *   {@link MAX_MANIFEST_BYTES}, not UTF-8, invalid JSON or nested deeper than
+ *   {@link MAX_MANIFEST_DEPTH} (with line/column), schema or semantic violations (JSON Pointers).
+ *   Never throws: an unexpected failure inside validation is reported as this file's error.
  */
 export async function loadAdapterFile(path: string, kind: AdapterSource['kind'] = 'workspace'): Promise<{ adapter?: LoadedAdapter; errors: AdapterError[] }> {
   const file = resolve(path);
-  let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    const got = await readManifestText(file);
+    if ('error' in got) return { errors: [{ file, jsonPath: '', message: got.error, severity: 'error' }] };
+    const r = parseAdapterText(got.text, file);
+    return r.adapter ? { adapter: { adapter: r.adapter, source: { kind, file } }, errors: [] } : { errors: r.errors };
   } catch (e) {
-    return { errors: [{ file, jsonPath: '', message: `cannot read file: ${(e as Error).message}`, severity: 'error' }] };
+    return { errors: [{ file, jsonPath: '', message: `could not be loaded (${e instanceof Error ? e.message : String(e)}); fix or remove this file`, severity: 'error' }] };
   }
-  const r = parseAdapterText(text, file);
-  return r.adapter ? { adapter: { adapter: r.adapter, source: { kind, file } }, errors: [] } : { errors: r.errors };
+}
+
+/**
+ * The `id` a manifest file declares, read within the same bounds as {@link loadAdapterFile}
+ * (size cap, strict UTF-8); `undefined` when the file cannot be read or parsed or has no string
+ * `id`. For messages that match a broken file to the adapter a user asked for. Never throws.
+ */
+export async function readManifestId(path: string): Promise<string | undefined> {
+  const got = await readManifestText(resolve(path)).catch(() => undefined);
+  if (!got || 'error' in got) return undefined;
+  try {
+    const v = JSON.parse(got.text.replace(/^\uFEFF/, '')) as { id?: unknown } | null; // iterative in V8: no depth limit needed
+    return v && typeof v === 'object' && typeof v.id === 'string' ? v.id : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -293,6 +358,7 @@ export async function loadAdapterFolder(dir: string, kind: AdapterSource['kind']
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { adapters: [], errors: [] };
     return { adapters: [], errors: [{ file: folder, jsonPath: '', message: `cannot read folder: ${(e as Error).message}`, severity: 'error' }] };
   }
+  // loadAdapterFile never rejects: one bad file is one file's errors, the others still load.
   const results = await Promise.all(names.map((n) => loadAdapterFile(join(folder, n), kind)));
   return collect(results);
 }

@@ -10,6 +10,7 @@
  * These are plain data types (no classes) so that they survive `postMessage` / worker RPC and
  * JSON round trips unchanged.
  */
+import { escapePointerToken } from '../../shared/jsonPointer';
 
 /** The three task kinds. Drives which of `labels` / `entityTypes` / `schema` is required. */
 export type TaskKind = 'classify' | 'extract' | 'toJson';
@@ -189,3 +190,58 @@ export function isToJson(a: TaskAdapter): a is ToJsonAdapter {
 
 /** File name suffix that marks a manifest (`*.taskling.json`). */
 export const MANIFEST_SUFFIX = '.taskling.json';
+
+/**
+ * Largest manifest file the loader reads, in bytes (4 MiB). A file is checked with `stat` before
+ * it is read, so a huge or endless file costs nothing. Real adapters are a few KB; everything an
+ * adapter holds must fit the model's context (32,768 tokens for Gemma 3) anyway.
+ */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Deepest nesting of arrays and objects a manifest may have (the root object is level 1). Checked
+ * before any recursive work (the located parser, ajv, the grammar compiler), so a file nested
+ * 10,000 levels deep is refused with its name instead of overflowing the stack. A toJson schema
+ * 40 objects deep needs about 80 levels.
+ */
+export const MAX_MANIFEST_DEPTH = 128;
+
+/**
+ * Checks, without recursion, that `value` nests arrays/objects at most `maxDepth` levels deep and
+ * holds no cycle (possible in values that did not come from JSON text, e.g. a structured clone).
+ * Work is bounded by the number of distinct objects (each is entered once).
+ *
+ * @returns `undefined` when fine, else the JSON Pointer of the first value too deep (or of the
+ *   reference that closes a cycle) and what is wrong.
+ */
+export function checkNesting(value: unknown, maxDepth = MAX_MANIFEST_DEPTH): { jsonPath: string; message: string } | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  interface Frame { obj: object; ptr: string; keys: string[]; next: number }
+  const onPath = new Set<object>();
+  const seen = new Set<object>();
+  const frame = (obj: object, ptr: string): Frame => ({ obj, ptr, keys: Object.keys(obj), next: 0 });
+  const stack: Frame[] = [frame(value, '')];
+  onPath.add(value);
+  seen.add(value);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    if (top.next >= top.keys.length) {
+      onPath.delete(top.obj);
+      stack.pop();
+      continue;
+    }
+    const key = top.keys[top.next++];
+    const child = (top.obj as Record<string, unknown>)[key];
+    if (child === null || typeof child !== 'object') continue;
+    const ptr = `${top.ptr}/${escapePointerToken(key)}`;
+    if (onPath.has(child)) return { jsonPath: ptr, message: 'refers back to a value that contains it (a cycle); a manifest must be plain JSON' };
+    if (seen.has(child)) continue;
+    if (stack.length >= maxDepth) {
+      return { jsonPath: ptr, message: `is nested more than ${maxDepth} levels deep (arrays and objects inside each other); a manifest may nest at most ${maxDepth} levels` };
+    }
+    seen.add(child);
+    onPath.add(child);
+    stack.push(frame(child, ptr));
+  }
+  return undefined;
+}

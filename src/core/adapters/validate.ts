@@ -25,6 +25,7 @@ import type {
   TaskAdapter,
   ToJsonAdapter,
 } from './manifest';
+import { checkNesting } from './manifest';
 import { escapePointerToken } from '../../shared/jsonPointer';
 
 /** The manifest JSON Schema (draft-07), as bundled from `schemas/taskling-adapter.schema.json`. */
@@ -79,6 +80,17 @@ export function compileUserSchema(schema: Record<string, unknown>): ValidateFunc
  * Never throws for bad input.
  */
 export function validateAdapter(value: unknown, file = '<inline>'): ValidationResult {
+  // Bounded work before anything recursive (ajv, the semantic checks): see checkNesting.
+  const deep = checkNesting(value);
+  if (deep) return { errors: [{ file, jsonPath: deep.jsonPath, message: deep.message, severity: 'error' }] };
+  try {
+    return validateBounded(value, file);
+  } catch (e) {
+    return { errors: [{ file, jsonPath: '', message: `could not be validated (${e instanceof Error ? e.message : String(e)}); fix or remove this file`, severity: 'error' }] };
+  }
+}
+
+function validateBounded(value: unknown, file: string): ValidationResult {
   const validate = getManifestValidator();
   const errors: AdapterError[] = [];
   if (!validate(value)) {
@@ -173,7 +185,7 @@ function rewrite(e: ErrorObject, root: unknown): { jsonPath: string; message: st
     case 'pattern':
       if (path === '/id') return { jsonPath: path, message: `must be 1-64 characters of lowercase letters, digits, ".", "_" or "-", starting with a letter or digit` };
       if (path === '/version') return { jsonPath: path, message: `must be a semantic version like "1.0.0"` };
-      if (prop === 'name') return { jsonPath: path, message: `must not start or end with whitespace` };
+      if (prop === 'name') return { jsonPath: path, message: nameProblem(valueAt(root, path)) };
       return { jsonPath: path, message: `must match the pattern ${String(p.pattern)}` };
     case 'not':
       if (path === '/model') return { jsonPath: path, message: `set either "catalogId" or "path", not both` };
@@ -186,6 +198,26 @@ function rewrite(e: ErrorObject, root: unknown): { jsonPath: string; message: st
     default:
       return { jsonPath: path, message: e.message ?? `fails "${e.keyword}"` };
   }
+}
+
+/** Why a label / entity type name fails `^\S(.*\S)?$`: outer whitespace, or a line break inside (`.` matches no line terminator). */
+function nameProblem(name: unknown): string {
+  const s = typeof name === 'string' ? name : '';
+  if (/^\s|\s$/.test(s)) return 'must not start or end with whitespace';
+  const m = /[\n\r\u2028\u2029]/.exec(s);
+  const names: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\u2028': 'U+2028', '\u2029': 'U+2029' };
+  if (m) return `must be a single line: it holds a line break (${names[m[0]]}) at character ${m.index + 1}`;
+  return 'must not start or end with whitespace';
+}
+
+/** The value at JSON Pointer `ptr` in `root` (undefined when absent). */
+function valueAt(root: unknown, ptr: string): unknown {
+  let v = root;
+  for (const tok of ptr.split('/').slice(1)) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string, unknown>)[tok.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return v;
 }
 
 function article(type: string): string {

@@ -1,6 +1,7 @@
 /** The three tasks behind one entry point: a task adapter and a selection in, a result out. */
 import type { TaskAdapter } from '../adapters/manifest';
 import { TasklingError } from '../errors';
+import { checkTaskOptions } from '../params';
 import { classify, ClassifyResult } from './classify';
 import { extract, ExtractResult } from './extract';
 import { toJson, ToJsonResult } from './toJson';
@@ -17,10 +18,11 @@ export const MAX_SELECTION_CHARS = 1_000_000;
 /**
  * Runs `adapter` on `text`.
  * @throws TasklingError `INVALID_INPUT` for empty, binary-looking (NUL bytes, or over 5% control /
- *   U+FFFD replacement characters) or over-long text, and the
- *   task's own errors.
+ *   U+FFFD replacement characters) or over-long text; `INVALID_REQUEST` for an option out of
+ *   range (see checkTaskOptions: `maxNewTokens` -1 or 2.5); and the task's own errors.
  */
 export async function runTask(runtime: TaskRuntime, adapter: TaskAdapter, text: string, opts: TaskOptions = {}): Promise<TaskResult> {
+  checkTaskOptions(opts);
   if (!text.trim()) throw new TasklingError('INVALID_INPUT', 'The selection is empty: select some text first.');
   if (text.length > MAX_SELECTION_CHARS) throw new TasklingError('INVALID_INPUT', `The selection is ${text.length} characters; the limit is ${MAX_SELECTION_CHARS}.`);
   if (text.includes('\u0000')) throw new TasklingError('INVALID_INPUT', 'The selection contains NUL bytes: it looks like binary data, not text.');
