@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { runInNewContext } from 'node:vm';
@@ -160,7 +160,8 @@ test('rewrittenGraph removes copies made by an older rewrite version and keeps c
   try {
     const graph = join(dir, 'model_q4.onnx');
     copyFileSync(folder.graphPath, graph);
-    symlinkSync(join(dirname(folder.graphPath), 'model_q4.onnx_data'), join(dir, 'model_q4.onnx_data'));
+    // A copy, not a symbolic link: weights behind a link out of the folder are loaded from memory, with no copy written.
+    copyFileSync(join(dirname(folder.graphPath), 'model_q4.onnx_data'), join(dir, 'model_q4.onnx_data'));
     const stale = join(dir, '.model_q4.taskling-logits-acc0-0123456789abcdef.onnx');
     writeFileSync(stale, 'old');
     const acc4 = rewrittenGraph(graph, { matMulNBitsAccuracyLevel: 4 });

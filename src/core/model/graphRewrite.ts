@@ -11,8 +11,8 @@
  * is written next to the original so its external-data paths still resolve.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import { onnx } from 'onnx-proto';
 import type { EmbeddingSpec } from './embeddingLookup';
 
@@ -243,11 +243,54 @@ export interface GraphRewriteOptions {
 }
 
 /**
- * Path of the graph to load for `graphPath` with the rewrites of `opts` applied: the original
- * when nothing changes; otherwise a rewritten copy `.<name>.taskling-<options>-<hash>.onnx` in the
- * same folder (created on first use, reused after; weights stay in the original external-data
- * files, which resolve relative to that folder). `notes` says what was and was not done; the
- * original is used when the folder is not writable.
+ * Where onnxruntime can find the external-data files of a graph in `graphDir` when some of them
+ * are symbolic links out of that folder (a Hugging Face cache snapshot: `onnx/model_q4.onnx_data
+ * -> ../../../blobs/<sha256>`). onnxruntime resolves every external-data path and refuses one
+ * whose real path leaves the real graph folder ("External data path escapes model directory"),
+ * so such a graph is loaded from memory with its locations rewritten relative to the deepest
+ * folder holding all the real files (`dir`, passed as
+ * `session.model_external_initializers_file_folder_path`).
+ * @returns `undefined` when every file's real path is inside the graph's real folder (load as
+ *   usual), else the folder and each location's new path relative to it.
+ */
+export function externalDataRedirect(model: onnx.IModelProto, graphDir: string): { dir: string; locations: Map<string, string> } | undefined {
+  const locations = new Set<string>();
+  for (const t of model.graph?.initializer ?? []) {
+    if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue;
+    const loc = (t.externalData ?? []).find((e) => e.key === 'location')?.value;
+    if (loc) locations.add(loc);
+  }
+  if (!locations.size) return undefined;
+  const realGraphDir = realpathSync(graphDir);
+  const real = new Map([...locations].map((l) => [l, realpathSync(join(graphDir, l))]));
+  if ([...real.values()].every((r) => r.startsWith(realGraphDir + sep))) return undefined;
+  let dir = dirname(real.values().next().value!);
+  for (const r of real.values()) while (!r.startsWith(dir.endsWith(sep) ? dir : dir + sep)) dir = dirname(dir);
+  return { dir, locations: new Map([...real].map(([l, r]) => [l, relative(dir, r)])) };
+}
+
+/** Points every external-data `location` of `model` at its entry in `locations` (in place). */
+function relocateExternalData(model: onnx.IModelProto, locations: Map<string, string>): void {
+  for (const t of model.graph?.initializer ?? []) {
+    for (const kv of t.externalData ?? []) {
+      if (kv.key === 'location' && kv.value && locations.has(kv.value)) kv.value = locations.get(kv.value)!;
+    }
+  }
+}
+
+/**
+ * The graph to load for `graphPath` with the rewrites of `opts` applied:
+ * - nothing to change: the original file (`path`);
+ * - rewritten: a copy `.<name>.taskling-<options>-<hash>.onnx` in the same folder (`path`;
+ *   weights stay in the original external-data files, which resolve relative to that folder),
+ *   created on first use and reused after once its bytes are checked against the rewrite made
+ *   now: a truncated, empty or otherwise different copy (a crash mid-write on a file system
+ *   without atomic rename, a disk that filled up) is replaced, with a note, so it can never
+ *   fail "Protobuf parsing failed" on every load;
+ * - from memory (`bytes` + `externalDataDir`): when the external data are symbolic links out of
+ *   the graph's folder (see {@link externalDataRedirect}), or the folder is not writable (the
+ *   rewrites are kept; a note says why no copy was written).
+ * `notes` says what was and was not done.
  */
 export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}): RewrittenGraph {
   const wantLogits = opts.logitsToKeep ?? true;
@@ -257,14 +300,15 @@ export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}
   const bytes = readFileSync(graphPath);
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
   const tag = `r${REWRITE_VERSION}-${wantLogits ? 'logits' : 'full'}-acc${level}${wantEmbedding ? '-emb' : ''}`;
-  const target = join(dirname(graphPath), `.${basename(graphPath, '.onnx')}.taskling-${tag}-${hash}.onnx`);
+  const graphDir = dirname(graphPath);
+  const target = join(graphDir, `.${basename(graphPath, '.onnx')}.taskling-${tag}-${hash}.onnx`);
   const model = onnx.ModelProto.decode(bytes);
   const kv = kvSharesBuffer(model);
   const kvInPlace = kv.ok;
   notes.push(kv.ok ? 'KV cache updated in place (GroupQueryAttention share buffer)' : `KV cache copied per step (${kv.reason})`);
-  if (!wantLogits && !level && !wantEmbedding) return { path: graphPath, logitsToKeep: false, kvInPlace, notes: ['original graph', ...notes] };
   let logitsToKeep = (model.graph?.input ?? []).some((i) => i.name === LOGITS_TO_KEEP_INPUT);
   let changed = false;
+  if (!wantLogits && !level && !wantEmbedding) notes.unshift('original graph');
   if (wantLogits && !logitsToKeep) {
     const r = addLogitsToKeep(model);
     if (r.rewritten) { logitsToKeep = true; changed = true; notes.push('logits only for the used positions'); }
@@ -276,21 +320,51 @@ export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}
   }
   let embedding: EmbeddingSpec | undefined;
   if (wantEmbedding) {
-    const r = moveEmbeddingOutOfGraph(model, dirname(graphPath));
+    const r = moveEmbeddingOutOfGraph(model, graphDir);
     if (r.rewritten) { embedding = r.spec; changed = true; notes.push('token embeddings read from the weights file (the tied table is not held twice)'); }
     else notes.push(`embedding gathered in the graph (${r.reason})`);
-  } else notes.push('embedding gathered in the graph (embeddingLookup: false)');
+  } else if (wantLogits || level) notes.push('embedding gathered in the graph (embeddingLookup: false)');
+  const redirect = externalDataRedirect(model, graphDir);
+  if (redirect) {
+    relocateExternalData(model, redirect.locations);
+    notes.push(`graph loaded from memory: its external data are symbolic links out of ${graphDir}, read from ${redirect.dir}`);
+    return { path: graphPath, bytes: onnx.ModelProto.encode(model).finish(), externalDataDir: redirect.dir, logitsToKeep, kvInPlace, notes, embedding };
+  }
   if (!changed) return { path: graphPath, logitsToKeep, kvInPlace, notes };
-  if (existsSync(target)) return { path: target, logitsToKeep, kvInPlace, notes, embedding };
+  const encoded = onnx.ModelProto.encode(model).finish();
+  const cached = cachedCopyState(target, encoded);
+  if (cached === 'valid') return { path: target, logitsToKeep, kvInPlace, notes, embedding };
   try {
     const tmp = `${target}.${process.pid}.tmp`;
-    writeFileSync(tmp, onnx.ModelProto.encode(model).finish());
+    writeFileSync(tmp, encoded);
     renameSync(tmp, target);
   } catch (e) {
-    return { path: graphPath, logitsToKeep: false, kvInPlace, notes: [`original graph: cannot write ${target}: ${(e as Error).message}`, notes[0]] };
+    notes.push(`graph loaded from memory: cannot write ${target}: ${(e as Error).message}`);
+    return { path: graphPath, bytes: encoded, externalDataDir: graphDir, logitsToKeep, kvInPlace, notes, embedding };
   }
+  if (cached !== 'missing') notes.push(`rebuilt ${basename(target)}: ${cached}`);
   removeStaleRewrites(graphPath);
   return { path: target, logitsToKeep, kvInPlace, notes, embedding };
+}
+
+/**
+ * State of the rewritten copy at `target` against the bytes it must hold: `valid`, `missing`, or
+ * what is wrong with it (size first, so a truncated copy is not read).
+ */
+function cachedCopyState(target: string, expected: Uint8Array): 'valid' | 'missing' | string {
+  let size: number;
+  try {
+    size = statSync(target).size;
+  } catch {
+    return 'missing';
+  }
+  if (size === 0) return 'it was empty (0 bytes)';
+  if (size !== expected.length) return `it was ${size} bytes, the rewrite is ${expected.length} (truncated or from another build)`;
+  try {
+    return Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength).equals(readFileSync(target)) ? 'valid' : 'its bytes differed from the rewrite (corrupt)';
+  } catch (e) {
+    return `it could not be read (${(e as Error).message})`;
+  }
 }
 
 /**
@@ -311,8 +385,15 @@ function removeStaleRewrites(graphPath: string): void {
 
 /** What {@link rewrittenGraph} loaded and how. */
 export interface RewrittenGraph {
-  /** Graph file to load (the original or the rewritten copy). */
+  /** Graph file to load (the original or the rewritten copy); with `bytes`, the original's path (for messages). */
   path: string;
+  /**
+   * Set when the graph must be loaded from memory (external data behind symbolic links, or a
+   * folder where the copy cannot be written): the serialized graph to pass to onnxruntime.
+   */
+  bytes?: Uint8Array;
+  /** With `bytes`: the folder the graph's external-data locations are relative to. */
+  externalDataDir?: string;
   /** The graph takes `num_logits_to_keep`. */
   logitsToKeep: boolean;
   /** The KV path allows in-place updates (see {@link kvSharesBuffer}). */

@@ -161,7 +161,9 @@ export class CausalLMSession implements ForwardSession {
     const logitsNote = [...rw.notes, ...(threads.note ? [threads.note] : [])].join('; ');
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(graphPath, so);
+      session = rw.bytes
+        ? await ort.InferenceSession.create(rw.bytes, { ...so, extra: { session: { model_external_initializers_file_folder_path: rw.externalDataDir } } })
+        : await ort.InferenceSession.create(graphPath, so);
     } catch (e) {
       throw new TasklingError('MODEL_FILE_INVALID', `onnxruntime could not load ${folder.graphPath}: ${(e as Error).message}`, folder.graphPath);
     }
