@@ -83,7 +83,7 @@ export class Engine {
     const { openSession = CausalLMSession.load, variant: _v, ...sessionOpts } = opts;
     const sessionP = openSession(folder, sessionOpts);
     const tokP = GemmaTokenizer.fromModelDir(modelDir).catch((e: unknown) => {
-      if (e instanceof TokenizerFileError) throw new TasklingError('TOKENIZER_INVALID', `${e.message}. The file may be truncated: download the model again or choose another folder.`, e.file);
+      if (e instanceof TokenizerFileError) throw new TasklingError('TOKENIZER_INVALID', `${e.message}. ${e.advice ?? 'The file may be truncated: download the model again or choose another folder.'}`, e.file);
       throw e;
     });
     const [sr, tr] = await Promise.allSettled([sessionP, tokP]);

@@ -58,13 +58,26 @@ export interface TokenizerLoadTimings {
   totalMs: number;
 }
 
-/** Error thrown when a tokenizer file is missing or invalid; `file` is the absolute path. */
+/**
+ * Error thrown when a tokenizer file is missing or invalid; `file` is the absolute path. `advice`
+ * says what to do when it is not "download it again" (the default advice for data that does not
+ * parse): e.g. fix the file's permissions, or its chat template.
+ */
 export class TokenizerFileError extends Error {
-  constructor(public readonly file: string, message: string, options?: { cause?: unknown }) {
+  constructor(public readonly file: string, message: string, options?: { cause?: unknown; advice?: string }) {
     super(`${file}: ${message}`, options);
     this.name = 'TokenizerFileError';
+    this.advice = options?.advice;
   }
+
+  readonly advice?: string;
 }
+
+/** The `chat_template` of tokenizer_config.json does not parse as a Jinja template. */
+class ChatTemplateError extends Error {}
+
+/** Advice for a chat template that does not parse or raises. */
+const TEMPLATE_ADVICE = 'Fix or remove the chat_template of tokenizer_config.json, or download the model again.';
 
 /** Shape of the parts of tokenizer.json we read ourselves (the rest goes to the library). */
 interface TokenizerJson {
@@ -95,7 +108,9 @@ async function readJson<T>(file: string): Promise<{ value: T; readMs: number; pa
     text = await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new TokenizerFileError(file, code === 'ENOENT' ? 'file not found' : `cannot read (${code ?? String(err)})`, { cause: err });
+    throw new TokenizerFileError(file, code === 'ENOENT' ? 'file not found' : `cannot read (${code === 'EACCES' ? 'permission denied, EACCES' : code ?? String(err)})`, {
+      cause: err, advice: code === 'ENOENT' ? undefined : 'Make the file readable by the user running Taskling, or choose another model folder.',
+    });
   }
   const t1 = performance.now();
   try {
@@ -239,7 +254,11 @@ export class GemmaTokenizer {
 
     let chatTemplate = this.config.chat_template;
     if (Array.isArray(chatTemplate)) chatTemplate = chatTemplate.find((t) => t.name === 'default')?.template ?? chatTemplate[0]?.template;
-    this.template = typeof chatTemplate === 'string' ? new Template(chatTemplate) : undefined;
+    try {
+      this.template = typeof chatTemplate === 'string' ? new Template(chatTemplate) : undefined;
+    } catch (err) {
+      throw new ChatTemplateError(`the chat_template does not parse as a Jinja template (${(err as Error).message})`, { cause: err });
+    }
   }
 
   /**
@@ -248,7 +267,8 @@ export class GemmaTokenizer {
    * mostly JSON.parse and building the BPE merges table; timings land in {@link loadTimings}.
    * @param dir folder holding both files.
    * @throws TokenizerFileError naming the file that is missing, unreadable or not valid JSON,
-   *   or whose content the tokenizer library rejects.
+   *   or whose content the tokenizer library rejects; tokenizer_config.json when its
+   *   `chat_template` does not parse or fails to render a one-message user chat.
    */
   static async fromModelDir(dir: string): Promise<GemmaTokenizer> {
     const t0 = performance.now();
@@ -261,9 +281,17 @@ export class GemmaTokenizer {
       result = new GemmaTokenizer(tok.value, cfg.value);
       releaseConstructionTables(tok.value as TokenizerJson);
     } catch (err) {
-      const msg = (err as Error).message;
-      const file = /template|jinja/i.test(msg) ? cfgFile : tokFile;
-      throw new TokenizerFileError(file, `invalid tokenizer data (${msg})`, { cause: err });
+      if (err instanceof ChatTemplateError) throw new TokenizerFileError(cfgFile, err.message, { cause: err, advice: TEMPLATE_ADVICE });
+      throw new TokenizerFileError(tokFile, `invalid tokenizer data (${(err as Error).message})`, { cause: err });
+    }
+    // A template that parses but raises (raise_exception, an unknown filter) would otherwise fail
+    // every run with a message that names no file: render a one-message chat once, now.
+    if (result.template) {
+      try {
+        result.encodeChat([{ role: 'user', content: 'Hello' }]);
+      } catch (err) {
+        throw new TokenizerFileError(cfgFile, `the chat_template fails when rendering a one-message chat (${(err as Error).message})`, { cause: err, advice: TEMPLATE_ADVICE });
+      }
     }
     const t2 = performance.now();
     result.loadTimings = {
