@@ -14,10 +14,12 @@ import { ModelSetup } from './host/modelSetup';
 import { PanelProvider } from './host/panel/PanelProvider';
 import { ResultDocuments } from './host/resultDocs';
 import { StatusBar } from './host/statusBar';
+import { QualityService, registerQualityCommands } from './host/quality';
 
 /** What `activate` returns (integration tests use it through `extension.exports`). */
 export interface TasklingApi {
   controller: TasklingController;
+  quality: QualityService;
   engine: EngineService;
   decorations: EntityDecorations;
   panel: PanelProvider;
@@ -49,9 +51,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<Taskli
   const decorations = new EntityDecorations();
   const results = new ResultDocuments();
   const controller = new TasklingController(context, engine, decorations, setup, log, results);
+  const quality = new QualityService(controller, log);
+  controller.quality = quality;
   const panel = new PanelProvider(context.extensionUri, controller, log, () => engine.warmUp());
   context.subscriptions.push(
-    engine, decorations, results, controller, panel, new StatusBar(engine),
+    engine, decorations, results, controller, quality, panel, new StatusBar(engine),
+    ...registerQualityCommands(quality, controller),
     vscode.window.registerWebviewViewProvider(PanelProvider.viewId, panel, { webviewOptions: { retainContextWhenHidden: true } }),
     ...registerCommands(controller, async () => {
       await vscode.commands.executeCommand('workbench.view.extension.taskling');
@@ -76,7 +81,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Taskli
   await controller.reloadAdapters();
   const activationMs = Date.now() - t0;
   log.info(`[activate] Taskling ${context.extension.packageJSON.version} activated in ${activationMs} ms (${context.extensionMode === vscode.ExtensionMode.Production ? 'production' : 'development'}, trusted: ${vscode.workspace.isTrusted})`);
-  return { controller, engine, decorations, panel, context, activationMs };
+  return { controller, quality, engine, decorations, panel, context, activationMs };
 }
 
 export function deactivate(): void {

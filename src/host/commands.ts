@@ -35,6 +35,7 @@ import { toDocumentSpans } from './logic/spans';
 import { ModelSetup } from './modelSetup';
 import { ResultDocuments } from './resultDocs';
 import { adapterFromSelection, newAdapter } from './authoring';
+import type { QualityService } from './quality';
 
 const SELECTED_KEY = 'taskling.selectedAdapter';
 const RECENT_KEY = 'taskling.recentAdapters';
@@ -79,6 +80,8 @@ export class TasklingController implements vscode.Disposable {
   pickOpen = false;
   /** Last notice shown by a run (tests read it). */
   lastNotice: Notice | undefined;
+  /** Accept / correct, datasets, evaluation, Add as Example (set by the extension entry). */
+  quality: QualityService | undefined;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -177,6 +180,7 @@ export class TasklingController implements vscode.Disposable {
       engine: this.engine.state.kind === 'ready' ? { ...this.engine.state, loaded: this.engine.modelLoaded } : this.engine.state,
       history: this.runs.map((r) => r.record).slice().reverse(),
       hasSelection: Boolean(ed && !ed.selection.isEmpty),
+      quality: this.quality?.state(),
     };
   }
 

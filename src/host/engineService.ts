@@ -224,6 +224,42 @@ export class EngineService implements vscode.Disposable {
     }
   }
 
+  /**
+   * Evaluates `adapter` on labelled JSONL `data` in the worker (core/eval's `evaluate`; the model
+   * never runs on this thread). `onProgress(done, total)` after each record.
+   * @returns core/eval's EvalReport.
+   * @throws WorkerCallError (`CANCELLED` after the token fires, `WORKER_CRASHED`, core codes), ModelNotSetUpError.
+   */
+  async evaluate(adapter: TaskAdapter, data: string, file: { name: string; sha256: string }, hooks: { token?: vscode.CancellationToken; onProgress?: (done: number, total: number) => void; maxContextTokens?: number; maxNewTokens?: number } = {}): Promise<unknown> {
+    const controller = new AbortController();
+    const sub = hooks.token?.onCancellationRequested(() => controller.abort());
+    try {
+      await this.ensureLoaded();
+      if (controller.signal.aborted) throw new WorkerCallError('CANCELLED', 'The evaluation was cancelled.');
+      this.setState({ kind: 'running', adapterId: adapter.id, adapterName: adapter.name, progress: 'evaluating' });
+      const options: { maxContextTokens?: number; maxNewTokens?: number } = {};
+      if (hooks.maxNewTokens) options.maxNewTokens = hooks.maxNewTokens;
+      if (hooks.maxContextTokens) options.maxContextTokens = hooks.maxContextTokens;
+      return await this.client.call('evaluate', { adapter: adapter as unknown as Record<string, unknown>, data, file, options }, {
+        signal: controller.signal,
+        onEvent: (ev) => {
+          if (ev.event !== 'progress') return;
+          const m = /^record (\d+)\/(\d+)$/.exec(ev.message);
+          if (m) {
+            hooks.onProgress?.(Number(m[1]), Number(m[2]));
+            this.setState({ kind: 'running', adapterId: adapter.id, adapterName: adapter.name, progress: `evaluating ${m[1]}/${m[2]}` });
+          }
+        },
+      });
+    } finally {
+      sub?.dispose();
+      if (this.current.kind === 'running') {
+        const t = this.resolveTarget();
+        this.setState(t && this.info ? { kind: 'ready', modelId: path.basename(t.dir), variant: t.variant } : { kind: 'notSetUp' });
+      }
+    }
+  }
+
   /** Test hook: makes the worker exit abruptly (only when created with allowDebug). */
   async debugCrash(): Promise<void> {
     await this.client.call('debugCrash', {}).catch(() => undefined);

@@ -7,6 +7,8 @@
  * {@link isPanelToHost} before use. No runtime dependencies (bundled into the webview too).
  */
 
+import { isQualityToHost, type HostToQuality, type QualityState, type QualityToHost } from './qualityProtocol';
+
 export type TaskKindName = 'classify' | 'extract' | 'toJson';
 
 /** An adapter as the panel lists it. */
@@ -86,6 +88,8 @@ export interface PanelState {
   history: RunRecord[];
   /** Whether the active editor has a non-empty selection. */
   hasSelection: boolean;
+  /** Whether results can be accepted / corrected into the workspace's datasets (see qualityProtocol.ts). */
+  quality?: QualityState;
 }
 
 export type PanelToHost =
@@ -100,12 +104,14 @@ export type PanelToHost =
   | { type: 'revealSpan'; runId: number; index: number }
   | { type: 'clearHistory' }
   | { type: 'openProblem'; index: number }
-  | { type: 'newAdapter' };
+  | { type: 'newAdapter' }
+  | QualityToHost;
 
 export type HostToPanel =
   | { type: 'state'; state: PanelState }
   | { type: 'progress'; runId: number; message: string; newTokens?: number; tokensPerSecond?: number; fraction?: number }
-  | { type: 'runFinished'; record: RunRecord };
+  | { type: 'runFinished'; record: RunRecord }
+  | HostToQuality;
 
 const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length < 1000;
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
@@ -120,6 +126,6 @@ export function isPanelToHost(m: unknown): m is PanelToHost {
     case 'selectAdapter': case 'run': case 'openAdapterFile': return isStr(o.adapterId);
     case 'openJson': case 'replaceSelection': return isInt(o.runId);
     case 'revealSpan': return isInt(o.runId) && isInt(o.index);
-    default: return false;
+    default: return isQualityToHost(m);
   }
 }

@@ -113,12 +113,28 @@ export interface RunTaskParams {
   options?: { usePrefixCache?: boolean; maxContextTokens?: number; maxNewTokens?: number };
 }
 
+/** An evaluation run in the worker (core/eval's `evaluate`): labelled JSONL in, report out. */
+export interface EvaluateParams {
+  adapter: Record<string, unknown>;
+  /** The eval records, as `taskling eval` reads them (one JSON object per line). */
+  data: string;
+  /** The data file's name as shown in the report and its SHA-256 (hex). */
+  file: { name: string; sha256: string };
+  options?: { maxContextTokens?: number; maxNewTokens?: number };
+}
+
 /** Method name -> [params, result]. */
 export interface WorkerMethods {
   load: [LoadParams, ModelInfo];
   generate: [GenerateParams, GenerateResult];
   /** Runs a task adapter on a text; the result is core/tasks' ClassifyResult | ExtractResult | ToJsonResult. */
   runTask: [RunTaskParams, unknown];
+  /**
+   * Runs an adapter over eval records and scores them (core/eval's EvalReport). Sends one
+   * `progress` event per record (`fraction` = records done / total); cancel stops within the
+   * current record and rejects with `CANCELLED` (no report).
+   */
+  evaluate: [EvaluateParams, unknown];
   info: [Record<string, never>, ModelInfo | null];
   /**
    * Test hook (only when started with `allowDebug`): the worker exits abruptly, or with

@@ -6,7 +6,8 @@ import { Engine } from '../core/engine';
 import { TasklingError } from '../core/errors';
 import { checkThreads } from '../core/params';
 import type { ModelVariant } from '../core/model/modelFolder';
-import type { GenerateParams, LoadParams, ModelInfo, RunTaskParams, WorkerEvent, WorkerMethods } from '../shared/protocol';
+import type { EvaluateParams, GenerateParams, LoadParams, ModelInfo, RunTaskParams, WorkerEvent, WorkerMethods } from '../shared/protocol';
+import { evaluate, parseEvalRecords } from '../core/eval';
 import { runTask, TaskRuntime } from '../core/tasks';
 import { validateAdapter } from '../core/adapters/validate';
 import { ThreadedSession } from './sessionThread';
@@ -89,6 +90,24 @@ export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handl
         ...p.options,
         signal: ctx.signal,
         onProgress: (message, fraction) => ctx.emit({ kind: 'event', event: 'progress', message, fraction }),
+      });
+    },
+    async evaluate(p: EvaluateParams, ctx) {
+      const e = needEngine();
+      if (typeof p?.data !== 'string' || typeof p.file?.name !== 'string' || typeof p.file?.sha256 !== 'string') {
+        throw new TasklingError('INVALID_REQUEST', 'evaluate needs params.data (JSONL text) and params.file {name, sha256}');
+      }
+      const v = validateAdapter(p.adapter, '<request>');
+      if (!v.adapter) {
+        const first = v.errors[0];
+        throw new TasklingError('ADAPTER_INVALID', `The adapter is invalid: ${first ? `${first.jsonPath || '(root)'}: ${first.message}` : 'unknown error'}`);
+      }
+      if (!runtime || runtime.engine !== e) runtime = new TaskRuntime(e);
+      const data = parseEvalRecords(p.data, v.adapter);
+      return evaluate(runtime, v.adapter, data, p.file, {
+        ...p.options,
+        signal: ctx.signal,
+        onRecord: (i, n) => ctx.emit({ kind: 'event', event: 'progress', message: `record ${i}/${n}`, fraction: n ? i / n : 1 }),
       });
     },
     async debugCrash(p) {

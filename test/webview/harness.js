@@ -39,6 +39,7 @@
   const hostState = {
     adapters: fx.adapters, problems: fx.problems, selectedAdapterId: 'builtin.sentiment',
     engine: fx.engineReady, history: fx.history.slice(), hasSelection: params.get('selection') !== '0',
+    quality: window.__qualityState ? window.__qualityState() : undefined,
   };
   if (params.get('engine') === 'notSetUp') hostState.engine = { kind: 'notSetUp' };
   let nextRunId = 4;
@@ -47,6 +48,7 @@
   const runDelay = Number(params.get('runDelay') || 150);
 
   function host(m) {
+    if (window.__qualityHost && window.__qualityHost(m, send)) return; // qualityFixtures.js
     switch (m.type) {
       case 'ready':
         // A malformed message first: the panel must drop it.

@@ -472,6 +472,214 @@ for (const theme of THEMES) {
   });
 }
 
+// ---------- quality loop (issue 12): accept / correct, dataset view, evaluation report ----------
+const quality = (page) => page.locator('tl-quality-section');
+const lastPosted = async (page, type) => (await posted(page)).filter((m) => m.type === type).pop();
+
+test('classify result: Accept posts accept; Correct posts the picked label and shows the saved message', async () => {
+  const page = await openPanel();
+  await showRun(page, 1);
+  const fb = page.locator('tl-result-feedback');
+  await fb.locator('vscode-button#accept').click();
+  await fb.locator('.msg[role="status"]').waitFor();
+  eq(await lastPosted(page, 'accept'), { type: 'accept', runId: 1 }, 'accept message');
+  assert((await fb.locator('.msg').innerText()).includes('Accepted: .taskling/datasets/builtin.sentiment.jsonl'), 'saved message');
+  await fb.locator('vscode-button#correct').click();
+  const radios = fb.locator('input[type="radio"]');
+  eq(await radios.evaluateAll((rs) => rs.map((r) => [r.value, r.checked])), [['positive', true], ['neutral', false], ['negative', false]], 'labels, model answer preselected');
+  await fb.locator('input[value="neutral"]').check();
+  await fb.locator('vscode-button#save-correction').click();
+  await page.waitForFunction(() => window.__posted.some((m) => m.type === 'correct'));
+  eq(await lastPosted(page, 'correct'), { type: 'correct', runId: 1, correction: { labels: ['neutral'] } }, 'correct message');
+  await fb.locator('.msg', { hasText: 'Correction saved' }).waitFor();
+  eq(await fb.locator('.editor').count(), 0, 'editor closes once saved');
+  // the dataset view got the new record from the host
+  await quality(page).locator('button.row[data-line="7"]').waitFor();
+  await page.close();
+});
+
+test('extract result: retype, remove and add an entity from the editor selection', async () => {
+  const page = await openPanel();
+  await showRun(page, 2);
+  const fb = page.locator('tl-result-feedback');
+  await fb.locator('vscode-button#correct').click();
+  const rows = fb.locator('table tbody tr');
+  const before = await rows.count();
+  assert(before >= 3, `entities listed for editing: ${before}`);
+  const first = await rows.first().evaluate((tr) => ({ start: +tr.dataset.start, end: +tr.dataset.end, text: tr.querySelector('td.t').textContent }));
+  await rows.first().locator('select').selectOption('ORG');
+  await rows.nth(1).locator('button.remove').click();
+  eq(await rows.count(), before - 1, 'one removed');
+  await fb.locator('vscode-button#add-selection').click();
+  eq(await lastPosted(page, 'spanFromSelection'), { type: 'spanFromSelection', runId: 2 }, 'asks the host for the selection');
+  await fb.locator('td.t', { hasText: 'Acme GmbH' }).first().waitFor();
+  await fb.locator('vscode-button#save-correction').click();
+  await page.waitForFunction(() => window.__posted.some((m) => m.type === 'correct'));
+  const c = (await lastPosted(page, 'correct')).correction.entities;
+  const fx = await fixtures(page);
+  const acme = fx.inputs.extract.indexOf('Acme GmbH');
+  assert(c.some((e) => e.start === first.start && e.end === first.end && e.type === 'ORG'), `first entity retyped to ORG: ${JSON.stringify(c)}`);
+  assert(c.some((e) => e.start === acme && e.end === acme + 9), 'selection added with its offsets in the input');
+  eq(c.length, before, 'count: -1 removed, +1 added (or the added one replaced a duplicate)');
+  for (const e of c) assert(fx.inputs.extract.slice(e.start, e.end).length === e.end - e.start && e.end > e.start, 'offsets are a real span');
+  await page.close();
+});
+
+test('toJson result: JSON syntax checked in the panel, schema errors from the host shown', async () => {
+  const page = await openPanel();
+  await showRun(page, 3);
+  const fb = page.locator('tl-result-feedback');
+  await fb.locator('vscode-button#correct').click();
+  const ta = fb.locator('textarea#json-edit');
+  const original = await ta.inputValue();
+  assert(JSON.parse(original), 'the model JSON is in the editor');
+  await ta.fill('{ "invoiceNumber": ');
+  await fb.locator('vscode-button#save-correction').click();
+  await fb.locator('.msg.error', { hasText: 'Not valid JSON' }).waitFor();
+  eq((await posted(page)).filter((m) => m.type === 'correct').length, 0, 'nothing posted for broken JSON');
+  const bad = JSON.stringify({ ...JSON.parse(original), invoiceDate: '2024-02-31' }, null, 2);
+  await ta.fill(bad);
+  await fb.locator('vscode-button#save-correction').click();
+  await fb.locator('.msg.error', { hasText: 'must match format "date"' }).waitFor();
+  eq(await fb.locator('.editor').count(), 1, 'editor stays open after a schema error');
+  await ta.fill(JSON.stringify({ ...JSON.parse(original), invoiceDate: '2024-02-29' }, null, 2));
+  await fb.locator('vscode-button#save-correction').click();
+  await fb.locator('.msg', { hasText: 'Correction saved' }).waitFor();
+  eq(JSON.parse((await lastPosted(page, 'correct')).correction.jsonText).invoiceDate, '2024-02-29', 'the edited JSON is sent');
+  await page.close();
+});
+
+test('untrusted workspace: no Accept / Correct, the panel says why; dataset read-only', async () => {
+  const page = await openPanel({ query: '&trusted=0' });
+  const fb = page.locator('tl-result-feedback');
+  await fb.locator('.readonly').waitFor();
+  assert((await fb.locator('.readonly').innerText()).includes('not trusted'), 'reason shown');
+  eq(await fb.locator('vscode-button#accept').count(), 0, 'no Accept');
+  await quality(page).locator('button.row[data-line="1"]').click();
+  assert(await quality(page).locator('vscode-button.delete-record').evaluate((b) => b.disabled), 'Delete disabled');
+  assert(await quality(page).locator('vscode-button.add-example').evaluate((b) => b.disabled), 'Add as example disabled');
+  assert((await quality(page).locator('.note[role="note"]').innerText()).includes('Read-only'), 'dataset says read-only');
+  await page.close();
+});
+
+test('dataset view: counts per label, search, filters, open a record, delete and undo', async () => {
+  const page = await openPanel();
+  const q = quality(page);
+  await q.locator('button.row').first().waitFor();
+  eq((await posted(page)).find((m) => m.type === 'datasetLoad'), { type: 'datasetLoad', adapterId: 'builtin.sentiment' }, 'asks for the selected adapter\'s dataset');
+  const lines = () => q.locator('button.row').evaluateAll((bs) => bs.map((b) => +b.dataset.line));
+  eq(await lines(), [1, 2, 3, 5, 6], 'all rows in file order');
+  assert((await q.locator('.summary').innerText()).includes('5 records · 3 accepted · 2 corrected'), 'summary counts');
+  eq(await q.locator('.chip').evaluateAll((cs) => cs.map((c) => c.textContent.trim())), ['positive 2', 'neutral 1', 'negative 2'], 'counts per label');
+  await q.locator('.chip[data-label="negative"]').click();
+  eq(await lines(), [3, 5], 'chip filters by label');
+  await q.locator('#status-filter').selectOption('corrected');
+  eq(await lines(), [5], 'label + corrected');
+  await q.locator('.chip[data-label="negative"]').click();
+  eq(await lines(), [2, 5], 'corrected only');
+  await q.locator('#status-filter').selectOption('all');
+  await q.locator('#dataset-search input').fill('invoice ADDRESS');
+  eq(await lines(), [2], 'search: all words, any case');
+  await q.locator('#dataset-search input').fill('');
+  await q.locator('#label-filter').selectOption('positive');
+  eq(await lines(), [1, 6], 'label select');
+  await q.locator('#label-filter').selectOption('');
+  // line errors are listed, not hidden
+  assert((await q.locator('details.errors summary').innerText()).includes('1 unusable line'), 'bad line reported');
+  // open a record
+  await q.locator('button.row[data-line="5"]').click();
+  const detail = q.locator('.detail');
+  const dt = await detail.innerText();
+  for (const s of ['Great, another update', 'Model said', 'positive', 'negative', 'builtin.sentiment@1.0.0', '2025-05-14 09:47:45 UTC']) assert(dt.includes(s), `record detail lacks "${s}": ${dt}`);
+  await detail.locator('vscode-button.open-record').click();
+  eq(await lastPosted(page, 'datasetOpen'), { type: 'datasetOpen', adapterId: 'builtin.sentiment', line: 5 }, 'open in file');
+  await detail.locator('vscode-button.add-example').click();
+  eq(await lastPosted(page, 'addExample'), { type: 'addExample', adapterId: 'builtin.sentiment', line: 5 }, 'add as example');
+  await detail.locator('vscode-button.delete-record').click();
+  await q.locator('.undo').waitFor();
+  eq(await lines(), [1, 2, 3, 6], 'deleted');
+  assert((await q.locator('.undo').innerText()).includes('Deleted line 5'), 'undo bar names the line');
+  await q.locator('vscode-button#undo-delete').click();
+  await page.waitForFunction(() => !document.querySelector('taskling-panel').shadowRoot.querySelector('tl-quality-section').shadowRoot.querySelector('.undo'));
+  eq(await lines(), [1, 2, 3, 5, 6], 'restored in place');
+  // another adapter: its own dataset
+  await page.locator('[data-adapter-id="builtin.entities"][role="option"]').click();
+  await q.locator('.chip[data-label="ORG"]').waitFor();
+  eq(await q.locator('.chip').evaluateAll((cs) => cs.map((c) => c.textContent.trim())), ['PERSON 2', 'ORG 2', 'LOC 1', 'DATE 2'], 'counts per entity type');
+  await page.close();
+});
+
+test('evaluation: progress, Cancel, then report tables, heat map and clickable wrong records', async () => {
+  const page = await openPanel({ query: '&evalDelay=300' });
+  const q = quality(page);
+  await q.locator('button.row').first().waitFor();
+  await q.locator('vscode-button#eval-dataset').click();
+  await q.locator('[role="progressbar"]').waitFor();
+  await q.locator('vscode-button#eval-cancel').click();
+  await q.locator('.note', { hasText: 'cancelled' }).waitFor();
+  eq(await lastPosted(page, 'cancelEval'), { type: 'cancelEval' }, 'cancel posted');
+  eq(await q.locator('tl-eval-report').count(), 0, 'no report after cancel');
+  await page.close();
+
+  const p2 = await openPanel({ query: '&evalDelay=20' });
+  const q2 = quality(p2);
+  await q2.locator('button.row').first().waitFor();
+  await q2.locator('vscode-button#eval-dataset').click();
+  eq(await lastPosted(p2, 'evaluate'), { type: 'evaluate', adapterId: 'builtin.sentiment', source: 'dataset' }, 'evaluate posted');
+  const rep = q2.locator('tl-eval-report');
+  await rep.locator('table.cm').waitFor();
+  const tiles = await rep.locator('.tile').evaluateAll((ts) => ts.map((t) => t.innerText.replace(/\s+/g, ' ').trim()));
+  eq(tiles, ['60.0% Accuracy', '55.6% Macro-F1', '0.0% Abstained', '402 ms Latency p50', '611 ms Latency p95'], 'headline tiles');
+  const prf = await rep.locator('table.per-label tbody tr').evaluateAll((rs) => rs.map((r) => [...r.cells].map((c) => c.textContent.trim())));
+  eq(prf, [['positive', '66.7%', '100.0%', '80.0%', '2'], ['neutral', 'n/a', '0.0%', '0.0%', '1'], ['negative', '50.0%', '50.0%', '50.0%', '2']], 'per-label table');
+  const cells = await rep.locator('table.cm td.cell').evaluateAll((cs) => cs.map((c) => ({ n: +c.dataset.count, share: c.style.getPropertyValue('--share'), diag: c.classList.contains('diag') })));
+  eq(cells.map((c) => c.n), [2, 0, 0, 0, 0, 0, 1, 0, 1, 0, 1, 0], 'matrix counts');
+  eq(cells.map((c) => c.share), ['60.0%', '0.0%', '0.0%', '0.0%', '0.0%', '0.0%', '60.0%', '0.0%', '30.0%', '0.0%', '30.0%', '0.0%'], 'tint = share of the row (x 60%)');
+  eq(cells.filter((c) => c.diag).length, 3, 'diagonal outlined');
+  const wrong = rep.locator('ul.wrong button');
+  eq(await wrong.count(), 2, 'wrong records');
+  await wrong.nth(1).click();
+  eq(await lastPosted(p2, 'openReportRecord'), { type: 'openReportRecord', index: 1 }, 'click opens the record');
+  // extract: span table; toJson: per-field table
+  await p2.locator('[data-adapter-id="builtin.entities"][role="option"]').click();
+  await q2.locator('button.row').first().waitFor();
+  await q2.locator('vscode-button#eval-dataset').click();
+  await rep.locator('table.spans').waitFor();
+  eq(await rep.locator('table.spans tbody tr').evaluateAll((rs) => rs.map((r) => r.cells[0].textContent + ' ' + r.cells[3].textContent)), ['PERSON 100.0%', 'ORG 66.7%', 'LOC 66.7%', 'DATE 66.7%'], 'span F1 per type');
+  await p2.locator('[data-adapter-id="builtin.invoice"][role="option"]').click();
+  await q2.locator('button.row').first().waitFor();
+  await q2.locator('vscode-button#eval-dataset').click();
+  await rep.locator('table.fields').waitFor();
+  eq(await rep.locator('table.fields tbody tr').evaluateAll((rs) => rs.map((r) => r.cells[0].textContent + ' ' + r.cells[1].textContent)), ['/invoiceNumber 1/1', '/invoiceDate 0/1', '/total 1/1', '/currency 1/1'], 'per-field accuracy');
+  await p2.close();
+});
+
+for (const theme of THEMES) {
+  test(`quality views: screenshots, no overflow, axe clean: ${theme}`, async () => {
+    assert(existsSync(AXE), `axe-core is missing (${AXE})`);
+    const page = await openPanel({ theme, width: 320, height: 1400, query: '&evalDelay=10' });
+    const q = quality(page);
+    await q.locator('button.row').first().waitFor();
+    await q.locator('button.row[data-line="5"]').click();
+    await q.locator('vscode-button#eval-dataset').click();
+    await q.locator('tl-eval-report table.cm').waitFor();
+    await showRun(page, 1);
+    await page.locator('tl-result-feedback vscode-button#correct').click();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(overflow <= 0, `horizontal overflow of ${overflow}px`);
+    await page.locator('taskling-panel').evaluate((el) => el.shadowRoot.querySelector('#quality').scrollIntoView());
+    await page.locator('taskling-panel #quality').screenshot({ path: join(artifacts, `${theme}-quality.png`) });
+    await page.locator('taskling-panel #result').screenshot({ path: join(artifacts, `${theme}-feedback.png`) });
+    await page.evaluate(readFileSync(AXE, 'utf8'));
+    const r = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+      .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' > ')) })));
+    const bad = r.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    assert(!bad.length, `${theme}: ${bad.map((v) => `${v.id} [${v.impact}] ${v.help}: ${v.nodes.join(' | ')}`).join('; ')}`);
+    eq(await page.evaluate(() => window.__cspViolations), [], 'CSP violations');
+    await page.close();
+  });
+}
+
 test('no page errors or console errors', async () => {
   eq(pageErrors, [], 'page errors');
 });

@@ -8,6 +8,7 @@
 import type {
   AdapterProblem, AdapterSummary, EngineState, HostToPanel, PanelSpan, PanelState, RunRecord, TaskKindName,
 } from '../../src/shared/panelProtocol';
+import { qualityMessage, qualityState } from './validateQuality';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -98,6 +99,7 @@ export function panelState(v: unknown): PanelState | undefined {
     engine: engine(v.engine),
     history: Array.isArray(v.history) ? v.history.map(runRecord).filter(defined) : [],
     hasSelection: v.hasSelection === true,
+    quality: qualityState(v.quality),
   };
 }
 
@@ -122,7 +124,7 @@ export function hostMessage(m: unknown): HostToPanel | undefined {
       return record ? { type: 'runFinished', record } : undefined;
     }
     default:
-      return undefined;
+      return qualityMessage(m);
   }
 }
 

@@ -8,6 +8,7 @@ import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { HostToPanel, isPanelToHost, PanelToHost } from '../../shared/panelProtocol';
+import { isQualityToHost } from '../../shared/qualityProtocol';
 import type { TasklingController } from '../commands';
 import { makeNonce, panelHtml } from './html';
 
@@ -31,6 +32,7 @@ export class PanelProvider implements vscode.WebviewViewProvider, vscode.Disposa
       controller.onProgress((p) => this.post({ type: 'progress', ...p })),
       controller.onRunFinished((record) => this.post({ type: 'runFinished', record })),
     );
+    if (controller.quality) this.subs.push(controller.quality.onMessage((m) => this.post(m)));
   }
 
   get isVisible(): boolean {
@@ -70,6 +72,7 @@ export class PanelProvider implements vscode.WebviewViewProvider, vscode.Disposa
   /** Handles one (validated) message; exposed for tests. */
   async handle(m: PanelToHost): Promise<void> {
     const c = this.controller;
+    if (isQualityToHost(m)) { await c.quality?.handle(m); return; }
     switch (m.type) {
       case 'ready':
         this.ready = true;

@@ -18,6 +18,9 @@ import { ACTION, SHOW_RUN } from '../events';
 import './adapter-list';
 import './run-result';
 import './history-list';
+import './result-feedback';
+import './quality-section';
+import { QUALITY_MESSAGE } from '../qualityEvents';
 
 /** What `setState` keeps while the view is hidden (VS Code serialises it as JSON). */
 export interface ViewState {
@@ -163,6 +166,9 @@ export class TasklingPanel extends LitElement {
         this.revealResult();
         break;
       }
+      default:
+        // Quality-loop answers (dataset, feedback, evaluation): for the components waiting for them.
+        window.dispatchEvent(new CustomEvent(QUALITY_MESSAGE, { detail: m }));
     }
   }
 
@@ -226,8 +232,13 @@ export class TasklingPanel extends LitElement {
       <section id="result" aria-labelledby="h-result">
         <h2 id="h-result">Result</h2>
         ${shown
-          ? html`<tl-run-result .record=${shown} .types=${adapterOfShown?.task === 'extract' ? adapterOfShown.items : []}></tl-run-result>`
+          ? html`<tl-run-result .record=${shown} .types=${adapterOfShown?.task === 'extract' ? adapterOfShown.items : []}></tl-run-result>
+            <tl-result-feedback .record=${shown} .adapter=${adapterOfShown} .quality=${p.quality}></tl-result-feedback>`
           : html`<div class="muted">Run an adapter on a selection to see its result here.</div>`}
+      </section>
+      <section id="quality" aria-labelledby="h-quality">
+        <h2 id="h-quality">Dataset and evaluation${this.selected ? html` <span class="muted">· ${this.selected.name}</span>` : nothing}</h2>
+        <tl-quality-section .adapter=${this.selected} .quality=${p.quality}></tl-quality-section>
       </section>
       <section aria-labelledby="h-history">
         <h2 id="h-history">History</h2>
