@@ -232,3 +232,35 @@ test('protocol: quality messages validated, bad ones dropped', () => {
     { type: 'accept', runId: '1' },
   ]) assert.equal(isPanelToHost(bad), false, JSON.stringify(bad));
 });
+
+test('worker evaluate: core/eval in the worker thread, one progress event per record, report matches the data; cancel rejects', async () => {
+  const { EngineClient, WorkerCallError } = await import('../../src/worker/client');
+  const { TINY_MODEL, WORKER_ENTRY } = await import('./testPaths');
+  const client = new EngineClient({ workerPath: WORKER_ENTRY });
+  try {
+    await client.call('load', { modelDir: TINY_MODEL, variant: 'fp32', threads: 1 });
+    const data = ['Love it', 'Hate it', 'It is a kettle'].map((t, i) => JSON.stringify({ text: t, label: ['positive', 'negative', 'neutral'][i] })).join('\n') + '\nnot json\n';
+    const events: (number | undefined)[] = [];
+    const report = await client.call('evaluate', { adapter: sentiment as unknown as Record<string, unknown>, data, file: { name: 'd.jsonl', sha256: 'ab' } }, {
+      onEvent: (e) => { if (e.event === 'progress') events.push(e.fraction); },
+    }) as import('../../src/core/eval').EvalReport;
+    assert.deepEqual(events, [1 / 3, 2 / 3, 1]);
+    assert.equal(report.data.scored, 3);
+    assert.deepEqual(report.errors.map((e) => [e.line, e.stage]), [[4, 'data']]);
+    assert.equal(report.records.length, 3);
+    const m = report.metrics;
+    assert.equal(m.task, 'classify');
+    const correct = report.records.filter((r) => r.task === 'classify' && r.correct).length;
+    if (m.task === 'classify') assert.equal(m.accuracy, correct / 3);
+    const v = reportView(report, '', 'd.jsonl');
+    assert.equal(v.wrong.length, 3 - correct);
+    const ac = new AbortController();
+    const p = client.call('evaluate', { adapter: sentiment as unknown as Record<string, unknown>, data: data + Array.from({ length: 40 }, (_, i) => JSON.stringify({ text: `t${i}`, label: 'mixed' })).join('\n'), file: { name: 'd', sha256: 'x' } }, {
+      signal: ac.signal, onEvent: (e) => { if (e.event === 'progress') ac.abort(); },
+    });
+    await assert.rejects(p, (e) => e instanceof WorkerCallError && e.code === 'CANCELLED');
+    await assert.rejects(client.call('evaluate', { adapter: { id: 'bad' }, data, file: { name: 'd', sha256: 'x' } }), (e) => e instanceof WorkerCallError && e.code === 'ADAPTER_INVALID');
+  } finally {
+    await client.dispose();
+  }
+});
