@@ -17,6 +17,7 @@ import {
   asReport, compareReports, evaluate, EvalReport, formatReport, parseEvalRecords, ReportComparison, type ReportMetrics,
 } from '../core/eval';
 import { flag, intOpt, opt, parseArgs, usageError, type OptionSpec, type ParsedArgs } from './args';
+import { lifetime, writeOut } from './io';
 
 export const EVAL_USAGE = `  taskling eval --adapter ID|FILE --data FILE.jsonl [--model DIR] [--report OUT.json] [--limit N]
                 [--variant V] [--threads N] [--bins N] [--no-prefix-cache] [--max-context-tokens N]
@@ -85,6 +86,8 @@ export async function evalCommand(argv: string[], h: CliHelpers): Promise<number
     console.error('\ntaskling: stopping after the current record (the report covers the records done)');
   };
   process.once('SIGINT', onSigint);
+  // Also stop when stdout's reader is gone, the parent died or SIGTERM came (src/cli/io.ts).
+  const signal = AbortSignal.any([ac.signal, lifetime.signal]);
   let engine: Engine | undefined;
   let report: EvalReport;
   try {
@@ -93,7 +96,7 @@ export async function evalCommand(argv: string[], h: CliHelpers): Promise<number
     const n = limit !== undefined ? Math.min(limit, data.records.length) : data.records.length;
     console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms; adapter ${adapter.id}@${adapter.version} (${adapter.task}); ${n} record(s) of ${dataFile}`);
     report = await evaluate(runtime, adapter, data, { name: dataFile, sha256: createHash('sha256').update(bytes).digest('hex') }, {
-      ...taskOpts, limit, calibrationBins: bins, signal: ac.signal,
+      ...taskOpts, limit, calibrationBins: bins, signal,
       onProgress: (i, total, m) => console.error(`[${i}/${total}] ${m}`),
       onRecord: (i, total, o) => {
         if (o.error) console.error(`[${i}/${total}] line ${o.error.line}: ${o.error.code}: ${o.error.message}`);
@@ -104,17 +107,19 @@ export async function evalCommand(argv: string[], h: CliHelpers): Promise<number
     process.off('SIGINT', onSigint);
     await engine?.dispose();
   }
+  const stopped = lifetime.exitCode();
   if (reportFile) {
     try {
       writeFileSync(reportFile, formatReport(report));
       console.error(`report written to ${reportFile}`);
     } catch (e) {
       console.error(`taskling: cannot write the report ${reportFile}: ${(e as Error).message}`);
-      process.stdout.write(renderSummary(report));
+      writeOut(renderSummary(report));
       return 1;
     }
   }
-  process.stdout.write(renderSummary(report));
+  if (stopped !== undefined) return stopped; // stdout closed, parent gone or SIGTERM: end quietly (the report file covers the records done)
+  writeOut(renderSummary(report));
   if (report.run.interrupted) {
     console.error(`taskling: interrupted: ${report.data.scored} record(s) scored`);
     return EXIT_INTERRUPTED;

@@ -6,8 +6,13 @@
  * folder. Exit codes: 0 done, 1 error (the message names the file and the problem), 2 bad usage,
  * 130 interrupted (Ctrl-C: nothing is left in DIR).
  */
-import { importGguf, WEIGHT_MAPPINGS, type TensorConversion } from '../core/import/importGguf';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { WEIGHT_MAPPINGS, type ImportOptions, type ImportResult, type TensorConversion } from '../core/import/importGguf';
+import { CancelledError, TasklingError, type TasklingErrorCode } from '../core/errors';
+import type { ImportWorkerData } from './importGgufWorker';
 import { choiceOpt, flag, intOpt, opt, parseArgs, usageError, type OptionSpec } from './args';
+import { lifetime, writeOut } from './io';
 
 export const IMPORT_GGUF_USAGE = `  taskling import-gguf FILE --out DIR [--weights q4|q8|auto] [--fp32] [--force]
                        [--rotary-positions N] [--quiet]
@@ -54,12 +59,14 @@ export async function importGgufCommand(argv: string[]): Promise<number> {
   const ac = new AbortController();
   const onSigint = () => ac.abort();
   process.once('SIGINT', onSigint);
+  // Ctrl-C, or (src/cli/io.ts) stdout's reader gone, the parent dead, SIGTERM: stop and leave nothing in DIR.
+  const signal = AbortSignal.any([ac.signal, lifetime.signal]);
   let lastPct = -1;
   let lastStage = '';
   const tty = process.stderr.isTTY;
   try {
-    const r = await importGguf(a.positionals[0], out, {
-      weights, fp32: flag(a, 'fp32'), overwrite: flag(a, 'force'), rotaryPositions, signal: ac.signal,
+    const r = await importInWorker(a.positionals[0], out, {
+      weights, fp32: flag(a, 'fp32'), overwrite: flag(a, 'force'), rotaryPositions, signal,
       onLog: (l) => { if (!quiet) process.stderr.write(`import-gguf: ${l}\n`); },
       onProgress: ({ fraction, stage }) => {
         if (quiet) return;
@@ -80,9 +87,44 @@ export async function importGgufCommand(argv: string[]): Promise<number> {
       for (const f of r.files) process.stderr.write(`  ${f.path.padEnd(28)} ${fmtBytes(f.bytes).padStart(10)}\n`);
       process.stderr.write(`import-gguf: done in ${r.seconds.toFixed(1)} s (weights ${weights})\n`);
     }
-    console.log(r.outDir);
+    writeOut(`${r.outDir}\n`);
     return 0;
   } finally {
     process.removeListener('SIGINT', onSigint);
   }
+}
+
+/**
+ * `importGguf` in a worker thread (see importGgufWorker.ts for why), with the same options and
+ * result; `opts.signal` aborting makes the import stop at its next check.
+ * @throws the import's TasklingError (CancelledError after a stop), rebuilt from the worker's message.
+ */
+function importInWorker(file: string, out: string, opts: ImportOptions): Promise<ImportResult> {
+  const { signal, onLog, onProgress, ...plain } = opts;
+  const stop = new SharedArrayBuffer(4);
+  const flagView = new Int32Array(stop);
+  const data: ImportWorkerData = { file, out, opts: plain, stop };
+  const worker = new Worker(join(__dirname, 'importGgufWorker.js'), { workerData: data });
+  const onAbort = () => Atomics.store(flagView, 0, 1);
+  if (signal?.aborted) onAbort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  return new Promise<ImportResult>((resolve, reject) => {
+    let settled = false;
+    worker.on('message', (m: { kind: string; line?: string; p?: { fraction: number; stage: string }; result?: ImportResult; name?: string; code?: string; message?: string; file?: string }) => {
+      if (m.kind === 'log') onLog?.(m.line!);
+      else if (m.kind === 'progress') onProgress?.(m.p!);
+      else if (m.kind === 'done') { settled = true; resolve(m.result!); }
+      else if (m.kind === 'error') {
+        settled = true;
+        if (m.code === 'CANCELLED') reject(new CancelledError(m.message));
+        else if (m.name === 'TasklingError') reject(new TasklingError(m.code as TasklingErrorCode, m.message ?? 'import failed', m.file));
+        else reject(new Error(m.message));
+      }
+    });
+    worker.on('error', (e) => { if (!settled) { settled = true; reject(e); } });
+    worker.on('exit', (code) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (!settled) reject(new TasklingError('INTERNAL', `the import thread ended (exit code ${code}) without a result`));
+    });
+  });
 }
