@@ -12,7 +12,8 @@
 // Prints `SUITE_RESULT {"passed":N,"failed":N,"skipped":N}`; exits non-zero on failure.
 // Screenshots go to .test-artifacts/ (panel-in-vscode.png: the panel with a result).
 // Env: TASKLING_SKIP_VSIX=1 skips step 4, TASKLING_SKIP_PANEL_UI=1 skips step 5,
-// TASKLING_ONLY_PANEL_UI=1 runs only step 5.
+// TASKLING_ONLY_PANEL_UI=1 runs only step 5, TASKLING_TEST_GREP=pattern runs only the matching
+// tests of step 3's dev suite (and no untrusted suite).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, cpSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -247,9 +248,11 @@ let ok = true;
 const browser = await openBrowser();
 try {
   const only = process.env.TASKLING_ONLY_VSIX || process.env.TASKLING_ONLY_PANEL_UI;
-  if (!only) ok = (await runSuite(browser, 'dev', { trust: false })) && ok;
+  // TASKLING_TEST_GREP=pattern: only the dev suite's tests matching it (no untrusted suite).
+  const grep = process.env.TASKLING_TEST_GREP;
+  if (!only) ok = (await runSuite(browser, 'dev', { trust: false, grep })) && ok;
   // Untrusted workspace (workspace trust enabled, never granted): built-ins only.
-  if (!only) ok = (await runSuite(browser, 'untrusted', { trust: true, grep: 'activates|workspace trust' })) && ok;
+  if (!only && !grep) ok = (await runSuite(browser, 'untrusted', { trust: true, grep: 'activates|workspace trust' })) && ok;
   if (!process.env.TASKLING_SKIP_VSIX && !process.env.TASKLING_ONLY_PANEL_UI) {
     const v = await runVsix(browser);
     if (v) counts.passed++; else { counts.failed++; ok = false; }
