@@ -32,6 +32,8 @@ export interface KVCacheState {
   readonly length: number;
   /** Bytes held by the cache (all layers, keys and values). */
   readonly byteLength: number;
+  /** The run-time LoRA its positions were computed with (sha256 '' or no value: none). */
+  readonly lora?: { readonly sha256: string } | null;
   /** A cache sharing this one's (immutable) tensors; advancing one does not affect the other. */
   fork(): KVCacheState;
   /**

@@ -15,6 +15,7 @@ import { readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSyn
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { onnx } from 'onnx-proto';
 import type { EmbeddingSpec } from './embeddingLookup';
+import { addLoraBranches, LoraSlot } from './loraGraph';
 
 /** The added input: int64 `[1]`, how many trailing positions get logits. */
 export const LOGITS_TO_KEEP_INPUT = 'num_logits_to_keep';
@@ -240,6 +241,8 @@ export interface GraphRewriteOptions {
   matMulNBitsAccuracyLevel?: number;
   /** Read token embeddings outside the graph (default true; see {@link moveEmbeddingOutOfGraph}). */
   embeddingLookup?: boolean;
+  /** Add run-time LoRA branches beside every projection (default false; see loraGraph.ts). */
+  loraBranches?: boolean;
 }
 
 /**
@@ -299,7 +302,7 @@ export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}
   const notes: string[] = [];
   const bytes = readFileSync(graphPath);
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
-  const tag = `r${REWRITE_VERSION}-${wantLogits ? 'logits' : 'full'}-acc${level}${wantEmbedding ? '-emb' : ''}`;
+  const tag = `r${REWRITE_VERSION}-${wantLogits ? 'logits' : 'full'}-acc${level}${wantEmbedding ? '-emb' : ''}${opts.loraBranches ? '-lora' : ''}`;
   const graphDir = dirname(graphPath);
   const target = join(graphDir, `.${basename(graphPath, '.onnx')}.taskling-${tag}-${hash}.onnx`);
   const model = onnx.ModelProto.decode(bytes);
@@ -324,27 +327,33 @@ export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}
     if (r.rewritten) { embedding = r.spec; changed = true; notes.push('token embeddings read from the weights file (the tied table is not held twice)'); }
     else notes.push(`embedding gathered in the graph (${r.reason})`);
   } else if (wantLogits || level) notes.push('embedding gathered in the graph (embeddingLookup: false)');
+  let lora: LoraSlot[] | undefined;
+  if (opts.loraBranches) {
+    const r = addLoraBranches(model);
+    if (r.slots.length) { lora = r.slots; changed = true; notes.push(`LoRA branches on ${r.slots.length} projections`); }
+    else notes.push(`no LoRA branches (${r.reason})`);
+  }
   const redirect = externalDataRedirect(model, graphDir);
   if (redirect) {
     relocateExternalData(model, redirect.locations);
     notes.push(`graph loaded from memory: its external data are symbolic links out of ${graphDir}, read from ${redirect.dir}`);
-    return { path: graphPath, bytes: onnx.ModelProto.encode(model).finish(), externalDataDir: redirect.dir, logitsToKeep, kvInPlace, notes, embedding };
+    return { path: graphPath, bytes: onnx.ModelProto.encode(model).finish(), externalDataDir: redirect.dir, logitsToKeep, kvInPlace, notes, embedding, lora };
   }
   if (!changed) return { path: graphPath, logitsToKeep, kvInPlace, notes };
   const encoded = onnx.ModelProto.encode(model).finish();
   const cached = cachedCopyState(target, encoded);
-  if (cached === 'valid') return { path: target, logitsToKeep, kvInPlace, notes, embedding };
+  if (cached === 'valid') return { path: target, logitsToKeep, kvInPlace, notes, embedding, lora };
   try {
     const tmp = `${target}.${process.pid}.tmp`;
     writeFileSync(tmp, encoded);
     renameSync(tmp, target);
   } catch (e) {
     notes.push(`graph loaded from memory: cannot write ${target}: ${(e as Error).message}`);
-    return { path: graphPath, bytes: encoded, externalDataDir: graphDir, logitsToKeep, kvInPlace, notes, embedding };
+    return { path: graphPath, bytes: encoded, externalDataDir: graphDir, logitsToKeep, kvInPlace, notes, embedding, lora };
   }
   if (cached !== 'missing') notes.push(`rebuilt ${basename(target)}: ${cached}`);
   removeStaleRewrites(graphPath);
-  return { path: target, logitsToKeep, kvInPlace, notes, embedding };
+  return { path: target, logitsToKeep, kvInPlace, notes, embedding, lora };
 }
 
 /**
@@ -402,4 +411,6 @@ export interface RewrittenGraph {
   notes: string[];
   /** Set when the embedding gather was moved out: the graph then takes `embedding.inputName`. */
   embedding?: EmbeddingSpec;
+  /** Set when LoRA branches were added: the projections that take `lora.layers.*` inputs. */
+  lora?: LoraSlot[];
 }

@@ -20,6 +20,7 @@
  * dtype float32 or float16 (from the session's metadata).
  */
 import * as ort from 'onnxruntime-node';
+import type { LoraFeeds } from './loraGraph';
 import type { KVCacheState } from './forwardSession';
 
 /** float32 or float16 (float16 data is stored as Uint16Array bit patterns). */
@@ -39,6 +40,8 @@ export class KVCache implements KVCacheState {
    * sees this cache as already that long and copies instead of writing the same rows.
    */
   private reserved = 0;
+  /** The LoRA this cache's positions were computed with (see loraGraph.ts); forks keep it, so a continuation uses the same LoRA. */
+  lora: LoraFeeds | null = null;
 
   /**
    * @param pastNames the session's `past_key_values.*` input names, in order.
@@ -83,7 +86,9 @@ export class KVCache implements KVCacheState {
 
   /** A cache sharing this one's tensors; advancing one does not affect the other. */
   fork(): KVCache {
-    return new KVCache(this.pastNames, this.kvHeads, this.headDim, this.type, this.inPlace, this.length, new Map(this.tensors), this.shared, this.capacity);
+    const f = new KVCache(this.pastNames, this.kvHeads, this.headDim, this.type, this.inPlace, this.length, new Map(this.tensors), this.shared, this.capacity);
+    f.lora = this.lora;
+    return f;
   }
 
   /**

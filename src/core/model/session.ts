@@ -12,6 +12,8 @@ import { KVCache, KVType } from './kvCache';
 import { float16ToFloat32 } from './float16';
 import { rewrittenGraph, LOGITS_TO_KEEP_INPUT } from './graphRewrite';
 import { EmbeddingLookup } from './embeddingLookup';
+import { loraFeeds, LoraFeeds, LoraSlot } from './loraGraph';
+import type { LoraWeights } from './lora';
 import { collectGarbage } from '../memory';
 import type { ForwardOptions, ForwardResult, ForwardSession, KVCacheState } from './forwardSession';
 
@@ -72,6 +74,11 @@ export interface SessionOptions {
    * 648-651 MiB without (3 runs each; the spread is V8's and glibc's timing).
    */
   collectBetweenPieces?: boolean;
+  /**
+   * Add run-time LoRA branches beside every projection (default false; see loraGraph.ts), so
+   * {@link CausalLMSession.prepareLora} LoRAs can be switched per KV cache without a reload.
+   */
+  loraBranches?: boolean;
 }
 
 const PAST_RE = /^past_key_values\.(\d+)\.(key|value)$/;
@@ -136,6 +143,10 @@ export class CausalLMSession implements ForwardSession {
   collectBetweenPieces = false;
   /** Set when token embeddings are read outside the graph (see {@link SessionOptions.embeddingLookup}). */
   embedding: EmbeddingLookup | null = null;
+  /** Projections with a LoRA branch (empty when the graph has none). */
+  loraSlots: readonly LoraSlot[] = [];
+  /** Rank-0 feeds of every branch (no LoRA active). */
+  private noLora: LoraFeeds | null = null;
   private disposed = false;
 
   /**
@@ -156,7 +167,7 @@ export class CausalLMSession implements ForwardSession {
       so.intraOpNumThreads = threads.threads;
       so.interOpNumThreads = 1;
     }
-    const rw = rewrittenGraph(folder.graphPath, { logitsToKeep: opts.logitsToKeep, matMulNBitsAccuracyLevel: opts.matMulNBitsAccuracyLevel, embeddingLookup: opts.embeddingLookup });
+    const rw = rewrittenGraph(folder.graphPath, { logitsToKeep: opts.logitsToKeep, matMulNBitsAccuracyLevel: opts.matMulNBitsAccuracyLevel, embeddingLookup: opts.embeddingLookup, loraBranches: opts.loraBranches });
     const graphPath = rw.path;
     const logitsNote = [...rw.notes, ...(threads.note ? [threads.note] : [])].join('; ');
     let session: ort.InferenceSession;
@@ -220,13 +231,34 @@ export class CausalLMSession implements ForwardSession {
         throw e;
       }
     }
+    if (rw.lora) {
+      created.loraSlots = rw.lora;
+      created.noLora = loraFeeds(rw.lora, null);
+    }
     if (rw.kvInPlace && !created.kvInPlace) created.logitsNote = created.logitsNote.replace(/KV cache updated in place[^;]*/, 'KV cache copied per step (kvInPlace: false)');
     return created;
   }
 
-  /** An empty KV cache (length 0) shaped for this graph. */
-  newCache(): KVCache {
-    return new KVCache(this.pastNames, this.kvHeads, this.headDim, this.kvType, this.kvInPlace);
+  /**
+   * An empty KV cache (length 0) shaped for this graph. Every forward pass on it and on its forks
+   * runs with `lora` (from {@link prepareLora}; default none).
+   * @throws TasklingError `INVALID_INPUT` when `lora` is given but the graph has no LoRA branches.
+   */
+  newCache(lora?: LoraFeeds | null): KVCache {
+    if (lora && lora.sha256 && !this.loraSlots.length) throw new TasklingError('INVALID_INPUT', `This session was loaded without LoRA branches (loraBranches: false): load it with loraBranches to use the LoRA ${lora.sha256.slice(0, 12)}.`);
+    const c = new KVCache(this.pastNames, this.kvHeads, this.headDim, this.kvType, this.kvInPlace);
+    c.lora = lora && lora.sha256 ? lora : null;
+    return c;
+  }
+
+  /**
+   * The branch feeds of `weights` for this graph (its tensors are shared, not copied).
+   * @throws LoraError `LORA_TARGET_MISMATCH` / `LORA_SHAPE_MISMATCH` when it does not fit this
+   *   graph; TasklingError `INVALID_INPUT` when the session has no LoRA branches.
+   */
+  prepareLora(weights: LoraWeights): LoraFeeds {
+    if (!this.loraSlots.length) throw new TasklingError('INVALID_INPUT', `This session was loaded without LoRA branches (loraBranches: false), so the LoRA ${weights.dir} cannot be applied; load the model with loraBranches.`);
+    return loraFeeds(this.loraSlots, weights);
   }
 
   /**
@@ -306,6 +338,7 @@ export class CausalLMSession implements ForwardSession {
       fetches = { logits: null };
       this.pastNames.forEach((n, i) => { feeds[n] = cache.boundTensor(n, total); fetches![this.presentNames[i]] = feeds[n]; });
     }
+    if (this.noLora) Object.assign(feeds, (cache.lora ?? this.noLora).feeds);
     if (this.hasLogitsToKeep) feeds[LOGITS_TO_KEEP_INPUT] = new ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), [1]);
     const t0 = performance.now();
     const out = fetches ? await this.session.run(feeds, fetches as ort.InferenceSession.FetchesType) : await this.session.run(feeds);

@@ -1,0 +1,228 @@
+/**
+ * Run-time LoRAs (src/core/model/lora.ts, loraGraph.ts): a PEFT LoRA applied through the graph's
+ * branches gives the logits of the same model with the LoRA merged into its weights; switching
+ * LoRAs per KV cache in one session; rank 0 (no LoRA) is the base exactly; bad files are named
+ * errors; the prefix cache does not mix LoRAs.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, truncateSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readModelFolder } from '../../src/core/model/modelFolder';
+import { CausalLMSession } from '../../src/core/model/session';
+import { LoraError, loraBaseDims, LoraModule, readPeftLora, LORA_MODULES } from '../../src/core/model/lora';
+import { PrefixCache } from '../../src/core/generation/prefixCache';
+import { TINY_MODEL } from './testPaths';
+import { LoraMatrices, safetensorsBytes, writeMergedFp32, writePeftLora } from './loraFixtures';
+
+const fp32 = readModelFolder(TINY_MODEL, 'fp32');
+const q4 = readModelFolder(TINY_MODEL, 'q4');
+const base = loraBaseDims(fp32.config);
+const dims = { layers: base.numLayers, modules: base.modules };
+let tmp: string;
+let session: CausalLMSession; // fp32 with branches
+let plain: CausalLMSession; // fp32 without branches
+const IDS = [2, 105, 2000, 31337, 77, 4242, 9, 123456, 600];
+
+before(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'taskling-lora-'));
+  [session, plain] = await Promise.all([CausalLMSession.load(fp32, { threads: 1, loraBranches: true }), CausalLMSession.load(fp32, { threads: 1 })]);
+});
+after(async () => {
+  await session.dispose();
+  await plain.dispose();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+async function logits(s: CausalLMSession, lora: ReturnType<CausalLMSession['prepareLora']> | null, ids = IDS): Promise<Float32Array> {
+  const c = s.newCache(lora);
+  const r = await s.forward(ids, c, { allLogits: true });
+  return r.allLogits!.slice();
+}
+
+async function mergedLogits(name: string, mats: LoraMatrices, scaleOf: (r: number) => number): Promise<Float32Array> {
+  const dir = join(tmp, `merged-${name}`);
+  writeMergedFp32(TINY_MODEL, dir, mats, scaleOf);
+  const s = await CausalLMSession.load(readModelFolder(dir, 'fp32'), { threads: 1 });
+  try {
+    return await logits(s, null);
+  } finally {
+    await s.dispose();
+  }
+}
+
+const cases: { name: string; r: number; alpha: number; modules: readonly LoraModule[]; rslora?: boolean }[] = [
+  { name: 'r8-all', r: 8, alpha: 16, modules: LORA_MODULES },
+  { name: 'r64-all-rslora', r: 64, alpha: 8, modules: LORA_MODULES, rslora: true },
+  { name: 'r4-qv', r: 4, alpha: 8, modules: ['q_proj', 'v_proj'] },
+  { name: 'r16-mlp', r: 16, alpha: 4, modules: ['gate_proj', 'up_proj', 'down_proj'] },
+  { name: 'r2-ko', r: 2, alpha: 3, modules: ['k_proj', 'o_proj'] },
+];
+
+for (const c of cases) {
+  test(`LoRA ${c.name}: branch logits equal the merged fp32 model's (<= 1e-4) and differ from the base`, async () => {
+    const dir = join(tmp, c.name);
+    // r64 exceeds min(in, out) = 64 of no projection of the tiny model (hidden 64): allowed.
+    const mats = writePeftLora(dir, dims, { r: c.r, alpha: c.alpha, modules: c.modules, seed: c.r + c.modules.length, rslora: c.rslora, sigma: 0.1 });
+    const w = readPeftLora(dir, base);
+    assert.deepEqual(w.targetModules, LORA_MODULES.filter((m) => c.modules.includes(m)));
+    assert.equal(w.pairs.length, base.numLayers * c.modules.length);
+    const scaleOf = (r: number) => (c.rslora ? c.alpha / Math.sqrt(r) : c.alpha / r);
+    const want = await mergedLogits(c.name, mats, scaleOf);
+    const got = await logits(session, session.prepareLora(w));
+    const baseLogits = await logits(plain, null);
+    const d = maxDiff(got, want);
+    assert.ok(d <= 1e-4, `max |branch - merged| = ${d}`);
+    assert.ok(maxDiff(baseLogits, want) > 1e-2, `the LoRA must change the logits (max change ${maxDiff(baseLogits, want)})`);
+  });
+}
+
+test('no LoRA (rank-0 branches) gives exactly the logits of the graph without branches, fp32 and q4', async () => {
+  assert.deepEqual(await logits(session, null), await logits(plain, null));
+  const [a, b] = await Promise.all([CausalLMSession.load(q4, { threads: 1, loraBranches: true }), CausalLMSession.load(q4, { threads: 1 })]);
+  try {
+    assert.equal(a.loraSlots.length, base.numLayers * 7);
+    assert.deepEqual(await logits(a, null), await logits(b, null));
+  } finally {
+    await a.dispose();
+    await b.dispose();
+  }
+});
+
+test('one session switches A -> none -> B -> A by feeds, each time with the right logits; decode continues with the cache\'s LoRA', async () => {
+  const mA = writePeftLora(join(tmp, 'A'), dims, { r: 8, alpha: 16, seed: 11, sigma: 0.1 });
+  const mB = writePeftLora(join(tmp, 'B'), dims, { r: 4, alpha: 4, modules: ['q_proj', 'down_proj'], seed: 12, sigma: 0.1 });
+  const A = session.prepareLora(readPeftLora(join(tmp, 'A'), base));
+  const B = session.prepareLora(readPeftLora(join(tmp, 'B'), base));
+  const wantA = await mergedLogits('A', mA, (r) => 16 / r);
+  const wantB = await mergedLogits('B', mB, (r) => 4 / r);
+  const none = await logits(plain, null);
+  const a1 = await logits(session, A);
+  assert.ok(maxDiff(a1, wantA) <= 1e-4);
+  assert.deepEqual(await logits(session, null), none);
+  assert.ok(maxDiff(await logits(session, B), wantB) <= 1e-4);
+  assert.deepEqual(await logits(session, A), a1, 'A again reproduces A exactly');
+  // Decoding token by token on a cache made with A, interleaved with B runs, matches A's prefill.
+  const ca = session.newCache(A);
+  const cb = session.newCache(B);
+  const v = session.vocabSize;
+  for (let i = 0; i < IDS.length; i++) {
+    const ra = await session.forward([IDS[i]], ca);
+    await session.forward([IDS[i]], cb);
+    assert.ok(maxDiff(ra.lastLogits, wantA.subarray(i * v, (i + 1) * v)) <= 1e-4, `step ${i}`);
+    const fork = ca.fork();
+    assert.equal(fork.lora?.sha256, A.sha256, 'a fork keeps its LoRA');
+  }
+});
+
+test('the prefix cache keys entries by LoRA: a prefix computed with A is not reused for B or none', async () => {
+  const A = session.prepareLora(readPeftLora(join(tmp, 'A'), base));
+  const pc = new PrefixCache();
+  const prefix = IDS.slice(0, 5);
+  const c = session.newCache(A);
+  await session.forward(prefix, c);
+  pc.insert(prefix, c);
+  assert.equal(pc.lookup(IDS, '')?.tokens.length, undefined, 'no LoRA: miss');
+  assert.equal(pc.lookup(IDS, 'other')?.tokens.length, undefined, 'other LoRA: miss');
+  const hit = pc.lookup(IDS, A.sha256)!;
+  assert.equal(hit.tokens.length, 5);
+  assert.equal(hit.cache.lora?.sha256, A.sha256);
+  // The continuation on the hit equals a fresh run with A.
+  const r = await session.forward(IDS.slice(5), hit.cache as ReturnType<CausalLMSession['newCache']>);
+  const full = await logits(session, A);
+  assert.ok(maxDiff(r.lastLogits, full.subarray(full.length - session.vocabSize)) <= 1e-5);
+});
+
+test('F16 and BF16 LoRAs read as their rounded values; rsLoRA and rank_pattern / alpha_pattern scales', () => {
+  for (const dtype of ['F16', 'BF16'] as const) {
+    const mats = writePeftLora(join(tmp, dtype), dims, { r: 4, alpha: 8, modules: ['q_proj'], seed: 3, dtype });
+    const w = readPeftLora(join(tmp, dtype), base);
+    const p = w.pairs[0];
+    const { A } = mats.get('0.q_proj')!;
+    const tol = dtype === 'F16' ? 1e-3 : 1e-2;
+    for (let k = 0; k < 4; k++) for (let i = 0; i < p.inFeatures; i++) assert.ok(Math.abs(p.a[i * 4 + k] - A[k * p.inFeatures + i]) <= tol * Math.max(1, Math.abs(A[k * p.inFeatures + i])));
+  }
+  writePeftLora(join(tmp, 'pattern'), dims, { r: 4, alpha: 8, modules: ['q_proj', 'v_proj'], seed: 5, config: { alpha_pattern: { v_proj: 2 } } });
+  const w = readPeftLora(join(tmp, 'pattern'), base);
+  assert.equal(w.pairs.find((p) => p.module === 'q_proj')!.scale, 2);
+  assert.equal(w.pairs.find((p) => p.module === 'v_proj')!.scale, 0.5);
+  writePeftLora(join(tmp, 'rs'), dims, { r: 16, alpha: 8, modules: ['k_proj'], seed: 6, rslora: true });
+  assert.equal(readPeftLora(join(tmp, 'rs'), base).pairs[0].scale, 2);
+});
+
+function expectLoraError(fn: () => unknown, kind: string, pattern?: RegExp): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof LoraError, `LoraError expected, got ${String(e)}`);
+    assert.equal(e.kind, kind, e.message);
+    assert.equal(e.code, 'ADAPTER_INVALID');
+    if (pattern) assert.match(e.message, pattern);
+    return true;
+  });
+}
+
+test('bad LoRAs are named errors', () => {
+  const mk = (name: string, o: Parameters<typeof writePeftLora>[2]) => { const d = join(tmp, `bad-${name}`); writePeftLora(d, dims, o); return d; };
+  expectLoraError(() => readPeftLora(join(tmp, 'nope'), base), 'LORA_FILE_MISSING', /does not exist/);
+  const noCfg = join(tmp, 'bad-nocfg');
+  mkdirSync(noCfg);
+  writeFileSync(join(noCfg, 'adapter_model.safetensors'), safetensorsBytes([]));
+  expectLoraError(() => readPeftLora(noCfg, base), 'LORA_FILE_MISSING', /adapter_config\.json/);
+  // Truncated: cut in the data, and in the header.
+  const t = mk('trunc', { r: 4, alpha: 8, modules: ['q_proj'], seed: 1 });
+  const f = join(t, 'adapter_model.safetensors');
+  const size = readFileSync(f).length;
+  truncateSync(f, size - 10);
+  expectLoraError(() => readPeftLora(t, base), 'LORA_FILE_TRUNCATED', /truncated/);
+  truncateSync(f, 20);
+  expectLoraError(() => readPeftLora(t, base), 'LORA_FILE_TRUNCATED');
+  truncateSync(f, 3);
+  expectLoraError(() => readPeftLora(t, base), 'LORA_FILE_TRUNCATED');
+  expectLoraError(() => readPeftLora(mk('f64', { r: 4, alpha: 8, modules: ['q_proj'], seed: 1, dtype: 'F64' }), base), 'LORA_DTYPE_UNSUPPORTED', /F64/);
+  expectLoraError(() => readPeftLora(mk('i8', { r: 4, alpha: 8, modules: ['q_proj'], seed: 1, dtype: 'I8' }), base), 'LORA_DTYPE_UNSUPPORTED', /I8/);
+  // Rank 0 in the config, absurd rank, tensor rank disagreeing with r.
+  expectLoraError(() => readPeftLora(mk('r0', { r: 4, alpha: 8, modules: ['q_proj'], seed: 1, config: { r: 0 } }), base), 'LORA_RANK_INVALID', /r is 0/);
+  expectLoraError(() => readPeftLora(mk('r1e6', { r: 4, alpha: 8, modules: ['q_proj'], seed: 1, config: { r: 1000000 } }), base), 'LORA_RANK_INVALID');
+  expectLoraError(() => readPeftLora(mk('rdiff', { r: 4, alpha: 8, modules: ['q_proj'], seed: 1, config: { r: 8 } }), base), 'LORA_RANK_INVALID', /says 8/);
+  expectLoraError(() => readPeftLora(mk('r65', { r: 65, alpha: 8, modules: ['q_proj'], seed: 1 }), base), 'LORA_RANK_INVALID', /rank 65/);
+  // Shapes of another model (hidden 128), a layer the base lacks, target modules not matching.
+  const other = { layers: dims.layers, modules: { ...dims.modules, q_proj: [128, 1024] as [number, number] } };
+  const o = join(tmp, 'bad-shape');
+  writePeftLora(o, other, { r: 4, alpha: 8, modules: ['q_proj'], seed: 1 });
+  expectLoraError(() => readPeftLora(o, base), 'LORA_SHAPE_MISMATCH', /another model/);
+  const deep = join(tmp, 'bad-layers');
+  writePeftLora(deep, { ...dims, layers: dims.layers + 2 }, { r: 4, alpha: 8, modules: ['q_proj'], seed: 1 });
+  expectLoraError(() => readPeftLora(deep, base), 'LORA_TARGET_MISMATCH', /layer 6/);
+  expectLoraError(() => readPeftLora(mk('tm', { r: 4, alpha: 8, modules: ['q_proj', 'v_proj'], seed: 1, config: { target_modules: ['q_proj'] } }), base), 'LORA_TARGET_MISMATCH', /v_proj/);
+  expectLoraError(() => readPeftLora(mk('lmhead', { r: 4, alpha: 8, modules: ['q_proj'], seed: 1, config: { target_modules: ['q_proj', 'lm_head'] } }), base), 'LORA_TARGET_MISMATCH', /lm_head/);
+  expectLoraError(() => readPeftLora(mk('dora', { r: 4, alpha: 8, modules: ['q_proj'], seed: 1, config: { use_dora: true } }), base), 'LORA_UNSUPPORTED', /DoRA/);
+  // A without B.
+  const half = join(tmp, 'bad-half');
+  mkdirSync(half);
+  writeFileSync(join(half, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r: 2, lora_alpha: 2, target_modules: ['q_proj'] }));
+  writeFileSync(join(half, 'adapter_model.safetensors'), safetensorsBytes([{ name: 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight', dtype: 'F32', shape: [2, 64], data: new Float32Array(128) }]));
+  expectLoraError(() => readPeftLora(half, base), 'LORA_TARGET_MISMATCH', /no lora_B/);
+  // Not JSON header.
+  const junk = join(tmp, 'bad-junk');
+  mkdirSync(junk);
+  writeFileSync(join(junk, 'adapter_config.json'), JSON.stringify({ r: 2, lora_alpha: 2, target_modules: ['q_proj'] }));
+  const b = Buffer.alloc(40, 0x41);
+  b.writeBigUInt64LE(16n);
+  writeFileSync(join(junk, 'adapter_model.safetensors'), b);
+  expectLoraError(() => readPeftLora(junk, base), 'LORA_FILE_INVALID', /not valid JSON/);
+});
+
+test('a session without branches refuses a LoRA with a clear error; other LoRAs keep working after a bad one', async () => {
+  const w = readPeftLora(join(tmp, 'A'), base);
+  assert.throws(() => plain.prepareLora(w), /without LoRA branches/);
+  expectLoraError(() => readPeftLora(join(tmp, 'bad-trunc'), base), 'LORA_FILE_TRUNCATED');
+  const A = session.prepareLora(w);
+  assert.ok((await logits(session, A)).length > 0);
+});
