@@ -14,12 +14,10 @@
  * Exit codes: 0 every record exported, 1 some lines bad or skipped (the rest is written) or an
  * error, 2 bad usage.
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TaskAdapter } from '../core/adapters/manifest';
-import { latestByText, parseDataset } from '../core/datasets';
-import { buildTrainingSet, checkRendering, serializeExample, trainingExamples } from '../core/training';
+import { checkRendering, trainingExamples, trainingExport } from '../core/training';
 import { GemmaTokenizer } from '../core/tokenizer';
 import { flag, numOpt, opt, parseArgs, usageError, type OptionSpec } from './args';
 
@@ -57,12 +55,10 @@ export async function exportTrainingCommand(
   }
   const found = await h.resolveAdapter(id, opt(a, 'folder'));
   if (!found) return 1;
+  const exp = trainingExport(found, bytes, dataFile, validation, flag(a, 'no-examples'));
   const adapter: TaskAdapter = flag(a, 'no-examples') ? { ...found, examples: [] } : found;
-
-  const data = parseDataset(bytes, adapter);
-  for (const e of data.errors) console.error(`${dataFile}:${e.message}`);
-  const entries = latestByText(data.entries);
-  const set = buildTrainingSet(adapter, entries.map((e) => ({ line: e.line, text: e.record.text, expected: e.expected! })), validation);
+  const { set, entries } = exp;
+  for (const e of exp.badLines) console.error(`${dataFile}:${e.message}`);
   for (const s of set.skipped) console.error(`${dataFile}:${s.message}`);
 
   const modelDir = opt(a, 'model');
@@ -77,17 +73,8 @@ export async function exportTrainingCommand(
   }
 
   mkdirSync(out, { recursive: true });
-  writeAtomic(join(out, 'train.jsonl'), set.train.map(serializeExample).join(''));
-  writeAtomic(join(out, 'validation.jsonl'), set.validation.map(serializeExample).join(''));
-  writeAtomic(join(out, 'adapter.taskling.json'), JSON.stringify(adapter, null, 2) + '\n');
-  const info = {
-    adapter: { id: adapter.id, version: adapter.version, task: adapter.task, fewShotExamples: adapter.examples?.length ?? 0 },
-    data: { file: dataFile, sha256: createHash('sha256').update(bytes).digest('hex'), records: set.records, badLines: data.errors.length, skipped: set.skipped.length, superseded: data.entries.length - entries.length },
-    split: { validation, by: 'sha256(text) first 8 bytes / 2^64 < validation' },
-    examples: { train: set.train.length, validation: set.validation.length },
-  };
-  writeAtomic(join(out, 'export.json'), JSON.stringify(info, null, 2) + '\n');
-  console.error(`${set.records} record(s) -> ${set.train.length} train / ${set.validation.length} validation example(s)${data.errors.length ? `; ${data.errors.length} bad line(s)` : ''}${set.skipped.length ? `; ${set.skipped.length} skipped` : ''}`);
+  for (const f of exp.files) writeAtomic(join(out, f.name), f.text);
+  console.error(`${set.records} record(s) -> ${set.train.length} train / ${set.validation.length} validation example(s)${exp.badLines.length ? `; ${exp.badLines.length} bad line(s)` : ''}${set.skipped.length ? `; ${set.skipped.length} skipped` : ''}`);
   console.log(out);
-  return data.errors.length || set.skipped.length ? 1 : 0;
+  return exp.badLines.length || set.skipped.length ? 1 : 0;
 }

@@ -13,6 +13,7 @@
  *   WorkspaceEdit of the workspace adapter file (a built-in is first copied into the first
  *   adapter folder, `.taskling/adapters/` by default), and the record leaves the dataset (so it
  *   is not evaluated on while in the prompt); Undo reverts both.
+ * - *Export Training Data*: the dataset as chat-format JSONL for fine-tuning (core/training).
  * Untrusted workspaces (and windows without a folder) are read-only: nothing is written, and the
  * panel says why.
  */
@@ -23,6 +24,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import type { TaskAdapter } from '../core/adapters/manifest';
 import { appendRecord, datasetPath, readDataset, type DatasetRecord } from '../core/datasets/store';
 import { formatReport, parseEvalRecords, type EvalReport } from '../core/eval';
+import { trainingExport } from '../core/training/files';
 import type { Correction, DatasetView, HostToQuality, QualityState, QualityToHost, ReportView } from '../shared/qualityProtocol';
 import type { RunEntry, TasklingController } from './commands';
 import { readConfig } from './config';
@@ -108,6 +110,7 @@ export class QualityService implements vscode.Disposable {
       case 'evaluate': await this.evaluate(m.adapterId, m.source === 'file' ? undefined : 'dataset'); return;
       case 'cancelEval': this.evalCts?.cancel(); return;
       case 'openReportRecord': await this.openReportRecord(m.index); return;
+      case 'exportTraining': await this.exportTraining(m.adapterId); return;
       case 'openReportFile': if (this.lastEval?.view.file) await vscode.window.showTextDocument(vscode.Uri.file(this.lastEval.view.file), { preview: true }); return;
     }
   }
@@ -488,6 +491,40 @@ export class QualityService implements vscode.Disposable {
     return this.undoDelete(adapterId);
   }
 
+  // -------------------------------------------------------------------------------------------
+  // Export Training Data
+
+  /**
+   * *Export Training Data*: the adapter's dataset (or a chosen JSONL) as chat-format JSONL for
+   * fine-tuning (core/training: exactly the engine's prompt, the target as the grammar wants it,
+   * train / validation split by text hash) into `.taskling/training/<id>-<time>/`.
+   * @returns the output folder, or undefined.
+   */
+  async exportTraining(adapterId?: string, dataFile?: string, validation = 0.1): Promise<string | undefined> {
+    const st = this.state();
+    if (!st.writable) { void this.c.notify('warning', `Taskling: ${st.reason}`); return undefined; }
+    const adapter = adapterId ? this.adapterOf(adapterId) : (await this.c.pickAdapter(undefined, 'Taskling: export training data of which adapter?'))?.adapter;
+    if (!adapter) return undefined;
+    let file = dataFile ?? this.datasetFile(adapter.id);
+    if (!existsSync(file)) {
+      const f = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'JSON Lines': ['jsonl', 'ndjson'] }, title: `${adapter.name} has no dataset yet: export which labelled JSONL?` });
+      if (!f?.[0]) return undefined;
+      file = f[0].fsPath;
+    }
+    const exp = trainingExport(adapter, readFileSync(file), file, validation);
+    if (!exp.set.records) {
+      void this.c.notify('warning', `Taskling: ${path.basename(file)} has no usable records for ${adapter.name}${exp.badLines[0] ? ` (${exp.badLines[0].message})` : ''}.`);
+      return undefined;
+    }
+    const out = path.join(this.root!, '.taskling', 'training', reportFileName(adapter.id, new Date().toISOString()).replace(/\.json$/, ''));
+    for (const f of exp.files) writeFileAtomic(path.join(out, f.name), f.text);
+    const s = exp.set;
+    const msg = `exported ${s.records} record${s.records === 1 ? '' : 's'} of ${adapter.name}: ${s.train.length} train / ${s.validation.length} validation examples${exp.badLines.length ? `, ${exp.badLines.length} bad line(s) left out` : ''}${s.skipped.length ? `, ${s.skipped.length} skipped` : ''} (${path.relative(this.root!, out)}). Train with tools/finetune/.`;
+    this.log.info(`[quality] ${msg}`);
+    void this.c.notify('info', `Taskling: ${msg}`, 'Open train.jsonl').then((a) => { if (a) void vscode.window.showTextDocument(vscode.Uri.file(path.join(out, 'train.jsonl'))); });
+    return out;
+  }
+
   dispose(): void {
     this.evalCts?.cancel();
     this.emitter.dispose();
@@ -502,6 +539,7 @@ export function registerQualityCommands(q: QualityService, c: TasklingController
     reg('taskling.correctLastResult', () => q.correctLast()),
     reg('taskling.evaluateAdapter', (adapterId?: string, source?: string) => q.evaluate(typeof adapterId === 'string' ? adapterId : undefined, typeof source === 'string' ? source : undefined)),
     reg('taskling.cancelEvaluation', () => q.cancelEvaluation()),
+    reg('taskling.exportTrainingData', (adapterId?: string, dataFile?: string) => q.exportTraining(typeof adapterId === 'string' ? adapterId : undefined, typeof dataFile === 'string' ? dataFile : undefined)),
     reg('taskling.addAsExample', (adapterId?: string, line?: number) => (typeof adapterId === 'string' && typeof line === 'number' ? q.addExample(adapterId, line) : undefined)),
     reg('taskling.showDataset', async (adapterId?: string) => {
       const id = typeof adapterId === 'string' ? adapterId : (await c.pickAdapter(undefined, 'Taskling: show the dataset of which adapter?'))?.adapter.id;

@@ -113,7 +113,8 @@ export type QualityToHost =
   | { type: 'evaluate'; adapterId: string; source: 'dataset' | 'file' }
   | { type: 'cancelEval' }
   | { type: 'openReportRecord'; index: number }
-  | { type: 'openReportFile' };
+  | { type: 'openReportFile' }
+  | { type: 'exportTraining'; adapterId: string };
 
 export type HostToQuality =
   | { type: 'dataset'; view: DatasetView }
@@ -147,7 +148,7 @@ export function isQualityToHost(m: unknown): m is QualityToHost {
   switch (o.type) {
     case 'accept': case 'spanFromSelection': return isInt(o.runId);
     case 'correct': return isInt(o.runId) && isCorrection(o.correction);
-    case 'datasetLoad': case 'datasetUndo': return isStr(o.adapterId);
+    case 'datasetLoad': case 'datasetUndo': case 'exportTraining': return isStr(o.adapterId);
     case 'datasetDelete': case 'datasetOpen': case 'addExample': return isStr(o.adapterId) && isInt(o.line) && o.line > 0;
     case 'evaluate': return isStr(o.adapterId) && (o.source === 'dataset' || o.source === 'file');
     case 'cancelEval': case 'openReportFile': return true;

@@ -264,3 +264,16 @@ test('worker evaluate: core/eval in the worker thread, one progress event per re
     await client.dispose();
   }
 });
+
+test('trainingExport: the four files, newest record per text, bad lines counted, targets = the corrections', async () => {
+  const { trainingExport } = await import('../../src/core/training/files');
+  const l = (text: string, label: string) => JSON.stringify({ text, label, status: 'corrected' });
+  const bytes = Buffer.from([l('Nice', 'negative'), l('Bad', 'negative'), '{"text": 1}', l('Nice', 'positive')].join('\n') + '\n');
+  const e = trainingExport(sentiment, bytes, 'd.jsonl', 0.5);
+  assert.deepEqual(e.files.map((f) => f.name), ['train.jsonl', 'validation.jsonl', 'adapter.taskling.json', 'export.json']);
+  const ex = [e.files[0].text, e.files[1].text].join('').split('\n').filter(Boolean).map((x) => JSON.parse(x) as { messages: { role: string; content: string }[] });
+  assert.deepEqual(ex.map((x) => [x.messages.at(-2)!.content.endsWith('Nice') || x.messages.at(-2)!.content.endsWith('Bad'), x.messages.at(-1)!.content]).sort(), [[true, 'negative'], [true, 'positive']]);
+  const info = JSON.parse(e.files[3].text) as { data: { records: number; badLines: number; superseded: number } };
+  assert.deepEqual([info.data.records, info.data.badLines, info.data.superseded], [2, 1, 1]);
+  assert.equal((JSON.parse(trainingExport(sentiment, bytes, 'd', 0, true).files[2].text) as TaskAdapter).examples!.length, 0, '--no-examples');
+});

@@ -602,6 +602,8 @@ test('dataset view: counts per label, search, filters, open a record, delete and
   await q.locator('vscode-button#undo-delete').click();
   await page.waitForFunction(() => !document.querySelector('taskling-panel').shadowRoot.querySelector('tl-quality-section').shadowRoot.querySelector('.undo'));
   eq(await lines(), [1, 2, 3, 5, 6], 'restored in place');
+  await q.locator('vscode-button#export-training').click();
+  eq(await lastPosted(page, 'exportTraining'), { type: 'exportTraining', adapterId: 'builtin.sentiment' }, 'export training data');
   // another adapter: its own dataset
   await page.locator('[data-adapter-id="builtin.entities"][role="option"]').click();
   await q.locator('.chip[data-label="ORG"]').waitFor();

@@ -1,1 +1,2 @@
 export * from './export';
+export * from './files';

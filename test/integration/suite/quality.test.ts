@@ -123,6 +123,14 @@ describe('Taskling quality loop', function () {
       assert.equal(readFileSync(flagFile, 'utf8'), original, 'undo gives the file back');
       assert.equal(lines(flagData).length, 1, 'and the record');
       assert.ok(readdirSync(path.join(root, '.taskling', 'reports')).length >= 1);
+
+      // 5. Export Training Data: chat-format JSONL of the dataset, split by text hash
+      const out = await vscode.commands.executeCommand<string>('taskling.exportTrainingData', 'sentiment');
+      assert.ok(out && out.startsWith(path.join(root, '.taskling', 'training')), String(out));
+      const ex = [...lines(path.join(out, 'train.jsonl')), ...lines(path.join(out, 'validation.jsonl'))] as { messages: { role: string; content: string }[] }[];
+      assert.equal(ex.length, 2, 'one example per record');
+      assert.ok(ex.every((e) => e.messages.at(-1)!.role === 'assistant' && e.messages.some((m) => m.role === 'user')));
+      assert.ok(ex.some((e) => e.messages.at(-1)!.content === right && e.messages.at(-2)!.content.includes(SAMPLE.slice(56, 100))), 'the correction is the target');
     } finally {
       sub.dispose();
     }

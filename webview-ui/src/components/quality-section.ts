@@ -194,6 +194,7 @@ export class QualitySection extends LitElement {
       <div class="actions">
         <vscode-button id="eval-dataset" ?disabled=${!!p || !hasRows} @click=${() => emitAction(this, { type: 'evaluate', adapterId: a.id, source: 'dataset' })}>Evaluate on dataset</vscode-button>
         <vscode-button id="eval-file" secondary ?disabled=${!!p} @click=${() => emitAction(this, { type: 'evaluate', adapterId: a.id, source: 'file' })}>Evaluate on a file…</vscode-button>
+        <vscode-button id="export-training" secondary ?disabled=${!hasRows || Boolean(v?.readOnly)} @click=${() => emitAction(this, { type: 'exportTraining', adapterId: a.id })}>Export training data</vscode-button>
         ${p ? html`<vscode-button id="eval-cancel" secondary @click=${() => emitAction(this, { type: 'cancelEval' })}>Cancel</vscode-button>` : nothing}
       </div>
       ${p ? html`<div class="note" role="status" aria-live="polite">Evaluating: ${p.message}</div>
