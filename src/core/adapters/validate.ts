@@ -207,7 +207,7 @@ function nameProblem(name: unknown): string {
   const m = /[\n\r\u2028\u2029]/.exec(s);
   const names: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\u2028': 'U+2028', '\u2029': 'U+2029' };
   if (m) return `must be a single line: it holds a line break (${names[m[0]]}) at character ${m.index + 1}`;
-  return 'must not start or end with whitespace';
+  return 'must be one line with no whitespace at either end (pattern ^\\S(.*\\S)?$)';
 }
 
 /** The value at JSON Pointer `ptr` in `root` (undefined when absent). */
