@@ -13,6 +13,7 @@
  *   WorkspaceEdit of the workspace adapter file (a built-in is first copied into the first
  *   adapter folder, `.taskling/adapters/` by default), and the record leaves the dataset (so it
  *   is not evaluated on while in the prompt); Undo reverts both.
+ * - *Compare Evaluation Reports*: two saved reports side by side (metric deltas, disagreements);
  * - *Export Training Data*: the dataset as chat-format JSONL for fine-tuning (core/training).
  * Untrusted workspaces (and windows without a folder) are read-only: nothing is written, and the
  * panel says why.
@@ -20,17 +21,17 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import type { TaskAdapter } from '../core/adapters/manifest';
 import { appendRecord, datasetPath, readDataset, type DatasetRecord } from '../core/datasets/store';
-import { formatReport, parseEvalRecords, type EvalReport } from '../core/eval';
+import { asReport, formatReport, parseEvalRecords, type EvalReport } from '../core/eval';
 import { trainingExport } from '../core/training/files';
-import type { Correction, DatasetView, HostToQuality, QualityState, QualityToHost, ReportView } from '../shared/qualityProtocol';
+import type { CompareView, Correction, DatasetView, HostToQuality, QualityState, QualityToHost, ReportView } from '../shared/qualityProtocol';
 import type { RunEntry, TasklingController } from './commands';
 import { readConfig } from './config';
 import { WorkerCallError } from '../worker/client';
 import {
-  appendExampleEdit, buildRecord, builtinCopyText, datasetView, evalDataFromDataset, exampleFromRecord, insertLine, removeLine, reportFileName, reportView, selectionSpan,
+  appendExampleEdit, buildRecord, builtinCopyText, compareView, datasetView, evalDataFromDataset, exampleFromRecord, insertLine, removeLine, reportFileName, reportLabel, reportView, selectionSpan,
 } from './logic/quality';
 
 /** Writes `text` to `file` atomically: a temp file beside it, fsync, rename over the original. */
@@ -111,6 +112,7 @@ export class QualityService implements vscode.Disposable {
       case 'cancelEval': this.evalCts?.cancel(); return;
       case 'openReportRecord': await this.openReportRecord(m.index); return;
       case 'exportTraining': await this.exportTraining(m.adapterId); return;
+      case 'compareReports': await this.compare(m.adapterId); return;
       case 'openReportFile': if (this.lastEval?.view.file) await vscode.window.showTextDocument(vscode.Uri.file(this.lastEval.view.file), { preview: true }); return;
     }
   }
@@ -492,6 +494,63 @@ export class QualityService implements vscode.Disposable {
   }
 
   // -------------------------------------------------------------------------------------------
+  // Compare
+
+  /** Saved reports under `.taskling/reports/` (optionally of one adapter), newest first. */
+  savedReports(adapterId?: string): { file: string; report: EvalReport }[] {
+    const dir = this.root && path.join(this.root, '.taskling', 'reports');
+    if (!dir || !existsSync(dir)) return [];
+    const out: { file: string; report: EvalReport }[] = [];
+    for (const name of readdirSync(dir).filter((n) => n.endsWith('.json'))) {
+      const file = path.join(dir, name);
+      try {
+        const report = asReport(JSON.parse(readFileSync(file, 'utf8')), file);
+        if (!adapterId || report.adapter.id === adapterId) out.push({ file, report });
+      } catch { /* not a report: not offered */ }
+    }
+    return out.sort((x, y) => y.report.run.startedAt.localeCompare(x.report.run.startedAt));
+  }
+
+  /**
+   * *Compare Evaluation Reports*: two saved reports (picked, or `fileA` / `fileB`) side by side
+   * in the panel — metric deltas (B - A) and the records where they disagree (core/eval's
+   * `compareReports`, as `taskling eval --compare`).
+   */
+  async compare(adapterId?: string, fileA?: string, fileB?: string): Promise<CompareView | undefined> {
+    let a = fileA;
+    let b = fileB;
+    if (!a || !b) {
+      const reports = this.savedReports(adapterId);
+      if (reports.length < 2) {
+        const msg = `Comparing needs two saved reports${adapterId ? ` of ${adapterId}` : ''} in .taskling/reports/ (found ${reports.length}): evaluate with another model, adapter version or few-shot examples first.`;
+        this.post({ type: 'comparison', error: msg });
+        void this.c.notify('info', `Taskling: ${msg}`);
+        return undefined;
+      }
+      const items = reports.map((r) => {
+        const head = reportView(r.report, r.file, r.report.data.file).headline[0];
+        return { label: reportLabel(r.report), description: `${head ? `${head.name} ${head.value === null ? 'n/a' : `${(head.value * 100).toFixed(1)}%`} · ` : ''}${r.report.data.scored} records`, detail: path.basename(r.file), file: r.file };
+      });
+      const pa = await vscode.window.showQuickPick(items, { title: 'Taskling: compare reports — the baseline (A)' });
+      if (!pa) return undefined;
+      const pb = await vscode.window.showQuickPick(items.filter((i) => i.file !== pa.file), { title: `Taskling: compare ${pa.label} (A) with… (B)` });
+      if (!pb) return undefined;
+      a = pa.file;
+      b = pb.file;
+    }
+    try {
+      const view = compareView(asReport(JSON.parse(readFileSync(a, 'utf8')), a), asReport(JSON.parse(readFileSync(b, 'utf8')), b), a, b);
+      this.post({ type: 'comparison', view });
+      return view;
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      this.post({ type: 'comparison', error: msg });
+      void this.c.notify('error', `Taskling: cannot compare: ${msg}`);
+      return undefined;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
   // Export Training Data
 
   /**
@@ -539,6 +598,7 @@ export function registerQualityCommands(q: QualityService, c: TasklingController
     reg('taskling.correctLastResult', () => q.correctLast()),
     reg('taskling.evaluateAdapter', (adapterId?: string, source?: string) => q.evaluate(typeof adapterId === 'string' ? adapterId : undefined, typeof source === 'string' ? source : undefined)),
     reg('taskling.cancelEvaluation', () => q.cancelEvaluation()),
+    reg('taskling.compareReports', (adapterId?: string, a?: string, b?: string) => q.compare(typeof adapterId === 'string' ? adapterId : undefined, typeof a === 'string' ? a : undefined, typeof b === 'string' ? b : undefined)),
     reg('taskling.exportTrainingData', (adapterId?: string, dataFile?: string) => q.exportTraining(typeof adapterId === 'string' ? adapterId : undefined, typeof dataFile === 'string' ? dataFile : undefined)),
     reg('taskling.addAsExample', (adapterId?: string, line?: number) => (typeof adapterId === 'string' && typeof line === 'number' ? q.addExample(adapterId, line) : undefined)),
     reg('taskling.showDataset', async (adapterId?: string) => {

@@ -101,6 +101,20 @@ export interface ReportView {
   wrong: { index: number; line: number; preview: string; expected: string; got: string }[];
 }
 
+/** Two saved reports side by side (built from core/eval's `compareReports`, B - A). */
+export interface CompareView {
+  a: { file: string; label: string };
+  b: { file: string; label: string };
+  /** What differs besides the results (adapter version, model hash, data, settings). */
+  notes: string[];
+  /** Headline metrics, latency and per-label / per-type / per-field scores; `unit` 'ms' or 'ratio' (0..1). */
+  metrics: { name: string; unit: 'ms' | 'ratio'; a: number | null; b: number | null; delta: number | null }[];
+  /** Records both scored but answered differently, with each run's answer and whether it was right. */
+  disagreements: { preview: string; lineA: number; a: string; b: string; correctA: boolean; correctB: boolean }[];
+  onlyInA: number;
+  onlyInB: number;
+}
+
 export type QualityToHost =
   | { type: 'accept'; runId: number }
   | { type: 'correct'; runId: number; correction: Correction }
@@ -114,7 +128,8 @@ export type QualityToHost =
   | { type: 'cancelEval' }
   | { type: 'openReportRecord'; index: number }
   | { type: 'openReportFile' }
-  | { type: 'exportTraining'; adapterId: string };
+  | { type: 'exportTraining'; adapterId: string }
+  | { type: 'compareReports'; adapterId: string };
 
 export type HostToQuality =
   | { type: 'dataset'; view: DatasetView }
@@ -123,7 +138,8 @@ export type HostToQuality =
   /** Outcome of accept / correct: `ok` false with what to fix (e.g. schema errors). */
   | { type: 'feedbackSaved'; runId: number; ok: boolean; message: string; status?: 'accepted' | 'corrected' }
   | { type: 'evalProgress'; adapterId: string; done: number; total: number; message: string }
-  | { type: 'evalFinished'; report?: ReportView; error?: string };
+  | { type: 'evalFinished'; report?: ReportView; error?: string }
+  | { type: 'comparison'; view?: CompareView; error?: string };
 
 const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length < 1000;
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
@@ -148,7 +164,7 @@ export function isQualityToHost(m: unknown): m is QualityToHost {
   switch (o.type) {
     case 'accept': case 'spanFromSelection': return isInt(o.runId);
     case 'correct': return isInt(o.runId) && isCorrection(o.correction);
-    case 'datasetLoad': case 'datasetUndo': case 'exportTraining': return isStr(o.adapterId);
+    case 'datasetLoad': case 'datasetUndo': case 'exportTraining': case 'compareReports': return isStr(o.adapterId);
     case 'datasetDelete': case 'datasetOpen': case 'addExample': return isStr(o.adapterId) && isInt(o.line) && o.line > 0;
     case 'evaluate': return isStr(o.adapterId) && (o.source === 'dataset' || o.source === 'file');
     case 'cancelEval': case 'openReportFile': return true;

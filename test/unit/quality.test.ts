@@ -11,7 +11,7 @@ import { validateAdapter } from '../../src/core/adapters/validate';
 import { appendRecord, parseDataset, readDataset, serializeRecord } from '../../src/core/datasets/store';
 import { buildReport, parseEvalRecords, scoreRecord, type RecordResult } from '../../src/core/eval';
 import {
-  appendExampleEdit, buildRecord, builtinCopyText, datasetView, evalDataFromDataset, exampleFromRecord, insertLine, removeLine, reportFileName, reportView, selectionSpan,
+  appendExampleEdit, buildRecord, builtinCopyText, compareView, datasetView, evalDataFromDataset, exampleFromRecord, insertLine, removeLine, reportFileName, reportView, selectionSpan,
 } from '../../src/host/logic/quality';
 import { filterRows, isQualityToHost, labelCounts } from '../../src/shared/qualityProtocol';
 import { isPanelToHost } from '../../src/shared/panelProtocol';
@@ -276,4 +276,22 @@ test('trainingExport: the four files, newest record per text, bad lines counted,
   const info = JSON.parse(e.files[3].text) as { data: { records: number; badLines: number; superseded: number } };
   assert.deepEqual([info.data.records, info.data.badLines, info.data.superseded], [2, 1, 1]);
   assert.equal((JSON.parse(trainingExport(sentiment, bytes, 'd', 0, true).files[2].text) as TaskAdapter).examples!.length, 0, '--no-examples');
+});
+
+test('compareView: named metric deltas (B - A), disagreements with who was right, what differs', () => {
+  const data = parseEvalRecords(['positive', 'negative'].map((l, i) => JSON.stringify({ text: `t${i}`, label: l })).join('\n'), sentiment);
+  const mk = (said: string[], version: string, ms: number) => buildReport({
+    adapter: { ...sentiment, version }, model: { id: 'm', dir: '/m', variant: 'q4', sha256: 'ff' }, data: { file: 'd', sha256: 'x', lines: 2 },
+    settings: { limit: null, calibrationBins: 10, maxNewTokens: null, maxContextTokens: null, usePrefixCache: true },
+    run: { startedAt: T, durationMs: 1, interrupted: false },
+  }, data.records.map((r, i) => scoreRecord(sentiment, r, { ...classifyResult(said[i]), labels: [{ label: said[i], probability: 0.9, logProb: -0.1 }] } as never, ms)), []);
+  const v = compareView(mk(['positive', 'positive'], '1.0.0', 100), mk(['positive', 'negative'], '1.1.0', 80), '/a.json', '/b.json');
+  const acc = v.metrics.find((m) => m.name === 'Accuracy')!;
+  assert.deepEqual([acc.a, acc.b, acc.delta], [0.5, 1, 0.5]);
+  assert.deepEqual(v.metrics.find((m) => m.name === 'Latency p50'), { name: 'Latency p50', unit: 'ms', a: 100, b: 80, delta: -20 });
+  assert.ok(v.metrics.some((m) => m.name === 'F1 · negative'));
+  assert.ok(!v.metrics.some((m) => /calibration|tokens/i.test(m.name)), 'only the named metrics');
+  assert.deepEqual(v.disagreements.map((d) => [d.lineA, d.a, d.b, d.correctA, d.correctB]), [[2, 'positive', 'negative', false, true]]);
+  assert.ok(v.notes.some((n) => n.includes('1.0.0') && n.includes('1.1.0')));
+  assert.match(v.a.label, /^sentiment@1\.0\.0 · m \(q4\)/);
 });

@@ -80,6 +80,19 @@
       wrong: [{ index: 0, line: 1, preview: 'INVOICE #INV-2024-0117 Date: 29 Feb 2024 From: Nordlicht Druck GmbH …', expected: 'wrong: /invoiceDate', got: '3 fields right' }],
     },
   };
+  const comparison = {
+    a: { file: '/home/dev/acme-support/.taskling/reports/builtin.sentiment-20250514T095012Z.json', label: 'builtin.sentiment@1.0.0 · gemma-3-270m (q4) · 2025-05-14 09:50:12Z' },
+    b: { file: '/home/dev/acme-support/.taskling/reports/builtin.sentiment-20250514T101530Z.json', label: 'builtin.sentiment@1.1.0 · gemma-3-270m (q4) · 2025-05-14 10:15:30Z' },
+    notes: ['adapter: "builtin.sentiment@1.0.0" -> "builtin.sentiment@1.1.0"'],
+    metrics: [
+      { name: 'Accuracy', unit: 'ratio', a: 0.6, b: 0.8, delta: 0.2 }, { name: 'Macro-F1', unit: 'ratio', a: 0.5556, b: 0.7333, delta: 0.1777 },
+      { name: 'Abstained', unit: 'ratio', a: 0, b: 0, delta: 0 }, { name: 'F1 · neutral', unit: 'ratio', a: 0, b: 0, delta: 0 },
+      { name: 'F1 · negative', unit: 'ratio', a: 0.5, b: 0.8, delta: 0.3 },
+      { name: 'Latency p50', unit: 'ms', a: 402, b: 455, delta: 53 }, { name: 'Latency p95', unit: 'ms', a: 611, b: 590, delta: -21 },
+    ],
+    disagreements: [{ preview: 'Great, another update that logs me out every hour. Really loving it.', lineA: 5, a: 'positive', b: 'negative', correctA: false, correctB: true }],
+    onlyInA: 0, onlyInB: 0,
+  };
   const clone = (v) => JSON.parse(JSON.stringify(v));
   const undo = {};
   window.__qualityFixtures = { datasets: clone(datasets), reports: clone(reports) };
@@ -142,6 +155,9 @@
         evalTimers.push(setTimeout(() => send(r ? { type: 'evalFinished', report: clone(r) } : { type: 'evalFinished', error: 'Taskling: no usable records.' }), (total + 1) * evalDelay));
         return true;
       }
+      case 'compareReports':
+        send(m.adapterId === 'builtin.sentiment' ? { type: 'comparison', view: clone(comparison) } : { type: 'comparison', error: 'Comparing needs two saved reports of ' + m.adapterId + ' in .taskling/reports/ (found 1): evaluate with another model, adapter version or few-shot examples first.' });
+        return true;
       case 'cancelEval':
         evalTimers.forEach(clearTimeout);
         send({ type: 'evalFinished', error: 'Evaluation cancelled; no report was saved.' });

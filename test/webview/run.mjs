@@ -656,6 +656,30 @@ test('evaluation: progress, Cancel, then report tables, heat map and clickable w
   await p2.close();
 });
 
+test('compare view: metric deltas with direction, disagreements; a missing second report is explained', async () => {
+  const page = await openPanel();
+  const q = quality(page);
+  await q.locator('button.row').first().waitFor();
+  await q.locator('vscode-button#compare-reports').click();
+  eq(await lastPosted(page, 'compareReports'), { type: 'compareReports', adapterId: 'builtin.sentiment' }, 'compare posted');
+  const cv = q.locator('tl-compare-view');
+  await cv.locator('table.deltas').waitFor();
+  const rows = await cv.locator('table.deltas tbody tr').evaluateAll((rs) => rs.map((r) => [...r.cells].map((c) => c.textContent.trim()).concat(r.cells[3].className.replace('num', '').trim())));
+  eq(rows, [
+    ['Accuracy', '60.0%', '80.0%', '+20.0 pt', 'better'], ['Macro-F1', '55.6%', '73.3%', '+17.8 pt', 'better'], ['Abstained', '0.0%', '0.0%', '±0', ''],
+    ['F1 · neutral', '0.0%', '0.0%', '±0', ''], ['F1 · negative', '50.0%', '80.0%', '+30.0 pt', 'better'],
+    ['Latency p50', '402 ms', '455 ms', '+53 ms', 'worse'], ['Latency p95', '611 ms', '590 ms', '−21 ms', 'better'],
+  ], 'deltas B - A; latency lower is better');
+  const dis = (await cv.locator('ul.dis li').innerText()).replace(/\s+/g, ' ');
+  assert(dis.includes('A: positive (wrong) · B: negative (right)'), dis);
+  assert((await cv.locator('ul.notes').innerText()).includes('1.0.0" -> "builtin.sentiment@1.1.0'), 'what differs');
+  await page.locator('[data-adapter-id="builtin.entities"][role="option"]').click();
+  await q.locator('button.row').first().waitFor();
+  await q.locator('vscode-button#compare-reports').click();
+  await q.locator('.note', { hasText: 'needs two saved reports' }).waitFor();
+  await page.close();
+});
+
 for (const theme of THEMES) {
   test(`quality views: screenshots, no overflow, axe clean: ${theme}`, async () => {
     assert(existsSync(AXE), `axe-core is missing (${AXE})`);
@@ -665,6 +689,8 @@ for (const theme of THEMES) {
     await q.locator('button.row[data-line="5"]').click();
     await q.locator('vscode-button#eval-dataset').click();
     await q.locator('tl-eval-report table.cm').waitFor();
+    await q.locator('vscode-button#compare-reports').click();
+    await q.locator('tl-compare-view table.deltas').waitFor();
     await showRun(page, 1);
     await page.locator('tl-result-feedback vscode-button#correct').click();
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

@@ -2,7 +2,7 @@
  * Validation of the quality loop's host messages (src/shared/qualityProtocol.ts) before the panel
  * uses them: malformed messages are dropped, malformed fields repaired to safe defaults.
  */
-import type { DatasetRow, DatasetView, HostToQuality, PrfRow, QualityState, ReportView } from '../../src/shared/qualityProtocol';
+import type { CompareView, DatasetRow, DatasetView, HostToQuality, PrfRow, QualityState, ReportView } from '../../src/shared/qualityProtocol';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -76,6 +76,21 @@ export function reportViewOf(v: unknown): ReportView | undefined {
   };
 }
 
+export function compareViewOf(v: unknown): CompareView | undefined {
+  if (!isObj(v) || !isObj(v.a) || !isObj(v.b)) return undefined;
+  return {
+    a: { file: str(v.a.file, 2000), label: str(v.a.label, 300) }, b: { file: str(v.b.file, 2000), label: str(v.b.label, 300) },
+    notes: strArr(v.notes).map((n) => n.slice(0, 1000)),
+    metrics: Array.isArray(v.metrics) ? v.metrics.slice(0, 500).filter(isObj).filter((m) => isStr(m.name)).map((m) => ({
+      name: (m.name as string).slice(0, 200), unit: m.unit === 'ms' ? 'ms' as const : 'ratio' as const, a: numOrNull(m.a), b: numOrNull(m.b), delta: numOrNull(m.delta),
+    })) : [],
+    disagreements: Array.isArray(v.disagreements) ? v.disagreements.slice(0, 2000).filter(isObj).map((d) => ({
+      preview: str(d.preview, 200), lineA: isInt(d.lineA) ? d.lineA : 0, a: str(d.a, 500), b: str(d.b, 500), correctA: d.correctA === true, correctB: d.correctB === true,
+    })) : [],
+    onlyInA: isInt(v.onlyInA) ? v.onlyInA : 0, onlyInB: isInt(v.onlyInB) ? v.onlyInB : 0,
+  };
+}
+
 /** A quality message from the host, sanitised, or undefined (drop it). */
 export function qualityMessage(m: Obj): HostToQuality | undefined {
   switch (m.type) {
@@ -99,6 +114,11 @@ export function qualityMessage(m: Obj): HostToQuality | undefined {
       const report = m.report === undefined ? undefined : reportViewOf(m.report);
       if (m.report !== undefined && !report) return undefined;
       return { type: 'evalFinished', report, error: isStr(m.error) ? m.error.slice(0, 2000) : undefined };
+    }
+    case 'comparison': {
+      const view = m.view === undefined ? undefined : compareViewOf(m.view);
+      if (m.view !== undefined && !view) return undefined;
+      return { type: 'comparison', view, error: isStr(m.error) ? m.error.slice(0, 2000) : undefined };
     }
     default:
       return undefined;

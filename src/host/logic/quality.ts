@@ -1,7 +1,7 @@
 /**
  * The quality loop's host logic that needs no VS Code (issue 12): dataset records from a run and
  * the user's verdict, the dataset view's rows, line deletion / restore, few-shot examples from
- * records, eval data from a dataset, and the panel's view of an eval report.
+ * records, eval data from a dataset, and the panel's views of an eval report and of two compared.
  *
  * Records are written in `taskling eval`'s formats (src/core/datasets/store.ts); every record
  * built here is checked with eval's own parser before it is written, so the dataset file is
@@ -12,7 +12,8 @@ import { parseJsonLocated } from '../../core/adapters/load';
 import { latestByText, serializeRecord, type DatasetContents, type DatasetRecord, type RecordEntity } from '../../core/datasets/store';
 import { parseEvalRecords } from '../../core/eval/records';
 import type { EvalReport, RecordResult } from '../../core/eval/report';
-import type { Correction, DatasetRow, DatasetView, ReportView } from '../../shared/qualityProtocol';
+import { compareReports } from '../../core/eval/compare';
+import type { CompareView, Correction, DatasetRow, DatasetView, ReportView } from '../../shared/qualityProtocol';
 
 /** What a run result looks like to the quality loop (core/tasks' results, only the fields used). */
 interface AnyResult {
@@ -397,4 +398,48 @@ export function reportView(report: EvalReport, file: string, dataFile: string, l
 /** File name of a saved report: `<adapter-id>-<UTC time, colons removed>.json`. */
 export function reportFileName(adapterId: string, isoTime: string): string {
   return `${adapterId}-${isoTime.replace(/[:]/g, '').replace(/\.\d+Z$/, 'Z')}.json`;
+}
+
+// ---- comparison of two reports ----
+
+/** Which metrics (JSON Pointers into a report's `metrics`) the compare view shows, and their names. */
+const COMPARE_METRICS: [RegExp, (m: RegExpExecArray) => string, 'ms' | 'ratio'][] = [
+  [/^\/(accuracy|macroF1|microF1|abstainRate|fieldAccuracy|fieldPrecision|exactMatchRate|schemaValidRate|groundedRate)$/, (m) => ({
+    accuracy: 'Accuracy', macroF1: 'Macro-F1', microF1: 'Micro-F1', abstainRate: 'Abstained', fieldAccuracy: 'Field accuracy', fieldPrecision: 'Field precision',
+    exactMatchRate: 'Exact match', schemaValidRate: 'Schema-valid', groundedRate: 'Grounded',
+  } as Record<string, string>)[m[1]], 'ratio'],
+  [/^\/exact\/micro\/(precision|recall|f1)$/, (m) => `Span ${m[1] === 'f1' ? 'F1' : m[1]} (exact)`, 'ratio'],
+  [/^\/partial\/micro\/f1$/, () => 'Span F1 (partial)', 'ratio'],
+  [/^\/perLabel\/([^/]+)\/f1$/, (m) => `F1 · ${m[1]}`, 'ratio'],
+  [/^\/exact\/perType\/([^/]+)\/f1$/, (m) => `F1 · ${m[1]}`, 'ratio'],
+  [/^\/perField\/(.+)\/accuracy$/, (m) => `Accuracy · ${m[1].replace(/~1/g, '/').replace(/~0/g, '~')}`, 'ratio'],
+  [/^\/latency\/(p50Ms|p95Ms)$/, (m) => `Latency ${m[1].slice(0, 3)}`, 'ms'],
+];
+
+/** A short name of a report for the compare view: adapter@version · model (variant) · time. */
+export function reportLabel(r: EvalReport): string {
+  return `${r.adapter.id}@${r.adapter.version} · ${r.model.id} (${r.model.variant}) · ${r.run.startedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}`;
+}
+
+/** The compare view of reports `a` and `b` (B - A). @throws TasklingError when the tasks differ. */
+export function compareView(a: EvalReport, b: EvalReport, fileA: string, fileB: string): CompareView {
+  const c = compareReports(a, b);
+  const metrics: CompareView['metrics'] = [];
+  for (const m of c.metrics) {
+    for (const [re, name, unit] of COMPARE_METRICS) {
+      const x = re.exec(m.path);
+      if (x) { metrics.push({ name: name(x), unit, a: m.a, b: m.b, delta: m.delta }); break; }
+    }
+  }
+  const task = a.adapter.task;
+  const show = (v: unknown) => {
+    if (task === 'classify') return Array.isArray(v) && v.length ? v.join(', ') : '(none)';
+    if (task === 'extract') return Array.isArray(v) && v.length ? (v as { type: string; start: number; end: number }[]).map((e) => `${e.type} ${e.start}–${e.end}`).join('; ') : '(none)';
+    return v === undefined ? '(no value)' : JSON.stringify(v);
+  };
+  return {
+    a: { file: fileA, label: reportLabel(a) }, b: { file: fileB, label: reportLabel(b) }, notes: c.notes, metrics,
+    disagreements: c.disagreements.map((d) => ({ preview: d.preview, lineA: d.lineA, a: show(d.a).slice(0, 500), b: show(d.b).slice(0, 500), correctA: d.correctA, correctB: d.correctB })),
+    onlyInA: c.onlyInA.length, onlyInB: c.onlyInB.length,
+  };
 }

@@ -5,18 +5,20 @@
  *   it: its text, answer, the model's answer, provenance; Open in file, Add as example, Delete),
  *   Undo for the last deletion, and the file's unusable lines. Asks the host with `datasetLoad`
  *   whenever the adapter changes; the host re-sends the view after every change.
- * - Evaluate: on the dataset or on a JSONL file, progress + Cancel, then <tl-eval-report>.
+ * - Evaluate: on the dataset or on a JSONL file, progress + Cancel, then <tl-eval-report>;
+ *   Compare reports… (the host asks which two saved reports) shows <tl-compare-view>.
  */
 import { LitElement, css, html, nothing, PropertyValues } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import type { AdapterSummary } from '../../../src/shared/panelProtocol';
-import { filterRows, labelCounts, type DatasetFilter, type DatasetView, type HostToQuality, type QualityState, type ReportView } from '../../../src/shared/qualityProtocol';
+import { filterRows, labelCounts, type CompareView, type DatasetFilter, type DatasetView, type HostToQuality, type QualityState, type ReportView } from '../../../src/shared/qualityProtocol';
 import { base } from '../styles';
 import { emitAction } from '../events';
 import { QualityMessages } from '../qualityEvents';
 import { cssProps } from '../directives';
 import { oneLine } from '../format';
 import './eval-report';
+import './compare-view';
 
 /** Rows rendered at once (the filter narrows a larger dataset). */
 const SHOWN_ROWS = 200;
@@ -32,6 +34,7 @@ export class QualitySection extends LitElement {
   @state() private progress?: { done: number; total: number; message: string };
   @state() private report?: ReportView;
   @state() private evalError?: string;
+  @state() private comparison?: { view?: CompareView; error?: string; adapterId: string };
 
   static override styles = [base, css`
     .file { font-size: 12px; overflow-wrap: anywhere; }
@@ -104,6 +107,8 @@ export class QualitySection extends LitElement {
     } else if (m.type === 'evalProgress' && m.adapterId === id) {
       this.progress = { done: m.done, total: m.total, message: m.message };
       this.evalError = undefined;
+    } else if (m.type === 'comparison' && id) {
+      this.comparison = { view: m.view, error: m.error, adapterId: id };
     } else if (m.type === 'evalFinished') {
       this.progress = undefined;
       if (m.report) { this.report = m.report; this.evalError = undefined; } else this.evalError = m.error;
@@ -194,6 +199,7 @@ export class QualitySection extends LitElement {
       <div class="actions">
         <vscode-button id="eval-dataset" ?disabled=${!!p || !hasRows} @click=${() => emitAction(this, { type: 'evaluate', adapterId: a.id, source: 'dataset' })}>Evaluate on dataset</vscode-button>
         <vscode-button id="eval-file" secondary ?disabled=${!!p} @click=${() => emitAction(this, { type: 'evaluate', adapterId: a.id, source: 'file' })}>Evaluate on a file…</vscode-button>
+        <vscode-button id="compare-reports" secondary ?disabled=${!!p} @click=${() => emitAction(this, { type: 'compareReports', adapterId: a.id })}>Compare reports…</vscode-button>
         <vscode-button id="export-training" secondary ?disabled=${!hasRows || Boolean(v?.readOnly)} @click=${() => emitAction(this, { type: 'exportTraining', adapterId: a.id })}>Export training data</vscode-button>
         ${p ? html`<vscode-button id="eval-cancel" secondary @click=${() => emitAction(this, { type: 'cancelEval' })}>Cancel</vscode-button>` : nothing}
       </div>
@@ -202,6 +208,8 @@ export class QualitySection extends LitElement {
           <span ${cssProps({ width: `${p.total ? ((p.done / p.total) * 100).toFixed(1) : 0}%` })}></span></div>` : nothing}
       ${this.evalError ? html`<div class="note" role="status">${this.evalError}</div>` : nothing}
       ${this.report && this.report.adapterId === a.id ? html`<tl-eval-report .report=${this.report}></tl-eval-report>` : nothing}
+      ${this.comparison?.adapterId === a.id ? html`<h3 id="h-compare">Comparison</h3>
+        ${this.comparison.error ? html`<div class="note" role="status">${this.comparison.error}</div>` : html`<tl-compare-view .view=${this.comparison.view}></tl-compare-view>`}` : nothing}
     `;
   }
 }
