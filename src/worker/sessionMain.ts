@@ -42,7 +42,18 @@ async function handle(m: ToSessionThread): Promise<void> {
   switch (m.op) {
     case 'new':
       caches.get(m.cache)?.release(); // emptied by KVCacheState.release(): drop its share of the buffers
-      caches.set(m.cache, s.newCache());
+      caches.set(m.cache, s.newCache(m.lora ?? null));
+      return;
+    case 'lora':
+      try {
+        const r = await s.attachLora(m.weights);
+        post({ op: 'loraAttached', id: m.id, sha256: r.sha256, byteLength: r.byteLength });
+      } catch (e) {
+        post({ op: 'error', id: m.id, error: wire(e) });
+      }
+      return;
+    case 'unlora':
+      await s.detachLora(m.sha256);
       return;
     case 'fork':
       caches.set(m.cache, cacheOf(m.from).fork());
@@ -99,7 +110,7 @@ async function main(): Promise<void> {
     op: 'ready',
     meta: {
       vocabSize: s.vocabSize, pastNames: [...s.pastNames], kvType: s.kvType, kvHeads: s.kvHeads, headDim: s.headDim,
-      loadMs: s.loadMs, hasLogitsToKeep: s.hasLogitsToKeep, logitsNote: s.logitsNote,
+      loadMs: s.loadMs, hasLogitsToKeep: s.hasLogitsToKeep, logitsNote: s.logitsNote, loraBranches: s.loraBranches,
     },
   });
   let chain = Promise.resolve();

@@ -22,11 +22,15 @@ import type { ModelFolder } from '../core/model/modelFolder';
 import type { SessionOptions } from '../core/model/session';
 import type { ForwardOptions, ForwardResult, ForwardSession, KVCacheState } from '../core/model/forwardSession';
 import type { KVType } from '../core/model/kvCache';
+import { LoraError, LoraErrorKind, LoraWeights } from '../core/model/lora';
 
 /** Messages to the session thread. Cache ids are chosen by the caller. */
 export type ToSessionThread =
-  /** Creates cache `cache`, or empties it when it exists. */
-  | { op: 'new'; cache: number }
+  /** Creates cache `cache`, or empties it when it exists; `lora`: sha256 of an attached LoRA it runs with. */
+  | { op: 'new'; cache: number; lora?: string }
+  /** Makes a LoRA resident (its arrays are transferred). */
+  | { op: 'lora'; id: number; weights: LoraWeights }
+  | { op: 'unlora'; sha256: string }
   | { op: 'fork'; cache: number; from: number }
   | { op: 'rewind'; cache: number; length: number }
   | { op: 'free'; cache: number }
@@ -43,6 +47,8 @@ export interface SessionThreadMeta {
   loadMs: number;
   hasLogitsToKeep: boolean;
   logitsNote: string;
+  /** The graph has run-time LoRA branches. */
+  loraBranches: boolean;
 }
 
 /** An error as it crosses the thread boundary. */
@@ -59,7 +65,8 @@ export type FromSessionThread =
   | { op: 'result'; id: number; lastLogits: Float32Array; allLogits?: Float32Array; runMs: number; length: number }
   /** `length`: the cache's length after the failure (a failing prefill piece may have advanced it). */
   | { op: 'error'; id: number; error: WireError; length?: number }
-  | { op: 'disposed'; id: number };
+  | { op: 'disposed'; id: number }
+  | { op: 'loraAttached'; id: number; sha256: string; byteLength: number };
 
 /** `workerData` of the session thread. */
 export interface SessionThreadData {
@@ -82,7 +89,7 @@ class RemoteKVCache implements KVCacheState {
   /** True while a forward pass on this cache is in flight (its length is not known until it returns). */
   busy = false;
 
-  constructor(private readonly owner: ThreadedSession, readonly id: number, public length: number) {}
+  constructor(private readonly owner: ThreadedSession, readonly id: number, public length: number, readonly lora: { readonly sha256: string } | null = null) {}
 
   private idle(op: string): void {
     if (this.busy) throw new Error(`cannot ${op} a KV cache while a forward pass on it is running; await forward() first`);
@@ -107,7 +114,7 @@ class RemoteKVCache implements KVCacheState {
 
   release(): void {
     this.idle('release');
-    this.owner.send({ op: 'new', cache: this.id }); // replaces the thread's entry with an empty cache
+    this.owner.send({ op: 'new', cache: this.id, lora: this.lora?.sha256 }); // replaces the thread's entry with an empty cache
     this.length = 0;
   }
 }
@@ -125,6 +132,7 @@ export class ThreadedSession implements ForwardSession {
   readonly loadMs: number;
   readonly hasLogitsToKeep: boolean;
   readonly logitsNote: string;
+  readonly loraBranches: boolean;
   /** KV bytes per position (all layers, keys and values). */
   readonly bytesPerPosition: number;
 
@@ -143,6 +151,7 @@ export class ThreadedSession implements ForwardSession {
     this.loadMs = meta.loadMs;
     this.hasLogitsToKeep = meta.hasLogitsToKeep;
     this.logitsNote = meta.logitsNote;
+    this.loraBranches = meta.loraBranches;
     this.bytesPerPosition = meta.pastNames.length * meta.kvHeads * meta.headDim * (meta.kvType === 'float16' ? 2 : 4);
     worker.on('message', (m: FromSessionThread) => this.onMessage(m));
     worker.on('error', (e) => this.die(`the inference thread failed: ${e.message}`));
@@ -185,15 +194,36 @@ export class ThreadedSession implements ForwardSession {
     if (!this.dead) this.worker.postMessage(m);
   }
 
-  newCache(): KVCacheState {
-    const c = this.track(new RemoteKVCache(this, this.nextCacheId++, 0));
-    this.send({ op: 'new', cache: c.id });
+  newCache(lora?: string | null): KVCacheState {
+    const c = this.track(new RemoteKVCache(this, this.nextCacheId++, 0, lora ? { sha256: lora } : null));
+    this.send({ op: 'new', cache: c.id, lora: lora || undefined });
     return c;
+  }
+
+  /**
+   * Moves `weights` into the session thread (its arrays are transferred: `weights` is unusable
+   * after) and keeps it there under its sha256.
+   * @throws LoraError when it does not fit the graph.
+   */
+  async attachLora(weights: LoraWeights): Promise<{ sha256: string; byteLength: number }> {
+    const transfer = weights.pairs.flatMap((p) => [p.a.buffer as ArrayBuffer, p.b.buffer as ArrayBuffer]);
+    try {
+      const m = await this.request((id) => ({ op: 'lora', id, weights }), transfer);
+      if (m.op !== 'loraAttached') throw new TasklingError('INTERNAL', `unexpected reply ${m.op} to lora`);
+      return { sha256: m.sha256, byteLength: m.byteLength };
+    } catch (e) {
+      const k = e instanceof TasklingError && !(e instanceof LoraError) ? /^(LORA_[A-Z_]+): ([^]*)$/.exec(e.message) : null;
+      throw k ? new LoraError(k[1] as LoraErrorKind, k[2], (e as TasklingError).file) : e;
+    }
+  }
+
+  async detachLora(sha256: string): Promise<void> {
+    this.send({ op: 'unlora', sha256 });
   }
 
   /** @internal */
   forkCache(from: RemoteKVCache): KVCacheState {
-    const c = this.track(new RemoteKVCache(this, this.nextCacheId++, from.length));
+    const c = this.track(new RemoteKVCache(this, this.nextCacheId++, from.length, from.lora));
     this.send({ op: 'fork', cache: c.id, from: from.id });
     return c;
   }
@@ -239,13 +269,13 @@ export class ThreadedSession implements ForwardSession {
     for (const [id] of this.pending) this.settle(id)?.reject(this.dead);
   }
 
-  private request(make: (id: number) => ToSessionThread): Promise<FromSessionThread> {
+  private request(make: (id: number) => ToSessionThread, transfer: ArrayBuffer[] = []): Promise<FromSessionThread> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextRequestId++;
     return new Promise<FromSessionThread>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       if (this.pending.size === 1) this.worker.ref(); // keep the process alive while a reply is due
-      this.worker.postMessage(make(id));
+      this.worker.postMessage(make(id), transfer);
     });
   }
 
@@ -257,7 +287,7 @@ export class ThreadedSession implements ForwardSession {
   }
 
   private onMessage(m: FromSessionThread): void {
-    if (m.op === 'result' || m.op === 'disposed') this.settle(m.id)?.resolve(m);
+    if (m.op === 'result' || m.op === 'disposed' || m.op === 'loraAttached') this.settle(m.id)?.resolve(m);
     else if (m.op === 'error') this.settle(m.id)?.reject(Object.assign(new TasklingError(m.error.code, m.error.message, m.error.file), { kvLength: m.length }));
   }
 

@@ -13,6 +13,14 @@ import { readModelFolder } from '../../src/core/model/modelFolder';
 import { CausalLMSession } from '../../src/core/model/session';
 import { LoraError, loraBaseDims, LoraModule, readPeftLora, LORA_MODULES } from '../../src/core/model/lora';
 import { PrefixCache } from '../../src/core/generation/prefixCache';
+import { Engine } from '../../src/core/engine';
+import { ThreadedSession } from '../../src/worker/sessionThread';
+import { TaskRuntime, runTask } from '../../src/core/tasks';
+import type { ClassifyResult } from '../../src/core/tasks/classify';
+import type { ClassifyAdapter } from '../../src/core/adapters/manifest';
+import { getBuiltinAdapter } from '../../src/core/adapters/builtin';
+import { loadAdapterFile } from '../../src/core/adapters/load';
+import { TasklingError } from '../../src/core/errors';
 import { TINY_MODEL } from './testPaths';
 import { LoraMatrices, safetensorsBytes, writeMergedFp32, writePeftLora } from './loraFixtures';
 
@@ -225,4 +233,67 @@ test('a session without branches refuses a LoRA with a clear error; other LoRAs 
   expectLoraError(() => readPeftLora(join(tmp, 'bad-trunc'), base), 'LORA_FILE_TRUNCATED');
   const A = session.prepareLora(w);
   assert.ok((await logits(session, A)).length > 0);
+});
+
+test('tasks: an adapter with model.lora runs with that LoRA in the session thread; provenance and the prefix cache carry its sha256; LRU bound; a broken LoRA fails only its adapter', async () => {
+  const engine = await Engine.load(TINY_MODEL, { variant: 'fp32', threads: 1, loraBranches: true, openSession: (f, o) => ThreadedSession.load(f, o) });
+  try {
+    const mA = readPeftLora(join(tmp, 'A'), base);
+    // The session thread applies the same LoRA as this thread's session (its arrays were transferred there).
+    const local = await logits(session, session.prepareLora(mA));
+    await engine.session.attachLora!(readPeftLora(join(tmp, 'A'), base));
+    const c = engine.session.newCache(mA.sha256);
+    const remote = (await engine.session.forward(IDS, c, { allLogits: true })).allLogits!;
+    assert.ok(maxDiff(remote, local) <= 1e-6);
+    // A store bound below two LoRAs keeps only the last one used.
+    const runtime = new TaskRuntime(engine, undefined, mA.byteLength + 1);
+    const sentiment = getBuiltinAdapter('sentiment') as ClassifyAdapter;
+    const withA = { ...sentiment, id: 'sent-a', model: { lora: join(tmp, 'A') } };
+    const withB = { ...sentiment, id: 'sent-b', model: { lora: join(tmp, 'B') } };
+    const text = 'The update broke my build again and support never answered.';
+    const none1 = (await runTask(runtime, sentiment, text)) as ClassifyResult;
+    const a1 = (await runTask(runtime, withA, text)) as ClassifyResult;
+    const b1 = (await runTask(runtime, withB, text)) as ClassifyResult;
+    assert.deepEqual(runtime.loras.resident().map((r) => r.path), [join(tmp, 'B')], 'A was evicted by the bound');
+    const a2 = (await runTask(runtime, withA, text)) as ClassifyResult;
+    const none2 = (await runTask(runtime, sentiment, text)) as ClassifyResult;
+    assert.equal(a1.provenance.lora?.sha256, mA.sha256);
+    assert.equal(none1.provenance.lora, undefined);
+    assert.notEqual(b1.provenance.lora?.sha256, mA.sha256);
+    const probs = (r: ClassifyResult) => r.labels.map((l) => [l.label, l.probability]);
+    assert.deepEqual(probs(a2), probs(a1), 'A again (re-read after eviction, from the prefix cache) gives A\'s result exactly');
+    assert.deepEqual(probs(none2), probs(none1));
+    assert.notDeepEqual(probs(a1), probs(none1), 'the LoRA changes the scores');
+    assert.equal(a2.provenance.tokens.prefixReused > 0, true, 'the second A run reused A\'s prefix');
+    // Three LoRA keys (none, A, B) -> three prefix entries for the same tokens.
+    assert.equal(runtime.prefixCache.size, 3);
+    // A broken LoRA: a named error for its adapter; the others keep working.
+    const broken = { ...sentiment, id: 'sent-broken', model: { lora: join(tmp, 'bad-trunc') } };
+    await assert.rejects(runTask(runtime, broken, text), (e: unknown) => e instanceof LoraError && e.kind === 'LORA_FILE_TRUNCATED');
+    const relative = { ...sentiment, id: 'sent-rel', model: { lora: 'loras/a' } };
+    await assert.rejects(runTask(runtime, relative, text), (e: unknown) => e instanceof LoraError && /relative path/.test(e.message));
+    assert.deepEqual(probs((await runTask(runtime, withA, text)) as ClassifyResult), probs(a1));
+  } finally {
+    await engine.dispose();
+  }
+});
+
+test('an engine loaded without LoRA branches refuses an adapter with model.lora, naming the fix', async () => {
+  const engine = await Engine.load(TINY_MODEL, { variant: 'q4', threads: 1 });
+  try {
+    const runtime = new TaskRuntime(engine);
+    const a = { ...(getBuiltinAdapter('sentiment') as ClassifyAdapter), id: 'sent-a', model: { lora: join(tmp, 'A') } };
+    await assert.rejects(runTask(runtime, a, 'fine'), (e: unknown) => e instanceof TasklingError && e.code === 'ADAPTER_INVALID' && /without LoRA branches/.test(e.message));
+  } finally {
+    await engine.dispose();
+  }
+});
+
+test('loadAdapterFile resolves model.lora against the manifest folder', async () => {
+  const dir = join(tmp, 'manifests');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'a.taskling.json');
+  writeFileSync(file, JSON.stringify({ ...getBuiltinAdapter('sentiment'), id: 'with-lora', model: { lora: 'loras/A' } }));
+  const r = await loadAdapterFile(file);
+  assert.equal(r.adapter?.adapter.model?.lora, join(dir, 'loras', 'A'));
 });

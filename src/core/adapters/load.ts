@@ -315,6 +315,8 @@ export async function loadAdapterFile(path: string, kind: AdapterSource['kind'] 
     const got = await readManifestText(file);
     if ('error' in got) return { errors: [{ file, jsonPath: '', message: got.error, severity: 'error' }] };
     const r = parseAdapterText(got.text, file);
+    // A run-time LoRA is named relative to its manifest: made absolute here, where the file is known.
+    if (r.adapter?.model?.lora && !isAbsolute(r.adapter.model.lora)) r.adapter.model = { ...r.adapter.model, lora: resolve(dirname(file), r.adapter.model.lora) };
     return r.adapter ? { adapter: { adapter: r.adapter, source: { kind, file } }, errors: [] } : { errors: r.errors };
   } catch (e) {
     return { errors: [{ file, jsonPath: '', message: `could not be loaded (${e instanceof Error ? e.message : String(e)}); fix or remove this file`, severity: 'error' }] };

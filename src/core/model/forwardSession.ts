@@ -4,6 +4,7 @@
  * `ThreadedSession`, which keeps onnxruntime's per-step output buffers out of this thread's heap).
  */
 import type { KVType } from './kvCache';
+import type { LoraWeights } from './lora';
 
 /** Output of one forward pass. */
 export interface ForwardResult {
@@ -62,8 +63,20 @@ export interface ForwardSession {
   readonly hasLogitsToKeep: boolean;
   /** How logits are computed (graph rewrite notes), for logs and benchmarks. */
   readonly logitsNote: string;
-  /** An empty KV cache (length 0) shaped for this graph. */
-  newCache(): KVCacheState;
+  /**
+   * An empty KV cache (length 0) shaped for this graph; with `lora` (the sha256 of a LoRA given
+   * to {@link attachLora}) every pass on it and on its forks runs with that LoRA.
+   */
+  newCache(lora?: string | null): KVCacheState;
+  /** True when the graph has run-time LoRA branches (SessionOptions.loraBranches). */
+  readonly loraBranches?: boolean;
+  /**
+   * Makes a LoRA resident in the session (the worker's session thread: its tensors are moved
+   * there). @throws LoraError when it does not fit the graph.
+   */
+  attachLora?(weights: LoraWeights): Promise<{ sha256: string; byteLength: number }>;
+  /** Frees an attached LoRA (caches made with it keep their own reference). */
+  detachLora?(sha256: string): Promise<void>;
   /**
    * Runs the graph on `ids` appended after `cache`, and advances `cache` by `ids.length`.
    * @throws TasklingError `INVALID_INPUT` (empty ids, id outside the vocabulary),

@@ -147,6 +147,8 @@ export class CausalLMSession implements ForwardSession {
   loraSlots: readonly LoraSlot[] = [];
   /** Rank-0 feeds of every branch (no LoRA active). */
   private noLora: LoraFeeds | null = null;
+  /** LoRAs attached by {@link attachLora}, by sha256. */
+  private readonly loras = new Map<string, LoraFeeds>();
   private disposed = false;
 
   /**
@@ -244,7 +246,12 @@ export class CausalLMSession implements ForwardSession {
    * runs with `lora` (from {@link prepareLora}; default none).
    * @throws TasklingError `INVALID_INPUT` when `lora` is given but the graph has no LoRA branches.
    */
-  newCache(lora?: LoraFeeds | null): KVCache {
+  newCache(lora?: LoraFeeds | string | null): KVCache {
+    if (typeof lora === 'string') {
+      const got = lora ? this.loras.get(lora) : null;
+      if (got === undefined) throw new TasklingError('INVALID_INPUT', `The LoRA ${lora.slice(0, 12)} is not attached to this session (attachLora first, or it was detached).`);
+      lora = got;
+    }
     if (lora && lora.sha256 && !this.loraSlots.length) throw new TasklingError('INVALID_INPUT', `This session was loaded without LoRA branches (loraBranches: false): load it with loraBranches to use the LoRA ${lora.sha256.slice(0, 12)}.`);
     const c = new KVCache(this.pastNames, this.kvHeads, this.headDim, this.kvType, this.kvInPlace);
     c.lora = lora && lora.sha256 ? lora : null;
@@ -259,6 +266,26 @@ export class CausalLMSession implements ForwardSession {
   prepareLora(weights: LoraWeights): LoraFeeds {
     if (!this.loraSlots.length) throw new TasklingError('INVALID_INPUT', `This session was loaded without LoRA branches (loraBranches: false), so the LoRA ${weights.dir} cannot be applied; load the model with loraBranches.`);
     return loraFeeds(this.loraSlots, weights);
+  }
+
+  /** True when the graph has LoRA branches (loaded with `loraBranches`). */
+  get loraBranches(): boolean {
+    return this.loraSlots.length > 0;
+  }
+
+  /**
+   * Keeps `weights` resident under its sha256, for {@link newCache}`(sha256)`.
+   * @returns its sha256 and the float32 bytes it holds.
+   * @throws as {@link prepareLora}.
+   */
+  async attachLora(weights: LoraWeights): Promise<{ sha256: string; byteLength: number }> {
+    if (!this.loras.has(weights.sha256)) this.loras.set(weights.sha256, this.prepareLora(weights));
+    return { sha256: weights.sha256, byteLength: weights.byteLength };
+  }
+
+  /** Drops an attached LoRA (KV caches made with it keep working: they hold its feeds). */
+  async detachLora(sha256: string): Promise<void> {
+    this.loras.delete(sha256);
   }
 
   /**

@@ -148,7 +148,7 @@ export async function classify(runtime: TaskRuntime, adapter: ClassifyAdapter, t
 
   const { ids } = await runtime.fitPrompt(adapter, text, Math.max(1, ...seqs.map((s) => s.length)), opts);
   const prefix = runtime.adapterPrefixIds(adapter);
-  const { generator, prefixReused } = await runtime.prefill(ids, prefix, { signal: opts.signal }, opts.usePrefixCache ?? true);
+  const { generator, prefixReused } = await runtime.prefill(ids, prefix, { signal: opts.signal }, opts.usePrefixCache ?? true, await runtime.loraFor(adapter));
   try {
     const rootLogits = await generator.nextLogits();
     const trie = new LabelTrie(seqs);
@@ -207,7 +207,7 @@ async function classifyMulti(runtime: TaskRuntime, adapter: ClassifyAdapter, tex
   }
   shared = Math.min(shared, Math.min(...prompts.map((p) => p.length)) - 1);
   const prefix = runtime.adapterPrefixIds(adapter, (t) => withQuestion(buildMessages(adapter, t), multiLabelQuestion(adapter.labels[0])));
-  const { generator, prefixReused } = await runtime.prefill(prompts[0].slice(0, shared), prefix.slice(0, Math.min(prefix.length, shared)), { signal: opts.signal }, opts.usePrefixCache ?? true);
+  const { generator, prefixReused } = await runtime.prefill(prompts[0].slice(0, shared), prefix.slice(0, Math.min(prefix.length, shared)), { signal: opts.signal }, opts.usePrefixCache ?? true, await runtime.loraFor(adapter));
   try {
     const yes = ['yes', 'Yes'].map((w) => tok.encode(w)[0]);
     const no = ['no', 'No'].map((w) => tok.encode(w)[0]);

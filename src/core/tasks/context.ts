@@ -2,7 +2,7 @@
  * What every task needs: the engine, an adapter-prefix KV cache, cancellation/progress hooks,
  * the context budget, and provenance for results.
  */
-import { basename } from 'node:path';
+import { basename, isAbsolute } from 'node:path';
 import { Engine } from '../engine';
 import { modelFileHash } from '../model/modelFolder';
 import type { KVCacheState } from '../model/forwardSession';
@@ -12,6 +12,8 @@ import { TasklingError, throwIfAborted } from '../errors';
 import type { ChatMessage } from '../../shared/protocol';
 import type { TaskAdapter } from '../adapters/manifest';
 import { buildMessages } from '../adapters/prompt';
+import { LoraError, loraBaseDims } from '../model/lora';
+import { LoraStore, ResidentLora } from '../model/loraStore';
 
 /** Options shared by the three tasks. */
 export interface TaskOptions {
@@ -32,6 +34,8 @@ export interface TaskOptions {
 export interface Provenance {
   model: { id: string; dir: string; variant: string; sha256: string };
   adapter: { id: string; version: string };
+  /** The run-time LoRA the result was computed with (the adapter's `model.lora`): its folder and sha256 (of adapter_model.safetensors + adapter_config.json). */
+  lora?: { path: string; sha256: string };
   decoding: { strategy: 'greedy' | 'sample' | 'score'; temperature?: number; maxNewTokens?: number; seed?: number };
   tokens: { prompt: number; prefixReused: number; generated: number };
   timings: { prefillMs: number; decodeMs: number; tokensPerSecond: number; totalMs: number; forwardPasses: number };
@@ -42,9 +46,34 @@ export class TaskRuntime {
   readonly prefixCache: PrefixCache;
   private hash: string | null = null;
   private readonly adapterPrefix = new Map<string, number[]>();
+  /** The LoRAs resident in the session (LRU bound: `loraStoreBytes`). */
+  readonly loras: LoraStore;
+  /** The LoRA last used for each `model.lora` path (for provenance). */
+  private readonly loraByPath = new Map<string, ResidentLora>();
 
-  constructor(readonly engine: Engine, prefixCacheBytes?: number) {
+  /**
+   * @param prefixCacheBytes bound of the prefix KV cache (default 256 MiB).
+   * @param loraStoreBytes bound of the resident LoRAs (default 256 MiB).
+   */
+  constructor(readonly engine: Engine, prefixCacheBytes?: number, loraStoreBytes?: number) {
     this.prefixCache = new PrefixCache(prefixCacheBytes);
+    this.loras = new LoraStore(engine.session, loraBaseDims(engine.folder.config), loraStoreBytes);
+  }
+
+  /**
+   * The run-time LoRA of `adapter` (`model.lora`, an absolute path once the adapter was loaded
+   * from its file), resident in the session; null when it has none.
+   * @throws LoraError (code `ADAPTER_INVALID`) for a LoRA that cannot be used (see readPeftLora),
+   *   or a relative path (an adapter not loaded from a file); TasklingError `ADAPTER_INVALID` when
+   *   the model was loaded without LoRA branches.
+   */
+  async loraFor(adapter: TaskAdapter): Promise<ResidentLora | null> {
+    const p = adapter.model?.lora;
+    if (!p) return null;
+    if (!isAbsolute(p)) throw new LoraError('LORA_FILE_MISSING', `The adapter ${JSON.stringify(adapter.id)} names the LoRA ${JSON.stringify(p)} by a relative path, which only resolves against the adapter's file; load the adapter from its *.taskling.json file or give an absolute path.`, p);
+    const r = await this.loras.acquire(p);
+    this.loraByPath.set(p, r);
+    return r;
   }
 
   /** SHA-256 of the model's graph + weights, computed once (streamed, ~1 s per 400 MB). */
@@ -81,25 +110,26 @@ export class TaskRuntime {
    * `usePrefixCache` (computing and storing it on the first call).
    * @returns the generator and how many tokens came from the prefix cache.
    */
-  async prefill(ids: number[], prefixIds: number[], params: Omit<GeneratorParams, 'eosTokenIds'>, usePrefixCache = true): Promise<{ generator: Generator; prefixReused: number }> {
+  async prefill(ids: number[], prefixIds: number[], params: Omit<GeneratorParams, 'eosTokenIds'>, usePrefixCache = true, lora: ResidentLora | null = null): Promise<{ generator: Generator; prefixReused: number }> {
     throwIfAborted(params.signal);
     const full: GeneratorParams = { suppressTokenIds: this.engine.suppressTokenIds, ...params, eosTokenIds: this.engine.folder.eosTokenIds };
     const session = this.engine.session;
     const sharesPrefix = prefixIds.length > 0 && prefixIds.length < ids.length && prefixIds.every((t, i) => ids[i] === t);
     if (usePrefixCache && sharesPrefix) {
-      let hit = this.prefixCache.lookup(ids);
+      const key = lora?.sha256 ?? '';
+      let hit = this.prefixCache.lookup(ids, key);
       if (!hit || hit.tokens.length < prefixIds.length) {
-        const c: KVCacheState = session.newCache();
+        const c: KVCacheState = session.newCache(key || null);
         await session.forward(prefixIds, c);
         this.prefixCache.insert(prefixIds, c);
         c.release(); // the prefix cache keeps its own fork
-        hit = this.prefixCache.lookup(ids)!;
+        hit = this.prefixCache.lookup(ids, key)!;
       }
       const g = new Generator(session, full, hit.cache, hit.tokens);
       await g.appendTokens(ids.slice(hit.tokens.length));
       return { generator: g, prefixReused: hit.tokens.length };
     }
-    const g = new Generator(session, full);
+    const g = new Generator(session, full, session.newCache(lora?.sha256 ?? null));
     await g.appendTokens(ids);
     return { generator: g, prefixReused: 0 };
   }
@@ -184,6 +214,7 @@ export class TaskRuntime {
     return {
       model: { id: basename(f.dir), dir: f.dir, variant: f.variant, sha256: this.modelSha256() },
       adapter: { id: adapter.id, version: adapter.version },
+      ...(adapter.model?.lora && this.loraByPath.has(adapter.model.lora) ? { lora: { path: adapter.model.lora, sha256: this.loraByPath.get(adapter.model.lora)!.sha256 } } : {}),
       decoding,
       tokens,
       timings: {

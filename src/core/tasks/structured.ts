@@ -38,7 +38,7 @@ export async function generateStructured(
     const temperature = adapter.generation?.temperature;
     const { generator, prefixReused } = await runtime.prefill(ids, runtime.adapterPrefixIds(adapter), {
       maxNewTokens, temperature, constraint, signal: opts.signal, encode: (t) => engine.tokenizer.encode(t), recordLogProbs: true,
-    }, opts.usePrefixCache ?? true);
+    }, opts.usePrefixCache ?? true, await runtime.loraFor(adapter));
     try {
       const detok = new IncrementalDetokenizer(engine.tokenizer, { skipSpecialTokens: true });
       const ranges: StructuredOutput['tokenRanges'] = [];
