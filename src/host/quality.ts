@@ -70,7 +70,22 @@ export class QualityService implements vscode.Disposable {
   /** The last record appended by accept / correct (tests read it). */
   lastSaved: { file: string; line: string } | undefined;
 
-  constructor(private readonly c: TasklingController, private readonly log: vscode.LogOutputChannel) {}
+  private readonly watcher: vscode.FileSystemWatcher;
+  private readonly pendingRefresh = new Map<string, ReturnType<typeof setTimeout>>();
+
+  constructor(private readonly c: TasklingController, private readonly log: vscode.LogOutputChannel) {
+    // Datasets changed outside the panel (the CLI, git, an editor): refresh the dataset view.
+    this.watcher = vscode.workspace.createFileSystemWatcher('**/.taskling/datasets/*.jsonl');
+    const changed = (uri: vscode.Uri) => {
+      const id = path.basename(uri.fsPath, '.jsonl');
+      if (!this.c.registry.get(id) || uri.fsPath !== this.datasetFile(id)) return;
+      clearTimeout(this.pendingRefresh.get(id));
+      this.pendingRefresh.set(id, setTimeout(() => { this.pendingRefresh.delete(id); this.postDataset(id); }, 200));
+    };
+    this.watcher.onDidChange(changed);
+    this.watcher.onDidCreate(changed);
+    this.watcher.onDidDelete(changed);
+  }
 
   /** Whether records can be written, and why not. */
   state(): QualityState {
@@ -586,6 +601,8 @@ export class QualityService implements vscode.Disposable {
 
   dispose(): void {
     this.evalCts?.cancel();
+    this.watcher.dispose();
+    for (const t of this.pendingRefresh.values()) clearTimeout(t);
     this.emitter.dispose();
   }
 }

@@ -86,7 +86,7 @@ export class PanelProvider implements vscode.WebviewViewProvider, vscode.Disposa
         await c.runAdapter(a);
         return;
       }
-      case 'cancel': c.cancel(); return;
+      case 'cancel': if (!c.cancel()) c.quality?.cancelEvaluation(); return;
       case 'openAdapterFile': {
         const file = c.registry.get(m.adapterId)?.source.file;
         if (file && path.isAbsolute(file)) await vscode.window.showTextDocument(vscode.Uri.file(file));

@@ -285,7 +285,7 @@ export class TasklingPanel extends LitElement {
         ${!p.hasSelection && !busy ? html`<div class="hint muted">Select text in an editor to run.</div>` : nothing}
         ${busy ? html`<div class="progress" role="status" aria-live="polite">
           <vscode-progress-ring aria-hidden="true"></vscode-progress-ring>
-          <span>${this.progress?.message ?? 'Starting…'}</span>
+          <span>${this.progress?.message ?? ((p.engine.kind === 'running' && p.engine.progress) || 'Starting…')}</span>
         </div>
         ${this.progress?.fraction !== undefined ? html`<div class="bar" role="progressbar" aria-label="Run progress" aria-valuemin="0" aria-valuemax="100"
           aria-valuenow=${Math.round(this.progress.fraction * 100)}><span style=${`width:${(this.progress.fraction * 100).toFixed(1)}%`}></span></div>` : nothing}` : nothing}
