@@ -27,8 +27,9 @@ const nodeConfig = (entry, filename) => ({
   module: {
     rules: [
       { test: /\.ts$/, exclude: /node_modules/, use: [{ loader: 'ts-loader', options: { transpileOnly: true, compilerOptions: { sourceMap: true, module: 'commonjs' } } }] },
-      // UMD bundle in a "type": "module" package: parse as CommonJS (WASM is inlined as base64).
-      { test: /@mlc-ai[\\/]web-xgrammar[\\/]lib[\\/]index\.js$/, type: 'javascript/auto' },
+      // web-xgrammar's UMD bundle (WASM inlined as base64) as text: src/core/constraints/xgrammarLoader.ts
+      // compiles it itself, with its own console (XGrammar's prints stay off stdout) and anew after an abort.
+      { test: /@mlc-ai[\\/]web-xgrammar[\\/]lib[\\/]index\.js$/, resourceQuery: /source/, type: 'asset/source' },
     ],
   },
   plugins: [

@@ -19,7 +19,7 @@ import { ThreadedSession } from '../worker/sessionThread';
 import { TasklingError } from '../core/errors';
 import type { ConstraintSpec } from '../shared/protocol';
 import { choiceOpt, flag, intOpt, numOpt, opt, parseArgs, UsageError, usageError, type OptionSpec, type ParsedArgs } from './args';
-import { validateJson } from '../core/constraints';
+import { checkUserSchema, validateJson, xgrammarRegexProblem } from '../core/constraints';
 import { runTask, TaskRuntime } from '../core/tasks';
 import { AdapterRegistry, loadAdapterFile, loadAdapterFolder, readManifestId } from '../core/adapters/load';
 import type { AdapterError, TaskAdapter } from '../core/adapters/manifest';
@@ -177,6 +177,13 @@ async function generate(argv: string[]): Promise<number> {
       return 1;
     }
     schema = parsed as Record<string, unknown>;
+    // What no value satisfies, or what RE2 cannot run, is refused before the model loads.
+    const problems = checkUserSchema(schema);
+    if (problems.length) {
+      console.error(`taskling: SCHEMA_INVALID: the JSON Schema ${schemaFile} cannot be used:`);
+      for (const p of problems) console.error(`  ${p.pointer || '(root)'}: ${p.message}`);
+      return 1;
+    }
     constraint = { kind: 'jsonSchema', schema };
   } else if (choice !== undefined) {
     const options = choice.split(',');
@@ -190,6 +197,8 @@ async function generate(argv: string[]): Promise<number> {
     } catch (e) {
       throw usageError('generate', `invalid regex: ${(e as Error).message}`);
     }
+    const f = xgrammarRegexProblem(regex);
+    if (f) throw usageError('generate', `--regex uses a ${f.feature} (at character ${f.index + 1}), which the grammar engine cannot enforce; rewrite it without one`);
     constraint = { kind: 'regex', pattern: regex };
   }
 

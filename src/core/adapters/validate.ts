@@ -14,9 +14,7 @@
  * which knows the source text.
  */
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
-import Ajv2019 from 'ajv/dist/2019';
-import Ajv2020 from 'ajv/dist/2020';
-import addFormats from 'ajv-formats';
+import { AJV_REGEX_OPTIONS, checkUserSchema, compileUserSchema } from '../constraints/userSchema';
 import manifestSchema from '../../../schemas/taskling-adapter.schema.json';
 import type {
   AdapterError,
@@ -45,29 +43,15 @@ let manifestValidator: ValidateFunction | undefined;
 
 function getManifestValidator(): ValidateFunction {
   if (!manifestValidator) {
-    const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false, strictRequired: false });
+    const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false, strictRequired: false, ...AJV_REGEX_OPTIONS });
     ajv.addKeyword({ keyword: 'enumDescriptions', schemaType: 'array' });
     manifestValidator = ajv.compile(manifestSchema);
   }
   return manifestValidator;
 }
 
-/**
- * Compiles a user JSON Schema (a toJson adapter's `schema`) with the ajv dialect its `$schema`
- * names: 2020-12, 2019-09, else draft-07. Formats from ajv-formats are known; unknown keywords
- * are allowed (strict off) so descriptive extras do not break loading.
- *
- * @returns the ajv validate function (`fn(value) -> boolean`, errors on `fn.errors`).
- * @throws Error with ajv's message when the schema does not compile (bad keyword values,
- *   unresolvable `$ref`, ...).
- */
-export function compileUserSchema(schema: Record<string, unknown>): ValidateFunction {
-  const dialect = typeof schema.$schema === 'string' ? schema.$schema : '';
-  const opts = { allErrors: true, strict: false } as const;
-  const ajv = dialect.includes('2020-12') ? new Ajv2020(opts) : dialect.includes('2019-09') ? new Ajv2019(opts) : new Ajv(opts);
-  addFormats(ajv);
-  return ajv.compile(schema);
-}
+/** Compiles a user JSON Schema for the draft it declares (see `constraints/userSchema`). */
+export { compileUserSchema };
 
 /**
  * Validates a parsed manifest (the value of `JSON.parse` on a `*.taskling.json` file).
@@ -312,6 +296,13 @@ function checkToJson(a: ToJsonAdapter, file: string, errors: AdapterError[]): vo
     errors.push(err(file, '/schema', 'must be a JSON Schema object'));
     return;
   }
+  // What no value can satisfy, or what RE2 cannot run, is refused before ajv sees it (a pattern
+  // such as ^(a+)+$ would otherwise be run by a backtracking engine on the examples).
+  const problems = checkUserSchema(a.schema, '/schema');
+  if (problems.length) {
+    for (const p of problems) errors.push(err(file, p.pointer, p.message));
+    return;
+  }
   let fn: ValidateFunction;
   try {
     fn = compileUserSchema(a.schema);
@@ -331,3 +322,4 @@ function checkToJson(a: ToJsonAdapter, file: string, errors: AdapterError[]): vo
     }
   });
 }
+

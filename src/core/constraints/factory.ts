@@ -8,6 +8,8 @@ import type { GemmaTokenizer } from '../tokenizer';
 import { GrammarCompilerCache, CompiledGrammarEntry } from './grammarCompiler';
 import { GrammarConstraint } from './grammarConstraint';
 import { JsonLengthGuard } from './lengthGuard';
+import { xgrammarRegexProblem } from './schemaAnalysis';
+import { checkUserSchema } from './userSchema';
 import type { TokenConstraint } from '../generation/generator';
 
 /** Longest JSON string generated under a schema without its own bound, in characters. */
@@ -27,16 +29,14 @@ export class ConstraintFactory {
     return new ConstraintFactory(compiler, tokenizer);
   }
 
-  /** Compiles (or fetches) the grammar of `spec`. @throws TasklingError `GRAMMAR_UNSUPPORTED`. */
+  /**
+   * Compiles (or fetches) the grammar of `spec`. What XGrammar would abort on is refused first
+   * (see {@link checkConstraintSpec}).
+   * @throws TasklingError `SCHEMA_INVALID` (a JSON Schema no value satisfies, or with a pattern
+   *   RE2 cannot run), `GRAMMAR_UNSUPPORTED` (a regex XGrammar cannot take; XGrammar failed).
+   */
   async compile(spec: ConstraintSpec): Promise<CompiledGrammarEntry> {
-    // XGrammar aborts its WebAssembly module on some malformed input, so check it here first.
-    if (spec.kind === 'regex') {
-      try {
-        new RegExp(spec.pattern, 'u');
-      } catch (e) {
-        throw new TasklingError('GRAMMAR_UNSUPPORTED', `invalid regex: ${(e as Error).message}`);
-      }
-    }
+    checkConstraintSpec(spec);
     if (spec.kind === 'choice' && (!Array.isArray(spec.options) || spec.options.length === 0 || spec.options.some((o) => typeof o !== 'string' || o === ''))) {
       throw new TasklingError('GRAMMAR_UNSUPPORTED', 'a choice constraint needs at least one option and no empty options');
     }
@@ -70,5 +70,34 @@ export class ConstraintFactory {
 
   dispose(): void {
     void this.compiler.dispose();
+  }
+}
+
+/**
+ * Refuses, before XGrammar sees it, what it would abort on (a WebAssembly abort costs a new
+ * module) or what cannot give a valid result: a regex that does not parse or uses a feature
+ * XGrammar's regex converter lacks (backreference, lookaround, word boundary, `\p{...}`, inline
+ * flags), a JSON Schema that is not an object, that no value satisfies, or whose patterns RE2
+ * cannot run (see `checkUserSchema`). Choice options are checked in `compile`.
+ * @throws TasklingError `GRAMMAR_UNSUPPORTED` (regex), `SCHEMA_INVALID` (JSON Schema); each
+ *   message names the keyword and its JSON Pointer, or the regex feature and its position.
+ */
+export function checkConstraintSpec(spec: ConstraintSpec): void {
+  if (spec.kind === 'regex') {
+    if (typeof spec.pattern !== 'string') throw new TasklingError('GRAMMAR_UNSUPPORTED', 'a regex constraint needs a pattern string');
+    try {
+      new RegExp(spec.pattern, 'u');
+    } catch (e) {
+      throw new TasklingError('GRAMMAR_UNSUPPORTED', `invalid regex: ${(e as Error).message}`);
+    }
+    const f = xgrammarRegexProblem(spec.pattern);
+    if (f) throw new TasklingError('GRAMMAR_UNSUPPORTED', `The regex ${JSON.stringify(spec.pattern)} uses a ${f.feature} (at character ${f.index + 1}), which the grammar engine (XGrammar) cannot enforce; rewrite the regex without it.`);
+  } else if (spec.kind === 'jsonSchema') {
+    const s = spec.schema as unknown;
+    if (typeof s !== 'boolean' && (typeof s !== 'object' || s === null || Array.isArray(s))) throw new TasklingError('SCHEMA_INVALID', 'The JSON Schema must be an object (or true/false).');
+    const problems = checkUserSchema(s);
+    if (problems.length) {
+      throw new TasklingError('SCHEMA_INVALID', `The JSON Schema cannot be used: ${problems.slice(0, 5).map((p) => `${p.pointer || '(root)'}: ${p.message}`).join('; ')}${problems.length > 5 ? `; and ${problems.length - 5} more` : ''}.`);
+    }
   }
 }

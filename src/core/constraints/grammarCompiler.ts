@@ -7,8 +7,8 @@
  * `dispose()` explicitly; the JS garbage collector does not free them.
  */
 import type * as XGrammar from '@mlc-ai/web-xgrammar';
-import { loadXGrammar } from './xgrammarLoader';
-import { canonicalJson, sanitizeSchemaForXGrammar, type SchemaGrammarPolicy } from './schemaAnalysis';
+import { discardXGrammar, isXGrammarAbort, lastXGrammarFatal, loadXGrammar, xgrammarGeneration, type XGrammarModule } from './xgrammarLoader';
+import { canonicalJson, escapePropertyNamesForXGrammar, sanitizeSchemaForXGrammar, type SchemaGrammarPolicy } from './schemaAnalysis';
 
 /** What the token table needs from a tokenizer (a `GemmaTokenizer` satisfies it). */
 export interface TokenTableSource {
@@ -59,6 +59,10 @@ export interface CompiledGrammarEntry {
   vocabSize: number;
   /** Stop token ids the matcher accepts at the end. */
   stopTokenIds: readonly number[];
+  /** The web-xgrammar instance that compiled it (matchers must come from the same one). */
+  module: XGrammarModule;
+  /** That instance's number (see `xgrammarGeneration`). */
+  generation: number;
 }
 
 /** Cache counters of a {@link GrammarCompilerCache}. */
@@ -66,6 +70,8 @@ export interface GrammarCacheStats {
   hits: number;
   misses: number;
   size: number;
+  /** New web-xgrammar instances moved to after an abort. */
+  restarts: number;
 }
 
 const infoCache = new WeakMap<TokenTableSource, Map<string, Promise<{ info: XGrammar.TokenizerInfo; buildMs: number }>>>();
@@ -85,9 +91,12 @@ export function getTokenizerInfo(tokenizer: TokenTableSource, opts: TokenTableOp
   if (vocab.length === 0) throw new Error('cannot build an XGrammar token table from an empty vocab');
   const vocabSize = opts.vocabSize ?? vocab.length;
   const stops = [...(opts.stopTokenIds ?? tokenizer.eosIds)].filter((id) => id < vocabSize);
-  const key = `${vocabSize}|${stops.join(',')}`;
+  const gen = xgrammarGeneration();
+  const key = `${gen}|${vocabSize}|${stops.join(',')}`;
   let perTok = infoCache.get(tokenizer);
   if (!perTok) infoCache.set(tokenizer, (perTok = new Map()));
+  // Token tables of a discarded (aborted) instance are dropped, not disposed: calling into it is not safe.
+  for (const k of [...perTok.keys()]) if (!k.startsWith(`${gen}|`)) perTok.delete(k);
   let p = perTok.get(key);
   if (!p) {
     const xg = loadXGrammar();
@@ -108,7 +117,8 @@ export async function disposeTokenizerInfo(tokenizer: TokenTableSource): Promise
   const perTok = infoCache.get(tokenizer);
   if (!perTok) return;
   infoCache.delete(tokenizer);
-  for (const p of perTok.values()) (await p.catch(() => undefined))?.info.dispose();
+  const gen = `${xgrammarGeneration()}|`;
+  for (const [k, p] of perTok) if (k.startsWith(gen)) (await p.catch(() => undefined))?.info.dispose();
 }
 
 /** Escapes a JS string as the body of an XGrammar EBNF string literal ("..."). */
@@ -130,11 +140,14 @@ export function ebnfStringLiteral(s: string): string {
  */
 export class GrammarCompilerCache {
   private readonly cache = new Map<string, Promise<CompiledGrammarEntry>>();
-  private counters = { hits: 0, misses: 0 };
+  private counters = { hits: 0, misses: 0, restarts: 0 };
   private disposed = false;
+  private rebuilding: Promise<void> | undefined;
 
   private constructor(
-    private readonly compiler: XGrammar.GrammarCompiler,
+    private compiler: XGrammar.GrammarCompiler,
+    private generation: number,
+    private readonly tokenizer: TokenTableSource,
     /** Logits width the bitmask covers (ids). */
     readonly vocabSize: number,
     /** Stop token ids (eos) allowed when the grammar is complete. */
@@ -151,19 +164,42 @@ export class GrammarCompilerCache {
     const vocabSize = opts.vocabSize ?? tokenizer.rawVocab().length;
     const stops = [...(opts.stopTokenIds ?? tokenizer.eosIds)].filter((id) => id < vocabSize);
     const t0 = performance.now();
+    const gen = xgrammarGeneration();
     const { info } = await getTokenizerInfo(tokenizer, { vocabSize, stopTokenIds: stops });
     const ms = performance.now() - t0;
     const compiler = await loadXGrammar().GrammarCompiler.createGrammarCompiler(info, true);
-    return new GrammarCompilerCache(compiler, vocabSize, stops, ms);
+    return new GrammarCompilerCache(compiler, gen, tokenizer, vocabSize, stops, ms);
   }
 
-  /** Cache counters: hits, misses (= compilations), size (entries). */
+  /**
+   * Cache counters: hits, misses (= compilations), size (entries), restarts (new web-xgrammar
+   * instances this cache moved to after an abort).
+   */
   get stats(): GrammarCacheStats {
-    return { ...this.counters, size: this.cache.size };
+    return { hits: this.counters.hits, misses: this.counters.misses, size: this.cache.size, restarts: this.counters.restarts };
+  }
+
+  /** The compiler of the current web-xgrammar instance; rebuilds token table and compiler after an abort. */
+  private async currentCompiler(): Promise<XGrammar.GrammarCompiler> {
+    while (this.generation !== xgrammarGeneration()) {
+      this.rebuilding ??= (async () => {
+        const gen = xgrammarGeneration();
+        const { info } = await getTokenizerInfo(this.tokenizer, { vocabSize: this.vocabSize, stopTokenIds: this.stopTokenIds });
+        const compiler = await loadXGrammar().GrammarCompiler.createGrammarCompiler(info, true);
+        if (gen !== xgrammarGeneration()) return; // discarded again meanwhile: go round once more
+        this.compiler = compiler;
+        this.generation = gen;
+        this.counters.restarts++;
+      })().finally(() => { this.rebuilding = undefined; });
+      await this.rebuilding;
+    }
+    return this.compiler;
   }
 
   private get(kind: GrammarKind, spec: unknown, build: (c: XGrammar.GrammarCompiler) => Promise<XGrammar.CompiledGrammar>): Promise<CompiledGrammarEntry> {
     if (this.disposed) throw new Error('GrammarCompilerCache used after dispose()');
+    const gen = xgrammarGeneration();
+    if (this.generation !== gen) this.cache.clear(); // grammars of an aborted instance are not used again
     const key = `${kind}:${canonicalJson(spec)}`;
     const hit = this.cache.get(key);
     if (hit) {
@@ -172,13 +208,22 @@ export class GrammarCompilerCache {
     }
     this.counters.misses++;
     const t0 = performance.now();
-    const p = build(this.compiler).then(
-      (compiled): CompiledGrammarEntry => ({ kind, key, compiled, compileMs: performance.now() - t0, vocabSize: this.vocabSize, stopTokenIds: this.stopTokenIds }),
-      (err: unknown) => {
+    const p = this.currentCompiler().then(async (c) => {
+      const used = this.generation;
+      try {
+        const compiled = await build(c);
+        return { kind, key, compiled, compileMs: performance.now() - t0, vocabSize: this.vocabSize, stopTokenIds: this.stopTokenIds, module: loadXGrammar(), generation: used } satisfies CompiledGrammarEntry;
+      } catch (err) {
         this.cache.delete(key);
-        throw new Error(`XGrammar could not compile ${kind} grammar: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      },
-    );
+        let reason = err instanceof Error ? err.message : String(err);
+        if (isXGrammarAbort(err)) {
+          reason = lastXGrammarFatal() ?? reason;
+          // The aborted module is unusable: the next compilation gets a new instance.
+          if (used === xgrammarGeneration()) discardXGrammar();
+        }
+        throw new Error(`XGrammar could not compile ${kind} grammar: ${reason}`, { cause: err });
+      }
+    });
     this.cache.set(key, p);
     return p;
   }
@@ -200,7 +245,7 @@ export class GrammarCompilerCache {
     };
     const clean = sanitizeSchemaForXGrammar(schema, { enforceStringLength: opts.enforceStringLength ?? false });
     return this.get('json-schema', { schema: clean, options: o }, (c) =>
-      c.compileJSONSchema(canonicalJson(clean), o.anyWhitespace, o.indent, o.separators, o.strictMode, o.maxWhitespaceCnt),
+      c.compileJSONSchema(canonicalJson(escapePropertyNamesForXGrammar(clean)), o.anyWhitespace, o.indent, o.separators, o.strictMode, o.maxWhitespaceCnt),
     );
   }
 
@@ -238,8 +283,12 @@ export class GrammarCompilerCache {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    for (const p of this.cache.values()) (await p.catch(() => undefined))?.compiled.dispose();
+    const gen = xgrammarGeneration();
+    for (const p of this.cache.values()) {
+      const e = await p.catch(() => undefined);
+      if (e && e.generation === gen) e.compiled.dispose();
+    }
     this.cache.clear();
-    this.compiler.dispose();
+    if (this.generation === gen) this.compiler.dispose();
   }
 }

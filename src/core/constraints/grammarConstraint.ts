@@ -48,7 +48,7 @@ export class GrammarConstraint {
    * @param describeToken optional id -> text used in error messages (e.g. `tokenizer.idToToken`).
    */
   static async create(entry: CompiledGrammarEntry, describeToken?: (id: number) => string): Promise<GrammarConstraint> {
-    const xg = loadXGrammar();
+    const xg = entry.module ?? loadXGrammar(); // the instance that compiled the grammar
     const matcher = await xg.GrammarMatcher.createGrammarMatcher(entry.compiled, [...entry.stopTokenIds], false);
     return new GrammarConstraint(matcher, entry.vocabSize, entry.stopTokenIds, describeToken);
   }

@@ -3,3 +3,4 @@ export * from './xgrammarLoader';
 export * from './grammarCompiler';
 export * from './grammarConstraint';
 export * from './schemaAnalysis';
+export * from './userSchema';

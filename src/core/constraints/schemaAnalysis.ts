@@ -21,8 +21,8 @@
  * Known XGrammar limitation: strings with minLength/maxLength/pattern use `[^"\\\r\n]`, which
  * admits raw control characters (tab, U+0000-U+001F) that JSON.parse rejects.
  */
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
-import addFormats from 'ajv-formats';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { compileUserSchema, regexFeatures, schemaDraft, type RegexFeature } from './userSchema';
 import { escapePointerToken } from '../../shared/jsonPointer';
 
 /** Result of {@link analyzeSchema}: keyword locations as JSON pointers (e.g. `/properties/email/format`). */
@@ -104,6 +104,9 @@ export function analyzeSchema(schema: object, opts: SchemaGrammarPolicy = {}): S
       } else if (k === 'allOf') {
         if (Array.isArray(v) && v.length === 1) r.enforced.push(p);
         else r.checkedAfter.push(p);
+      } else if (k === 'pattern' && typeof v === 'string' && xgrammarRegexProblem(v)) {
+        r.checkedAfter.push(p);
+        r.notes.push(`${p}: XGrammar cannot put a ${xgrammarRegexProblem(v)!.feature} into the grammar; the pattern is left out while decoding and checked afterwards`);
       } else if ((k === 'minLength' || k === 'maxLength') && !lengthInGrammar) {
         r.checkedAfter.push(p);
       } else if (ENFORCED.has(k)) {
@@ -132,30 +135,96 @@ export interface SchemaGrammarPolicy {
   enforceStringLength?: boolean;
 }
 
+/** Regex features XGrammar 0.1.27's regex converter aborts on (all of {@link regexFeatures}). */
+export function xgrammarRegexProblem(pattern: string): RegexFeature | undefined {
+  return regexFeatures(pattern)[0];
+}
+
 /**
- * Copy of `schema` without the keywords XGrammar 0.1.27 mis-compiles (number bounds,
- * `contains`/`minContains`/`maxContains`) and, unless `opts.enforceStringLength`, without
- * string minLength/maxLength; the removed keywords must be checked with {@link validateJson}.
- * The input is not modified.
+ * Copy of `schema` that XGrammar 0.1.27 can compile, without changing which values are valid
+ * beyond what {@link validateJson} checks afterwards. The input is not modified.
+ * - Draft-04/-07 shapes become 2020-12 ones: a boolean `exclusiveMinimum`/`exclusiveMaximum`
+ *   becomes the numeric bound (XGrammar aborts on booleans), `items` as an array becomes
+ *   `prefixItems` (and `additionalItems` becomes `items`), draft-04 `id` is left out.
+ * - Removed (checked afterwards): number bounds on `number` (mis-compiled), `contains`/
+ *   `minContains`/`maxContains`, string minLength/maxLength unless `opts.enforceStringLength`,
+ *   `pattern`s XGrammar's regex converter aborts on (word boundary, Unicode property escape,
+ *   inline flags; see {@link xgrammarRegexProblem}), `patternProperties` entries with such a key.
+ * - `false` subschemas XGrammar aborts on where they only forbid: a property whose schema is
+ *   false (not required) is left out (strict mode forbids unlisted properties anyway); false
+ *   branches of anyOf/oneOf are left out.
+ * Idempotent: sanitizing twice gives the same result.
  */
 export function sanitizeSchemaForXGrammar<T>(schema: T, opts: SchemaGrammarPolicy = {}): T {
   const stripLength = !(opts.enforceStringLength ?? false);
+  const draft = schemaDraft(schema);
+  const draft04 = draft === 'draft-04';
   const walk = (s: unknown, inMap: boolean): unknown => {
     if (Array.isArray(s)) return s.map((x) => walk(x, false));
     if (!isObj(s)) return s;
     const out: Record<string, unknown> = {};
+    if (inMap) {
+      for (const [k, v] of Object.entries(s)) out[k] = walk(v, false);
+      return out;
+    }
+    const required = Array.isArray(s.required) ? new Set(s.required) : new Set();
     for (const [k, v] of Object.entries(s)) {
-      if (inMap) {
-        out[k] = walk(v, false);
-        continue;
-      }
       if (k === 'const' || k === 'enum' || k === 'default' || k === 'examples') out[k] = v;
       else if (BOUNDS.includes(k) && isNumberOnly(s)) continue;
       else if (k === 'contains' || k === 'minContains' || k === 'maxContains') continue;
       else if (stripLength && (k === 'minLength' || k === 'maxLength')) continue;
-      else out[k] = walk(v, SCHEMA_MAPS.has(k));
+      else if (k === 'pattern' && typeof v === 'string' && xgrammarRegexProblem(v)) continue;
+      else if (k === 'id' && draft04 && typeof v === 'string') continue;
+      else if ((k === 'exclusiveMinimum' || k === 'exclusiveMaximum') && typeof v === 'boolean') {
+        const base = k === 'exclusiveMinimum' ? 'minimum' : 'maximum';
+        if (v && typeof s[base] === 'number') out[k] = s[base];
+      } else if ((k === 'minimum' || k === 'maximum') && (k === 'minimum' ? s.exclusiveMinimum : s.exclusiveMaximum) === true) continue;
+      else if (k === 'items' && Array.isArray(v)) out.prefixItems = v.map((x) => walk(x, false));
+      else if (k === 'additionalItems') {
+        if (Array.isArray(s.items)) out.items = walk(v, false);
+      } else if (k === 'patternProperties' && isObj(v)) {
+        const kept = Object.entries(v).filter(([re]) => !xgrammarRegexProblem(re));
+        out[k] = walk(Object.fromEntries(kept), true);
+      } else if (k === 'properties' && isObj(v)) {
+        out[k] = walk(Object.fromEntries(Object.entries(v).filter(([name, sub]) => sub !== false || required.has(name))), true);
+      } else if ((k === 'anyOf' || k === 'oneOf') && Array.isArray(v) && v.some((b) => b === false) && v.some((b) => b !== false)) {
+        out[k] = v.filter((b) => b !== false).map((x) => walk(x, false));
+      } else out[k] = walk(v, SCHEMA_MAPS.has(k));
     }
     if (('contains' in s) && !('items' in s) && !('prefixItems' in s)) out.items = true;
+    return out;
+  };
+  const clean = walk(schema, false);
+  if (isObj(clean) && typeof draft === 'string' && draft !== '2020-12') delete clean.$schema; // the shapes are 2020-12 now
+  return clean as T;
+}
+
+/**
+ * XGrammar 0.1.27 writes a property name into its grammar verbatim between quotes, so a name
+ * holding `"`, a backslash or a control character breaks the grammar (an abort). This copy of a
+ * sanitized schema spells each name as its JSON string body, escaped for XGrammar's EBNF string
+ * literal; XGrammar then emits exactly the JSON text of the real name. `required` is renamed
+ * along. Only for the schema text handed to XGrammar (not idempotent).
+ */
+export function escapePropertyNamesForXGrammar<T>(schema: T): T {
+  const spell = (name: string): string => {
+    const body = JSON.stringify(name).slice(1, -1);
+    return body.replace(/[\\"]/g, (c) => `\\${c}`);
+  };
+  const walk = (s: unknown, inMap: boolean): unknown => {
+    if (Array.isArray(s)) return s.map((x) => walk(x, false));
+    if (!isObj(s)) return s;
+    const out: Record<string, unknown> = {};
+    if (inMap) {
+      for (const [k, v] of Object.entries(s)) out[k] = walk(v, false);
+      return out;
+    }
+    for (const [k, v] of Object.entries(s)) {
+      if (k === 'const' || k === 'enum' || k === 'default' || k === 'examples') out[k] = v;
+      else if (k === 'properties' && isObj(v)) out[k] = Object.fromEntries(Object.entries(v).map(([name, sub]) => [spell(name), walk(sub, false)]));
+      else if (k === 'required' && Array.isArray(v)) out[k] = v.map((n) => (typeof n === 'string' ? spell(n) : n));
+      else out[k] = walk(v, SCHEMA_MAPS.has(k));
+    }
     return out;
   };
   return walk(schema, false) as T;
@@ -187,24 +256,21 @@ export interface JsonValidationResult {
   details: ErrorObject[];
 }
 
-let ajv: Ajv | undefined;
 const validators = new Map<string, ValidateFunction>();
 
 /**
- * Validates a parsed JSON value against a JSON Schema with ajv (draft 2020-12, all errors,
- * ajv-formats). Unknown formats are ignored; compiled validators are cached by canonical JSON.
- * @throws Error when ajv cannot compile the schema (e.g. unresolvable remote $ref).
+ * Validates a parsed JSON value against a user JSON Schema with ajv, for the draft the schema
+ * declares (see `schemaDraft`; 2020-12 when it declares none), all errors, ajv-formats, regexes
+ * on RE2 (linear time). Compiled validators are cached by canonical JSON (at most 256).
+ * @throws Error when ajv cannot compile the schema (e.g. unresolvable remote $ref, a pattern RE2
+ *   cannot run, an unknown `$schema`).
  */
 export function validateJson(schema: object, value: unknown): JsonValidationResult {
-  if (!ajv) {
-    ajv = new Ajv({ allErrors: true, strict: false, logger: false });
-    addFormats(ajv);
-  }
   const key = canonicalJson(schema);
   let validate = validators.get(key);
   if (!validate) {
-    const { $schema: _ignored, ...rest } = schema as Record<string, unknown>;
-    validate = ajv.compile(rest);
+    validate = compileUserSchema(schema as Record<string, unknown>);
+    if (validators.size >= 256) validators.delete(validators.keys().next().value!);
     validators.set(key, validate);
   }
   const valid = validate(value) as boolean;

@@ -88,8 +88,9 @@ export function boundSchemaForDecoding(schema: unknown, bounds: DecodingBounds =
     }
     const types = Array.isArray(o.type) ? o.type : [o.type];
     if (types.includes('array') && o.maxItems === undefined) {
-      o.maxItems = bounds.maxItems;
-      added.push(`${at}/maxItems=${bounds.maxItems}`);
+      // Never below the schema's own minItems (XGrammar aborts on minItems > maxItems).
+      o.maxItems = typeof o.minItems === 'number' ? Math.max(bounds.maxItems, Math.ceil(o.minItems)) : bounds.maxItems;
+      added.push(`${at}/maxItems=${String(o.maxItems)}`);
     }
     return o;
   };
