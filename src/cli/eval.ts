@@ -18,6 +18,7 @@ import {
 } from '../core/eval';
 import { flag, intOpt, opt, parseArgs, usageError, type OptionSpec, type ParsedArgs } from './args';
 import { lifetime, writeOut } from './io';
+import { checkEndpointMix, ENDPOINT_OPTIONS, evaluateOnEndpoint } from './endpoint';
 
 export const EVAL_USAGE = `  taskling eval --adapter ID|FILE --data FILE.jsonl [--model DIR] [--report OUT.json] [--limit N]
                 [--variant V] [--threads N] [--bins N] [--no-prefix-cache] [--max-context-tokens N]
@@ -27,7 +28,7 @@ export const EVAL_USAGE = `  taskling eval --adapter ID|FILE --data FILE.jsonl [
 const EVAL_OPTIONS: OptionSpec = {
   adapter: 'value', data: 'value', model: 'value', report: 'value', limit: 'value', variant: 'value', threads: 'value',
   bins: 'value', 'no-prefix-cache': 'flag', 'max-context-tokens': 'value', 'max-new-tokens': 'value',
-  'max-string-chars': 'value', folder: 'value', compare: 'flag', help: 'flag',
+  'max-string-chars': 'value', folder: 'value', compare: 'flag', help: 'flag', ...ENDPOINT_OPTIONS,
 };
 
 /** What `eval` borrows from the main CLI module (passed in to keep the import one-way). */
@@ -49,6 +50,8 @@ export async function evalCommand(argv: string[], h: CliHelpers): Promise<number
   const id = opt(a, 'adapter');
   const dataFile = opt(a, 'data');
   if (!id || !dataFile) throw usageError('eval', '--adapter and --data are required (see taskling help)');
+  checkEndpointMix(a);
+  const endpoint = opt(a, 'endpoint') !== undefined; // --model is then the server's model name (optional)
   // Validate everything before the model loads (that takes seconds).
   const eng = h.engineOptions(a);
   const limit = intOpt(a, 'limit', 1);
@@ -64,7 +67,7 @@ export async function evalCommand(argv: string[], h: CliHelpers): Promise<number
   const adapter = await h.resolveAdapter(id, opt(a, 'folder'));
   if (!adapter) return 1;
   const model = opt(a, 'model') ?? adapter.model?.path;
-  if (!model) throw usageError('eval', `--model is required (adapter ${adapter.id} names no model folder)`);
+  if (!model && !endpoint) throw usageError('eval', `--model is required (adapter ${adapter.id} names no model folder)`);
 
   let bytes: Buffer;
   try {
@@ -90,19 +93,24 @@ export async function evalCommand(argv: string[], h: CliHelpers): Promise<number
   const signal = AbortSignal.any([ac.signal, lifetime.signal]);
   let engine: Engine | undefined;
   let report: EvalReport;
+  const onRecord = (i: number, total: number, o: { result?: EvalReport['records'][number]; error?: EvalReport['errors'][number] }) => {
+    if (o.error) console.error(`[${i}/${total}] line ${o.error.line}: ${o.error.code}: ${o.error.message}`);
+    else if (o.result) console.error(`[${i}/${total}] line ${o.result.line}: ${o.result.cost.ms.toFixed(0)} ms ${recordSummary(o.result)}`);
+  };
   try {
-    engine = await Engine.load(model, eng);
-    const runtime = new TaskRuntime(engine);
-    const n = limit !== undefined ? Math.min(limit, data.records.length) : data.records.length;
-    console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms; adapter ${adapter.id}@${adapter.version} (${adapter.task}); ${n} record(s) of ${dataFile}`);
-    report = await evaluate(runtime, adapter, data, { name: dataFile, sha256: createHash('sha256').update(bytes).digest('hex') }, {
-      ...taskOpts, limit, calibrationBins: bins, signal,
-      onProgress: (i, total, m) => console.error(`[${i}/${total}] ${m}`),
-      onRecord: (i, total, o) => {
-        if (o.error) console.error(`[${i}/${total}] line ${o.error.line}: ${o.error.code}: ${o.error.message}`);
-        else if (o.result) console.error(`[${i}/${total}] line ${o.result.line}: ${o.result.cost.ms.toFixed(0)} ms ${recordSummary(o.result)}`);
-      },
-    });
+    if (endpoint) {
+      report = await evaluateOnEndpoint(a, adapter, data, { name: dataFile, sha256: createHash('sha256').update(bytes).digest('hex') }, { limit, calibrationBins: bins, signal, onRecord });
+    } else {
+      engine = await Engine.load(model!, eng);
+      const runtime = new TaskRuntime(engine);
+      const n = limit !== undefined ? Math.min(limit, data.records.length) : data.records.length;
+      console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms; adapter ${adapter.id}@${adapter.version} (${adapter.task}); ${n} record(s) of ${dataFile}`);
+      report = await evaluate(runtime, adapter, data, { name: dataFile, sha256: createHash('sha256').update(bytes).digest('hex') }, {
+        ...taskOpts, limit, calibrationBins: bins, signal,
+        onProgress: (i, total, m) => console.error(`[${i}/${total}] ${m}`),
+        onRecord,
+      });
+    }
   } finally {
     process.off('SIGINT', onSigint);
     await engine?.dispose();

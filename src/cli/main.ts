@@ -27,6 +27,7 @@ import { MODEL_VARIANTS } from '../core/model/modelFolder';
 import { IMPORT_GGUF_USAGE, importGgufCommand } from './importGguf';
 import { evalCommand, EVAL_USAGE } from './eval';
 import { exportTrainingCommand, EXPORT_TRAINING_USAGE } from './exportTraining';
+import { checkEndpointMix, ENDPOINT_OPTIONS, ENDPOINT_USAGE, exportRequestsCommand, runOnEndpoint } from './endpoint';
 import { decodeInput, installProcessGuards, lifetime, readInput, readInputBytes, splitJsonlBytes, writeOut, type RawLine } from './io';
 
 const USAGE = `Usage:
@@ -40,6 +41,7 @@ ${EVAL_USAGE}
   taskling adapters [--folder DIR]       list and validate built-in and workspace adapters
 ${IMPORT_GGUF_USAGE}
 ${EXPORT_TRAINING_USAGE}
+${ENDPOINT_USAGE}
   taskling help
 
   V is one of ${MODEL_VARIANTS.join('|')} (default q4).
@@ -57,7 +59,7 @@ const GENERATE_OPTIONS: OptionSpec = {
 const RUN_OPTIONS: OptionSpec = {
   adapter: 'value', model: 'value', input: 'value', jsonl: 'flag', variant: 'value', threads: 'value',
   'no-prefix-cache': 'flag', 'max-context-tokens': 'value', 'max-new-tokens': 'value',
-  'max-string-chars': 'value', folder: 'value', help: 'flag',
+  'max-string-chars': 'value', folder: 'value', help: 'flag', ...ENDPOINT_OPTIONS,
 };
 const ADAPTERS_OPTIONS: OptionSpec = { folder: 'value', help: 'flag' };
 
@@ -85,6 +87,8 @@ async function command(cmd: string | undefined, rest: string[]): Promise<number>
         return await importGgufCommand(rest);
       case 'export-training':
         return await exportTrainingCommand(rest, { usage: USAGE, resolveAdapter });
+      case 'export-requests':
+        return await exportRequestsCommand(rest, { usage: USAGE, resolveAdapter }, parseJsonl);
       case 'adapters':
         return await adapters(rest);
       case undefined:
@@ -335,9 +339,11 @@ async function run(argv: string[]): Promise<number> {
   if (flag(a, 'help')) { console.log(USAGE); return 0; }
   const id = opt(a, 'adapter');
   const model = opt(a, 'model');
-  if (!id || !model) throw usageError('run', '--adapter and --model are required (see taskling help)');
+  const endpoint = opt(a, 'endpoint') !== undefined; // --model is then the server's model name (optional)
+  if (!id || (!model && !endpoint)) throw usageError('run', '--adapter and --model are required (see taskling help)');
   const inputFile = opt(a, 'input');
   if (inputFile !== undefined && a.positionals.length) throw usageError('run', 'give either --input or text, not both');
+  checkEndpointMix(a);
   // Validate everything before the model loads (that takes seconds).
   const eng = engineOptions(a);
   const taskOpts = {
@@ -370,6 +376,7 @@ async function run(argv: string[]): Promise<number> {
     console.error('taskling run: the input is empty; give the text, --input FILE, or pipe text on standard input');
     return 1;
   }
+  if (endpoint) return runOnEndpoint(a, adapter, items);
   const n = items.length;
   const record = (i: number, body: object) => {
     const head = items[i].line !== undefined ? { input: i, line: items[i].line } : { input: i };
@@ -397,7 +404,7 @@ async function run(argv: string[]): Promise<number> {
   const signal = AbortSignal.any([ac.signal, lifetime.signal]);
   let engine: Engine | undefined;
   try {
-    engine = await Engine.load(model, eng);
+    engine = await Engine.load(model!, eng);
     console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms; adapter ${adapter.id}@${adapter.version} (${adapter.task}); ${n} input(s)`);
     const runtime = new TaskRuntime(engine);
     for (let i = 0; i < n && !signal.aborted; i++) {

@@ -26,6 +26,9 @@ export type TasklingErrorCode =
   | 'HASH_MISMATCH'
   | 'GATED_REPO'
   | 'OFFLINE'
+  | 'ENDPOINT_FAILED'
+  | 'ENDPOINT_REJECTED'
+  | 'ENDPOINT_OUTPUT_INVALID'
   | 'INTERNAL';
 
 /** An error with a stable `code`; `file` names the offending file when there is one. */

@@ -1,0 +1,4 @@
+/** Task adapters on an OpenAI-compatible inference server (see each module). */
+export * from './client';
+export * from './tasks';
+export * from './batch';
