@@ -43,14 +43,18 @@ export async function activate(context: vscode.ExtensionContext): Promise<Taskli
   context.subscriptions.push(log);
   const debug = context.extensionMode !== vscode.ExtensionMode.Production;
   const setup = new ModelSetup(context, log);
+  // Run-time LoRA branches only when a loaded adapter has model.lora (untrusted workspaces load
+  // no workspace adapters, so their LoRAs never switch them on).
+  let hasLoraAdapters = (): boolean => false;
   const engine = new EngineService(workerPath(context), log, () => {
     const cfg = readConfig();
     const dir = cfg.modelPath || setup.downloadedFolder(cfg.variant);
-    return dir ? { dir, variant: cfg.variant, threads: cfg.threads } : undefined;
+    return dir ? { dir, variant: cfg.variant, threads: cfg.threads, loraBranches: hasLoraAdapters() } : undefined;
   }, debug);
   const decorations = new EntityDecorations();
   const results = new ResultDocuments();
   const controller = new TasklingController(context, engine, decorations, setup, log, results);
+  hasLoraAdapters = () => controller.registry.list().some((r) => !!r.adapter.model?.lora);
   const quality = new QualityService(controller, log);
   controller.quality = quality;
   const panel = new PanelProvider(context.extensionUri, controller, log, () => engine.warmUp());

@@ -404,7 +404,8 @@ async function run(argv: string[]): Promise<number> {
   const signal = AbortSignal.any([ac.signal, lifetime.signal]);
   let engine: Engine | undefined;
   try {
-    engine = await Engine.load(model!, eng);
+    // Run-time LoRA branches only when this adapter has one (the graph without them is faster).
+    engine = await Engine.load(model!, { ...eng, loraBranches: !!adapter.model?.lora });
     console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms; adapter ${adapter.id}@${adapter.version} (${adapter.task}); ${n} input(s)`);
     const runtime = new TaskRuntime(engine);
     for (let i = 0; i < n && !signal.aborted; i++) {

@@ -21,6 +21,8 @@ export interface ModelTarget {
   dir: string;
   variant: NonNullable<ReturnType<typeof readConfig>['variant']>;
   threads: number;
+  /** Load with run-time LoRA branches: some loaded adapter has `model.lora` (chosen at load; the graph without branches is faster otherwise). */
+  loraBranches?: boolean;
 }
 
 /** Thrown by {@link EngineService.ensureLoaded} when no usable model folder is configured. */
@@ -146,7 +148,7 @@ export class EngineService implements vscode.Disposable {
     this.loadedKey = key;
     this.setState({ kind: 'loading', message: `loading ${path.basename(t.dir)} (${t.variant})` });
     const started = Date.now();
-    const p = this.client.call('load', { modelDir: t.dir, variant: t.variant, threads: t.threads || undefined });
+    const p = this.client.call('load', { modelDir: t.dir, variant: t.variant, threads: t.threads || undefined, loraBranches: t.loraBranches || undefined });
     this.loading = p;
     try {
       const info = await p;
@@ -272,5 +274,5 @@ export class EngineService implements vscode.Disposable {
 }
 
 function keyOf(t: ModelTarget): string {
-  return JSON.stringify([t.dir, t.variant, t.threads]);
+  return JSON.stringify([t.dir, t.variant, t.threads, t.loraBranches === true]);
 }

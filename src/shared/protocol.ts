@@ -46,6 +46,8 @@ export interface LoadParams {
   variant?: ModelVariantName;
   /** onnxruntime intra-op threads; 0/undefined = default. */
   threads?: number;
+  /** Load the graph with run-time LoRA branches (needed by adapters with `model.lora`; see core/model/loraGraph.ts). */
+  loraBranches?: boolean;
 }
 
 /** Facts about the loaded model. */

@@ -50,7 +50,7 @@ export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handl
     async load(p: LoadParams): Promise<ModelInfo> {
       const modelDir = requireString(p?.modelDir, 'modelDir');
       checkThreads(p.threads);
-      const key = JSON.stringify([modelDir, p.variant ?? 'q4', p.threads ?? 0]);
+      const key = JSON.stringify([modelDir, p.variant ?? 'q4', p.threads ?? 0, p.loraBranches === true]);
       if (engine && key === loadedKey) return engine.info;
       if (engine) await engine.dispose();
       engine = null;
@@ -59,7 +59,7 @@ export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handl
       // host sees a worker crash and restarts and reloads as it does for any crash.
       const onDeath = () => setTimeout(() => process.exit(71), 100);
       engine = await Engine.load(modelDir, {
-        variant: (p.variant ?? 'q4') as ModelVariant, threads: p.threads,
+        variant: (p.variant ?? 'q4') as ModelVariant, threads: p.threads, loraBranches: p.loraBranches === true,
         openSession: (f, o) => ThreadedSession.load(f, o, onDeath),
       });
       loadedKey = key;
