@@ -84,7 +84,10 @@ export interface GenerationOverrides {
  * - `path`: a model folder (with `config.json`, `tokenizer.json`, `onnx/`); relative paths are
  *   resolved against the manifest file's folder (built-ins: not allowed). Exclusive with `catalogId`.
  * - `lora`: a folder with LoRA weights in PEFT's safetensors format (`adapter_config.json` +
- *   `adapter_model.safetensors`), relative to the manifest; reserved for fine-tuned adapters.
+ *   `adapter_model.safetensors`; or that file), relative to the manifest (made absolute by
+ *   `loadAdapterFile`). Applied at run time on the base model through the graph's LoRA branches
+ *   (core/model/lora.ts, loraGraph.ts); a LoRA that cannot be used fails this adapter with
+ *   `ADAPTER_INVALID` (`LoraError.kind` says why), other adapters keep working.
  */
 export interface ModelRef {
   catalogId?: string;
