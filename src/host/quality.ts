@@ -21,7 +21,7 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { TaskAdapter } from '../core/adapters/manifest';
 import { appendRecord, datasetPath, readDataset, type DatasetRecord } from '../core/datasets/store';
 import { asReport, formatReport, parseEvalRecords, type EvalReport } from '../core/eval';
@@ -31,27 +31,8 @@ import type { RunEntry, TasklingController } from './commands';
 import { readConfig } from './config';
 import { WorkerCallError } from '../worker/client';
 import {
-  appendExampleEdit, buildRecord, builtinCopyText, compareView, datasetView, evalDataFromDataset, exampleFromRecord, insertLine, removeLine, reportFileName, reportLabel, reportView, selectionSpan,
+  appendExampleEdit, buildRecord, writeFileAtomic, builtinCopyText, compareView, datasetView, evalDataFromDataset, exampleFromRecord, insertLine, removeLine, reportFileName, reportLabel, reportView, selectionSpan,
 } from './logic/quality';
-
-/** Writes `text` to `file` atomically: a temp file beside it, fsync, rename over the original. */
-export function writeFileAtomic(file: string, text: string): void {
-  mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    renameSync(tmp, file);
-  } catch (e) {
-    try { unlinkSync(tmp); } catch { /* already gone */ }
-    throw e;
-  }
-}
 
 interface Deletion { line: number; raw: string; preview: string }
 

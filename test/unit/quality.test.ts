@@ -1,7 +1,7 @@
 /** Quality-loop host logic (issue 12): records from runs, selection spans, dataset rows and filters, line delete/undo, eval data, examples, report view. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getBuiltinAdapter } from '../../src/core/adapters/builtin';
@@ -11,7 +11,7 @@ import { validateAdapter } from '../../src/core/adapters/validate';
 import { appendRecord, parseDataset, readDataset, serializeRecord } from '../../src/core/datasets/store';
 import { buildReport, parseEvalRecords, scoreRecord, type RecordResult } from '../../src/core/eval';
 import {
-  appendExampleEdit, buildRecord, builtinCopyText, compareView, datasetView, evalDataFromDataset, exampleFromRecord, insertLine, removeLine, reportFileName, reportView, selectionSpan,
+  appendExampleEdit, buildRecord, builtinCopyText, compareView, datasetView, evalDataFromDataset, exampleFromRecord, insertLine, removeLine, reportFileName, reportView, selectionSpan, writeFileAtomic,
 } from '../../src/host/logic/quality';
 import { filterRows, isQualityToHost, labelCounts } from '../../src/shared/qualityProtocol';
 import { isPanelToHost } from '../../src/shared/panelProtocol';
@@ -294,4 +294,15 @@ test('compareView: named metric deltas (B - A), disagreements with who was right
   assert.deepEqual(v.disagreements.map((d) => [d.lineA, d.a, d.b, d.correctA, d.correctB]), [[2, 'positive', 'negative', false, true]]);
   assert.ok(v.notes.some((n) => n.includes('1.0.0') && n.includes('1.1.0')));
   assert.match(v.a.label, /^sentiment@1\.0\.0 · m \(q4\)/);
+});
+
+test('writeFileAtomic: replaces the content, creates folders, leaves no temp file; a failed write keeps the old file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qa-'));
+  const f = join(dir, 'a', 'b.jsonl');
+  writeFileAtomic(f, 'one\n');
+  writeFileAtomic(f, 'two\n');
+  assert.equal(readFileSync(f, 'utf8'), 'two\n');
+  assert.deepEqual(readdirSync(join(dir, 'a')), ['b.jsonl']);
+  assert.throws(() => writeFileAtomic(join(f, 'under-a-file'), 'x'));
+  assert.equal(readFileSync(f, 'utf8'), 'two\n');
 });

@@ -7,6 +7,8 @@
  * built here is checked with eval's own parser before it is written, so the dataset file is
  * always usable as `taskling eval --data`.
  */
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import * as path from 'node:path';
 import type { Example, TaskAdapter } from '../../core/adapters/manifest';
 import { parseJsonLocated } from '../../core/adapters/load';
 import { latestByText, serializeRecord, type DatasetContents, type DatasetRecord, type RecordEntity } from '../../core/datasets/store';
@@ -176,6 +178,29 @@ export function selectionSpan(
   s += lead;
   e -= trail;
   return { start: s - run.startOffset, end: e - run.startOffset, text: t.slice(lead, t.length - trail) };
+}
+
+/**
+ * Writes `text` to `file` atomically: a temp file beside it, fsync, rename over the original
+ * (a reader or a crash sees the old file or the new one, never a mix).
+ * @throws the file system's error (the original file is then untouched).
+ */
+export function writeFileAtomic(file: string, text: string): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  const fd = openSync(tmp, 'w', 0o644);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(tmp, file);
+  } catch (e) {
+    try { unlinkSync(tmp); } catch { /* already gone */ }
+    throw e;
+  }
 }
 
 // ---- dataset view ----
