@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EndpointClient, planRequests, runEndpointTask, readResumeState, textKey, choiceProbabilities, normalizeEndpointUrl } from '../../src/core/endpoint';
+import { EndpointClient, planRequests, runEndpointTask, readResumeState, textKey, choiceProbabilities, continuationLogProb, normalizeEndpointUrl } from '../../src/core/endpoint';
 import { getBuiltinAdapter } from '../../src/core/adapters/builtin';
 import { buildMessages, INPUT_HEADER } from '../../src/core/adapters/prompt';
 import type { ClassifyAdapter } from '../../src/core/adapters/manifest';
@@ -365,6 +365,14 @@ describe('endpoint tasks: request bodies and results', () => {
       assert.ok(Math.abs(r.labels.find((l) => l.label === first.name)!.probability - want) < 1e-12);
       assert.equal(r.multiLabel, true);
     } finally { await fake.close(); }
+  });
+
+  test('continuationLogProb: the label tokens counted from the end, with or without the echoed <bos>', () => {
+    // prompt of 4 ids (bos + 3), label of 2 tokens, 1 generated
+    assert.equal(continuationLogProb([null, -1, -1, -1, -0.5, -0.25, -9], 4, 2, 1), -0.75); // vLLM: bos kept
+    assert.equal(continuationLogProb([null, -1, -1, -0.5, -0.25, -9], 4, 2, 1), -0.75); // llama-cpp-python: bos dropped
+    assert.equal(continuationLogProb([null, -1, -1, -0.5, -0.25], 4, 2, 0), -0.75); // stopped at once
+    assert.throws(() => continuationLogProb([null, -1, -0.5, -0.25, -9], 4, 2, 1), /does --tokenizer belong/);
   });
 
   test('exact scoring without a tokenizer is refused with what to do', () => {

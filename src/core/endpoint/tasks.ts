@@ -214,15 +214,16 @@ function echoAnswer(v: unknown): { tokenLogprobs: (number | null)[]; usage: Usag
 }
 
 /**
- * Sum of the log-probabilities of the continuation's tokens in an echoed answer. The answer has
- * the prompt's tokens, the continuation's, and up to `completion_tokens` generated ones (and one
- * more at the start if the server added its own `<bos>`).
+ * Sum of the log-probabilities of the continuation's tokens in an echoed answer, counted from
+ * the end: the answer lists the prompt's tokens (with the leading `<bos>`, as vLLM does, or
+ * without it, as llama-cpp-python does), then the continuation's `tokens`, then the
+ * `completion_tokens` generated ones (0 or 1; assumed from the length when usage is missing).
  */
 export function continuationLogProb(tokenLogprobs: readonly (number | null)[], promptTokens: number, tokens: number, completionTokens: number | undefined): number {
-  const extra = tokenLogprobs.length - promptTokens - tokens;
-  if (extra < 0 || extra > 2) throw malformed(`the echoed prompt has ${tokenLogprobs.length} tokens where ${promptTokens + tokens} (+1 generated) were expected: does --tokenizer belong to the server's model?`);
-  const generated = Math.min(extra, completionTokens ?? 1);
-  const from = promptTokens + (extra - generated);
+  const n = tokenLogprobs.length;
+  const generated = completionTokens ?? Math.max(0, Math.min(1, n - promptTokens - tokens));
+  const from = n - generated - tokens;
+  if (from < promptTokens - 1 || from > promptTokens) throw malformed(`the echoed prompt has ${n} tokens where ${promptTokens} + ${tokens} (+${generated} generated) were expected: does --tokenizer belong to the server's model?`);
   let sum = 0;
   for (let i = from; i < from + tokens; i++) {
     const x = tokenLogprobs[i];
