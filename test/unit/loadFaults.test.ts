@@ -132,6 +132,23 @@ describe('one bad adapter file stops nothing else', () => {
     assert.match(deep.stderr, /adapter "deep" in .*deep\.taskling\.json has errors:\n {2}error: .*nested more than 128 levels/);
   });
 
+  test('a catastrophic-backtracking pattern with a failing example in one file does not hang a built-in\'s run', () => {
+    const dir = join(tmp, 'redos-adapters');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'redos.taskling.json'), JSON.stringify({
+      id: 'redos', name: 'R', version: '1.0.0', task: 'toJson', instruction: 'x',
+      schema: { type: 'object', properties: { a: { type: 'string', pattern: '^(a+)+$' } } },
+      examples: [{ input: 'x', output: { a: `${'a'.repeat(40)}!` } }], // 2^40 steps for a backtracking engine
+    }));
+    const t0 = performance.now();
+    const r = cli(['run', '--adapter', 'sentiment', '--folder', dir, '--model', TINY_MODEL, 'I love it']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).task, 'classify');
+    assert.ok(performance.now() - t0 < 60_000);
+    const list = cli(['adapters', '--folder', dir]);
+    assert.match(list.stderr, /redos\.taskling\.json:\d+:\d+ \/examples\/0\/output\/a: /);
+  });
+
   test('inline (settings) and wire adapters: depth and cycles are refused before any recursion, never thrown', async () => {
     let deep: Record<string, unknown> = {};
     const root = { ...GOOD, id: 'deep-inline', extra: deep };
@@ -384,5 +401,33 @@ describe('eval and import-gguf end with the CLI lifetime', () => {
     assert.equal(existsSync(out), false);
     assert.deepEqual(readdirSync(tmp).filter((f) => f.startsWith('.taskling-import-')), [], 'no temporary folder is left');
     assert.ok(statSync(REAL_GGUF).size > 0);
+  });
+
+  test('import-gguf does not outlive its parent (SIGKILL to the parent mid-conversion, as to npx)', async () => {
+    assert.ok(existsSync(REAL_GGUF), `${REAL_GGUF} is missing: run npm run real-model`);
+    const out = join(tmp, 'orphan-import');
+    const parent = spawn(process.execPath, ['-e', `
+      const { spawn } = require('node:child_process');
+      const c = spawn(process.execPath, [${JSON.stringify(BIN)}, 'import-gguf', ${JSON.stringify(REAL_GGUF)}, '--out', ${JSON.stringify(out)}], { stdio: ['ignore', 'ignore', 'pipe'] });
+      console.log(c.pid);
+      c.stderr.on('data', (d) => { if (/model_q4\\.onnx: /.test(d.toString())) console.log('converting'); });
+      setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let said = '';
+    const pid = await new Promise<number>((resolve) => parent.stdout.on('data', (d: Buffer) => {
+      said += d.toString();
+      if (said.includes('converting')) resolve(Number(said.split('\n')[0]));
+    }));
+    parent.kill('SIGKILL');
+    const t0 = performance.now();
+    let gone = false;
+    for (let i = 0; i < 100 && !gone; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      try { process.kill(pid, 0); } catch { gone = true; }
+    }
+    if (!gone) process.kill(pid, 'SIGKILL');
+    assert.ok(gone, 'the import exited after its parent died');
+    assert.ok(performance.now() - t0 < 5000);
+    assert.equal(existsSync(out), false);
+    assert.deepEqual(readdirSync(tmp).filter((f) => f.startsWith('.taskling-import-')), [], 'no temporary folder is left');
   });
 });
