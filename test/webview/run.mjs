@@ -698,6 +698,14 @@ for (const theme of THEMES) {
     await page.locator('taskling-panel').evaluate((el) => el.shadowRoot.querySelector('#quality').scrollIntoView());
     await page.locator('taskling-panel #quality').screenshot({ path: join(artifacts, `${theme}-quality.png`) });
     await page.locator('taskling-panel #result').screenshot({ path: join(artifacts, `${theme}-feedback.png`) });
+    for (const [runId, name] of [[2, 'extract'], [3, 'json']]) {
+      await showRun(page, runId);
+      await page.locator('tl-result-feedback vscode-button#correct').click();
+      if (runId === 2) await page.locator('tl-result-feedback vscode-button#add-selection').click();
+      await page.locator('tl-result-feedback .editor').scrollIntoViewIfNeeded();
+      await page.mouse.move(0, 0);
+      await page.locator('tl-result-feedback').screenshot({ path: join(artifacts, `${theme}-feedback-${name}.png`) });
+    }
     await page.evaluate(readFileSync(AXE, 'utf8'));
     const r = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
       .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' > ')) })));

@@ -14,7 +14,10 @@ import './components/taskling-panel';
 function adoptPageStyles(): void {
   try {
     const sheet = new CSSStyleSheet();
-    sheet.replaceSync('body { padding: 0; margin: 0; }');
+    // High contrast light defines no button.secondaryHoverBackground, and vscode-button then
+    // falls back to #3c3c3c behind dark text (unreadable on hover / focus): keep the background.
+    sheet.replaceSync('body { padding: 0; margin: 0; }\n'
+      + 'body.vscode-high-contrast-light { --vscode-button-secondaryHoverBackground: var(--vscode-button-secondaryBackground, #ffffff); }');
     document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
   } catch { /* older engines: keep the defaults */ }
 }
