@@ -143,18 +143,37 @@ export function parseSafetensors(bytes: Uint8Array, file: string): { tensors: Ma
 /** float32 values of one tensor (F32, F16 or BF16). */
 function toFloat32(bytes: Uint8Array, dataStart: number, t: SafetensorsEntry, name: string, file: string): Float32Array {
   const n = t.shape.reduce((a, b) => a * b, 1);
-  const view = new DataView(bytes.buffer, bytes.byteOffset + dataStart + t.begin, t.end - t.begin);
+  const at = bytes.byteOffset + dataStart + t.begin;
+  const view = new DataView(bytes.buffer, at, t.end - t.begin);
+  // Typed-array views where the data is aligned (little-endian hosts: every platform Node runs on here).
+  const u16 = at % 2 === 0 ? new Uint16Array(bytes.buffer, at, n) : null;
   const out = new Float32Array(n);
-  if (t.dtype === 'F32') for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
-  else if (t.dtype === 'BF16') {
+  if (t.dtype === 'F32') {
+    if (at % 4 === 0) out.set(new Float32Array(bytes.buffer, at, n));
+    else for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
+  } else if (t.dtype === 'BF16') {
     const u = new Uint32Array(out.buffer);
-    for (let i = 0; i < n; i++) u[i] = view.getUint16(i * 2, true) << 16;
-  } else if (t.dtype === 'F16') for (let i = 0; i < n; i++) out[i] = half(view.getUint16(i * 2, true));
+    if (u16) for (let i = 0; i < n; i++) u[i] = u16[i] << 16;
+    else for (let i = 0; i < n; i++) u[i] = view.getUint16(i * 2, true) << 16;
+  } else if (t.dtype === 'F16') {
+    const table = halfTable();
+    for (let i = 0; i < n; i++) out[i] = table[u16 ? u16[i] : view.getUint16(i * 2, true)];
+  }
   else throw new LoraError('LORA_DTYPE_UNSUPPORTED', `${file}: tensor ${name} is ${t.dtype}; LoRA tensors must be F32, F16 or BF16. Save the adapter in one of those (peft's default keeps the training dtype).`, file);
   for (let i = 0; i < n; i++) {
-    if (!Number.isFinite(out[i])) throw new LoraError('LORA_FILE_INVALID', `${file}: tensor ${name} holds ${out[i]} at index ${i}; the adapter diverged in training or the file is corrupt.`, file);
+    if (out[i] - out[i] !== 0) throw new LoraError('LORA_FILE_INVALID', `${file}: tensor ${name} holds ${out[i]} at index ${i}; the adapter diverged in training or the file is corrupt.`, file);
   }
   return out;
+}
+
+let HALF: Float32Array | null = null;
+/** float32 value of every float16 bit pattern (256 KiB, built on first use). */
+function halfTable(): Float32Array {
+  if (!HALF) {
+    HALF = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) HALF[h] = half(h);
+  }
+  return HALF;
 }
 
 function half(h: number): number {
@@ -249,7 +268,12 @@ export function readPeftLora(path: string, base: LoraBaseDims): LoraWeights {
   const targets = configTargets(cfg.target_modules, configFile);
   const targetRe = targets === 'regex' ? (() => { try { return new RegExp(`^(?:${cfg.target_modules as string})$`); } catch (e) { throw bad(`target_modules is not a valid regular expression (${(e as Error).message}).`); } })() : null;
 
-  const { tensors, dataStart } = parseSafetensors(bytes, weightsFile);
+  const parsed = parseSafetensors(bytes, weightsFile);
+  const tensors = parsed.tensors;
+  // The data region in a buffer of its own, so tensors sit at aligned offsets (the JSON header's
+  // length is arbitrary) and are read through typed-array views.
+  const data = new Uint8Array(bytes.subarray(parsed.dataStart));
+  const dataStart = 0;
   const found = new Map<string, { A?: [string, SafetensorsEntry]; B?: [string, SafetensorsEntry]; layer: number; module: LoraModule }>();
   for (const [name, t] of tensors) {
     const m = KEY.exec(name);
@@ -289,8 +313,8 @@ export function readPeftLora(path: string, base: LoraBaseDims): LoraWeights {
       throw new LoraError('LORA_RANK_INVALID', `${weightsFile}: layer ${s.layer} ${s.module} has rank ${rank}; the rank must be 1..${Math.min(MAX_LORA_RANK, inF, outF)} (at most ${MAX_LORA_RANK} and min(in, out) of the projection).`, weightsFile);
     }
     if (rank !== wantRank) throw new LoraError('LORA_RANK_INVALID', `${weightsFile}: layer ${s.layer} ${s.module} has rank ${rank} but adapter_config.json says ${wantRank}.`, weightsFile);
-    const a0 = toFloat32(bytes, dataStart, aT, aName, weightsFile); // [r, in]
-    const b0 = toFloat32(bytes, dataStart, bT, bName, weightsFile); // [out, r]
+    const a0 = toFloat32(data, dataStart, aT, aName, weightsFile); // [r, in]
+    const b0 = toFloat32(data, dataStart, bT, bName, weightsFile); // [out, r]
     const al = patternValue(cfg.alpha_pattern, modulePath) ?? alpha;
     const scale = rslora ? al / Math.sqrt(rank) : al / rank;
     const a = new Float32Array(inF * rank);
