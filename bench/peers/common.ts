@@ -17,8 +17,36 @@ export interface PeerConfig {
   /** Taskling only: the ~200-token selection for the task figures. */
   selection?: string;
   taskReps?: number;
+  /** Cap on new tokens of extract/toJson (random weights never stop); unset: the adapter's own. */
   taskMaxNewTokens?: number;
+  /** Taskling only: also time the tasks with `usePrefixCache: false` (default true). */
+  taskNoCache?: boolean;
+  /**
+   * Time budget of one measurement series (the reps of one TTFT length, of decode, of one task),
+   * ms: no further rep starts once the series has taken this long (at least one always runs;
+   * `n` in the figures says how many did). Unset: no budget. Keeps a run on a busy machine bounded.
+   */
+  seriesBudgetMs?: number;
+  /** Taskling only: calls timed without the prefix cache (default taskReps). */
+  taskNoCacheReps?: number;
+  /** Taskling only: the timed reloads after the measurements (default true). */
+  loadRepeats?: boolean;
+  /** Taskling only: MatMulNBits accuracy_level passed to Engine.load; unset: TASKLING_ACCURACY_LEVEL or the engine's default. */
+  accuracyLevel?: number;
+  /** llama.cpp only: how the GGUF is quantized (for the table). */
+  ggufQuant?: string;
+  /**
+   * llama.cpp only: the token work of our tasks (prompt length, positions reused from the cached
+   * prefix, generated tokens), replayed on llama.cpp with the same counts: the prefix evaluated
+   * once, then per call the rest of the prompt and `generated` greedy tokens (unconstrained).
+   */
+  taskWork?: Record<string, TaskWork>;
+  /** Cold-start child only: the classify adapter id and the selection. */
+  coldStartAdapter?: string;
 }
+
+/** Token counts of one task call (from our provenance). */
+export interface TaskWork { prompt: number; prefixReused: number; generated: number }
 
 export interface Stat { median: number; min: number; max: number; n: number; samples: number[] }
 
@@ -83,12 +111,18 @@ export async function measureTtft(r: PeerResult, cfg: PeerConfig, ttftMs: (ids: 
   const maxLen = Math.max(...Object.values(cfg.prompts).map((p) => p.length));
   for (const [len, ids] of Object.entries(cfg.prompts)) {
     const s: number[] = [];
-    for (let i = 0; i < cfg.reps; i++) s.push(await ttftMs(ids, len));
+    const t0 = now();
+    for (let i = 0; i < cfg.reps && withinBudget(cfg, t0, i); i++) s.push(await ttftMs(ids, len));
     r.ttftMs[len] = stat(s);
     progress(`ttft ${len}: ${r.ttftMs[len].median.toFixed(0)} ms`);
     if (Number(len) === maxLen) r.peakRss2048 = maxRss();
     emit({ ...r, error: 'partial result (child did not finish)' });
   }
+}
+
+/** True while rep `i` of a series started at `t0` may run (the first always; then within cfg.seriesBudgetMs). */
+export function withinBudget(cfg: PeerConfig, t0: number, i: number): boolean {
+  return i === 0 || cfg.seriesBudgetMs === undefined || now() - t0 < cfg.seriesBudgetMs;
 }
 
 /** Records decode tok/s samples, logs the median, and emits a partial result in case the child dies later. */

@@ -7,7 +7,7 @@ import { TaskRuntime, runTask } from '../../src/core/tasks';
 import { BUILTIN_ADAPTERS } from '../../src/core/adapters/builtin';
 import { ThreadedSession } from '../../src/worker/sessionThread';
 import type { TaskAdapter } from '../../src/core/adapters/manifest';
-import { maxRss, now, PeerResult, pkgVersion, progress, readConfig, stat, Stat, runPeer, reportDecode, measureTtft } from './common';
+import { maxRss, now, PeerResult, pkgVersion, progress, readConfig, stat, Stat, runPeer, reportDecode, measureTtft, withinBudget } from './common';
 
 /** contact-card with `website` removed: a 6-field toJson schema. */
 function sixFieldAdapter(): TaskAdapter {
@@ -20,17 +20,29 @@ function sixFieldAdapter(): TaskAdapter {
   return a as TaskAdapter;
 }
 
+/** One line saying what a task call returned (label, entity count, schema validity). */
+function summarize(res: unknown): string {
+  const x = res as { task: string; top?: string | null; topProbability?: number; entities?: unknown[]; ungrounded?: unknown[]; validation?: { valid: boolean }; text?: string };
+  if (x.task === 'classify') return `top ${x.top ?? 'abstained'} p=${x.topProbability?.toFixed(2)}`;
+  if (x.task === 'extract') return `${x.entities?.length ?? 0} entities, ${x.ungrounded?.length ?? 0} ungrounded`;
+  if (x.task === 'toJson') return `${x.validation?.valid ? 'schema-valid' : 'INVALID'} JSON, ${x.text?.length ?? 0} chars`;
+  return x.task;
+}
+
 const cfg = readConfig();
 const r: PeerResult = { runtime: 'Taskling (ours)', version: `onnxruntime-node ${pkgVersion('onnxruntime-node')}`, ok: false, notes: [], quant: 'ONNX q4 (MatMulNBits 4-bit, block 32; q4 embedding/lm_head)', threads: cfg.threads, ttftMs: {} };
 const sessionInThread = process.env.TASKLING_SESSION_THREAD === '0';
 r.notes.push(sessionInThread ? 'session in the engine thread (TASKLING_SESSION_THREAD=0)' : 'session in its own thread (ThreadedSession), as in the extension');
+const envLevel = process.env.TASKLING_ACCURACY_LEVEL;
+const level = cfg.accuracyLevel ?? (envLevel ? Number(envLevel) : undefined);
+r.notes.push(level === undefined ? 'MatMulNBits accuracy_level: the engine default' : `MatMulNBits accuracy_level ${level} requested at load`);
 runPeer(r, async () => {
   const loads: number[] = [];
   const toks: number[] = [];
   const totals: number[] = [];
   const load = async (): Promise<Engine> => {
     const engine = await Engine.load(cfg.modelDir, {
-      variant: 'q4', threads: cfg.threads, matMulNBitsAccuracyLevel: Number(process.env.TASKLING_ACCURACY_LEVEL ?? 0),
+      variant: 'q4', threads: cfg.threads, ...(level === undefined ? {} : { matMulNBitsAccuracyLevel: level }),
       // As in the extension and the CLI: the graph in its own thread. TASKLING_SESSION_THREAD=0 runs it in this thread.
       openSession: sessionInThread ? undefined : ThreadedSession.load,
     });
@@ -45,6 +57,7 @@ runPeer(r, async () => {
   // are those of a single engine in a fresh process.
   const e = await load();
   r.rssAfterLoad = maxRss();
+  r.notes.push(`engine: ${e.info.engineNotes ?? ''}`);
 
   // Instrument the session: forward() wall time vs the session.run time it reports.
   const session = e.session;
@@ -82,7 +95,8 @@ runPeer(r, async () => {
   // Decode: 128 steps after the first token, as engine.runLoop does them (generator step + detokenizer).
   const rates: number[] = [];
   const phases: Record<string, number>[] = [];
-  for (let i = 0; i < cfg.reps; i++) {
+  const d0 = now();
+  for (let i = 0; i < cfg.reps && withinBudget(cfg, d0, i); i++) {
     const { g } = await ttft(dp);
     const detok = new IncrementalDetokenizer(e.tokenizer, { skipSpecialTokens: true });
     detok.push(g.tokens[g.tokens.length - 1]);
@@ -130,7 +144,7 @@ runPeer(r, async () => {
     const tasks: Record<string, unknown> = {};
     for (const [label, ad] of adapters) {
       const entry: Record<string, unknown> = {};
-      for (const cached of [true, false]) {
+      for (const cached of cfg.taskNoCache === false ? [true] : [true, false]) {
         const opts = { usePrefixCache: cached, maxNewTokens: ad.task === 'classify' ? undefined : cfg.taskMaxNewTokens };
         // Random weights rarely finish a JSON/span list within the cap: the task then throws at
         // the cap; the time to that point is still the cost of prefill + the capped decode.
@@ -143,18 +157,23 @@ runPeer(r, async () => {
             return null;
           }
         };
-        await call(); // warm-up (fills the prefix cache when cached)
+        // warm-up (fills the prefix cache when cached); the uncached calls follow the cached ones
+        // of the same adapter, so with taskNoCacheReps set they skip it
+        if (cached || cfg.taskNoCacheReps === undefined) await call();
         const s: number[] = [];
         let prov: unknown = null;
-        for (let i = 0; i < (cfg.taskReps ?? 5); i++) {
+        let output = '';
+        const s0 = now();
+        for (let i = 0; i < (cached ? cfg.taskReps ?? 5 : cfg.taskNoCacheReps ?? cfg.taskReps ?? 5) && withinBudget(cfg, s0, i); i++) {
           const t0 = now();
           const res = await call();
           s.push(now() - t0);
           prov = (res as { provenance?: { tokens: unknown; timings: unknown } } | null)?.provenance ?? prov;
+          if (res) output = summarize(res);
         }
         if (failure) r.notes.push(`${label}${cached ? '' : ' (no cache)'}: ${failure}`);
         const p = prov as { tokens?: unknown; timings?: unknown } | null;
-        entry[cached ? 'prefixCached' : 'noPrefixCache'] = { ms: stat(s), tokens: p?.tokens, timings: p?.timings, error: failure };
+        entry[cached ? 'prefixCached' : 'noPrefixCache'] = { ms: stat(s), tokens: p?.tokens, timings: p?.timings, error: failure, output };
         progress(`${label} cached=${cached}: ${stat(s).median.toFixed(0)} ms${failure ? ' (threw at cap)' : ''}`);
       }
       tasks[label] = entry;
@@ -162,6 +181,6 @@ runPeer(r, async () => {
     r.extra.tasks = { selectionTokens: selTokens, maxNewTokensExtractToJson: cfg.taskMaxNewTokens, results: tasks };
   }
   await e.dispose();
-  for (let i = 1; i < cfg.loadReps; i++) await (await load()).dispose();
+  if (cfg.loadRepeats !== false) for (let i = 1; i < cfg.loadReps; i++) await (await load()).dispose();
   r.notes.push(`Engine.load loads session and tokenizer in parallel: wall ${stat(totals).median.toFixed(0)} ms median`);
 });

