@@ -283,6 +283,27 @@ function corpus(): Case[] {
     ['example violates the schema', { ...smallJson(), examples: [{ input: 'a', output: { queue: 'nope', urgent: 'yes' } }] }],
   ];
   for (const [name, adapter] of bad) cases.push(run(`adapter: ${name}`, adapter as unknown as TaskAdapter, 'fine', { code: 'ADAPTER_INVALID' }));
+  // Schemas from files strangers write: each a valid result or a named error with its JSON Pointer.
+  const jsonAdapter = (schema: unknown, examples: unknown[] = []) => ({ ...smallJson(), schema, examples } as unknown as TaskAdapter);
+  let deep: Record<string, unknown> = { type: 'string' };
+  for (let i = 0; i < 200; i++) deep = { type: 'object', properties: { a: deep }, required: ['a'], additionalProperties: false };
+  const schemaCases: [string, unknown, Outcome, unknown[]?][] = [
+    ['recursive $ref through a property', { type: 'object', properties: { n: { $ref: '#' } }, additionalProperties: false }, { ok: (r) => assert.equal((r.validation as { valid: boolean }).valid, true) }],
+    ['$ref cycle that never enters a property', { $ref: '#/$defs/a', $defs: { a: { $ref: '#/$defs/a' } } }, { code: 'ADAPTER_INVALID', message: /\$ref chain .* comes back/ }],
+    ['10k-value enum', { type: 'object', properties: { v: { enum: Array.from({ length: 10000 }, (_, i) => `v${i}`) } }, required: ['v'], additionalProperties: false }, { code: 'CONTEXT_TOO_LONG', message: /too large for the context budget, whatever the selection/ }],
+    ['200-level nesting', deep, { code: 'ADAPTER_INVALID', message: /nested more than 128 levels/ }],
+    ['backreference pattern', { type: 'object', properties: { v: { type: 'string', pattern: '^(ab)\\1$' } }, required: ['v'] }, { code: 'ADAPTER_INVALID', message: /backreference .* RE2/ }],
+    ['lookahead pattern', { type: 'object', properties: { v: { type: 'string', pattern: '^(?=a)a$' } }, required: ['v'] }, { code: 'ADAPTER_INVALID', message: /\/schema\/properties\/v\/pattern/ }],
+    ['minLength above maxLength', { type: 'object', properties: { v: { type: 'string', minLength: 10, maxLength: 2 } }, required: ['v'] }, { code: 'ADAPTER_INVALID', message: /minLength 10 .* above maxLength 2/ }],
+    ['not: {}', { type: 'object', properties: { v: { not: {} } }, required: ['v'] }, { code: 'ADAPTER_INVALID', message: /"not" rejects every value/ }],
+    ['minimum above maximum', { type: 'object', properties: { v: { type: 'integer', minimum: 5, maximum: 1 } }, required: ['v'] }, { code: 'ADAPTER_INVALID', message: /minimum 5 .* above maximum 1/ }],
+    ['minProperties above maxProperties', { type: 'object', minProperties: 3, maxProperties: 1 }, { code: 'ADAPTER_INVALID', message: /minProperties/ }],
+    ['draft-04 schema with "id"', { $schema: 'http://json-schema.org/draft-04/schema#', id: 'http://example.com/x', type: 'object', properties: { v: { type: 'integer', minimum: 0, exclusiveMinimum: true } }, required: ['v'], additionalProperties: false },
+      { ok: (r) => { assert.equal((r.validation as { valid: boolean }).valid, true); assert.ok((r.value as { v: number }).v > 0, JSON.stringify(r.value)); } }],
+    ['catastrophic pattern with an example that fails it', { type: 'object', properties: { v: { type: 'string', pattern: '^(a+)+$' } }, required: ['v'] }, { code: 'ADAPTER_INVALID', message: /\/examples\/0\/output\/v: does not match/ }, [{ input: 'x', output: { v: `${'a'.repeat(40)}!` } }]],
+    ['example that violates the schema type', { type: 'object', properties: { v: { type: 'integer' } }, required: ['v'] }, { code: 'ADAPTER_INVALID', message: /\/examples\/0\/output/ }, [{ input: 'x', output: { v: 'seven' } }]],
+  ];
+  for (const [name, schema, expect, examples] of schemaCases) cases.push(run(`schema: ${name}`, jsonAdapter(schema, examples), 'v is 3', expect, { maxNewTokens: 64 }));
   cases.push(run('adapter: 1,000 labels', { ...sentiment, examples: [], labels: Array.from({ length: 1000 }, (_, i) => ({ name: `label ${i}`, description: `kind ${i}` })) } as ClassifyAdapter, 'fine', { code: 'CONTEXT_TOO_LONG', message: /labels \(1000 labels\)/ }));
   return cases;
 }
