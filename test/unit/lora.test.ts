@@ -22,7 +22,7 @@ import { getBuiltinAdapter } from '../../src/core/adapters/builtin';
 import { loadAdapterFile } from '../../src/core/adapters/load';
 import { TasklingError } from '../../src/core/errors';
 import { TINY_MODEL } from './testPaths';
-import { LoraMatrices, safetensorsBytes, writeMergedFp32, writePeftLora } from './loraFixtures';
+import { LoraMatrices, safetensorsBytes, writeMergedFp32, writeMergedQ4, writePeftLora } from './loraFixtures';
 
 const fp32 = readModelFolder(TINY_MODEL, 'fp32');
 const q4 = readModelFolder(TINY_MODEL, 'q4');
@@ -92,6 +92,26 @@ for (const c of cases) {
     assert.ok(maxDiff(baseLogits, want) > 1e-2, `the LoRA must change the logits (max change ${maxDiff(baseLogits, want)})`);
   });
 }
+
+test('on the q4 base: branch logits equal the dequantized q4 weights with the LoRA merged in an fp32 MatMul (<= 1e-4)', async () => {
+  const mats = writePeftLora(join(tmp, 'q4-r8'), dims, { r: 8, alpha: 16, modules: ['q_proj', 'k_proj', 'o_proj', 'up_proj', 'down_proj'], seed: 21, sigma: 0.1 });
+  const dir = join(tmp, 'merged-q4');
+  writeMergedQ4(TINY_MODEL, dir, mats, (r) => 16 / r);
+  const [s, ref, b] = await Promise.all([
+    CausalLMSession.load(q4, { threads: 1, loraBranches: true }),
+    CausalLMSession.load(readModelFolder(dir, 'q4'), { threads: 1 }),
+    CausalLMSession.load(q4, { threads: 1 }),
+  ]);
+  try {
+    const got = await logits(s, s.prepareLora(readPeftLora(join(tmp, 'q4-r8'), base)));
+    const want = await logits(ref, null);
+    const d = maxDiff(got, want);
+    assert.ok(d <= 1e-4, `max |branch - merged| = ${d}`);
+    assert.ok(maxDiff(await logits(b, null), want) > 1e-2, 'the LoRA must change the logits');
+  } finally {
+    await Promise.all([s.dispose(), ref.dispose(), b.dispose()]);
+  }
+});
 
 test('no LoRA (rank-0 branches) gives exactly the logits of the graph without branches, fp32 and q4', async () => {
   assert.deepEqual(await logits(session, null), await logits(plain, null));

@@ -6,6 +6,7 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { onnx } from 'onnx-proto';
 import { LORA_MODULES, LoraModule } from '../../src/core/model/lora';
+import { dequantizeRowsQ4 } from '../../src/core/import/blockQuant';
 
 export type StDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I8';
 export interface StTensor { name: string; dtype: StDtype; shape: number[]; data: Float32Array }
@@ -140,4 +141,49 @@ export function writeMergedFp32(src: string, dst: string, mats: LoraMatrices, sc
     t.rawData = new Uint8Array(w.buffer);
   }
   writeFileSync(join(dst, 'onnx', 'model.onnx'), onnx.ModelProto.encode(model).finish());
+}
+
+/**
+ * Copies the tiny model folder `src` (q4 graph) to `dst` with every 4-bit projection of `mats`
+ * replaced by an fp32 MatMul over its dequantized weights plus `scale·B·A`: an independent
+ * reference for a LoRA applied on the q4 base (MatMulNBits at accuracy level 0 computes with
+ * the dequantized weights in fp32).
+ */
+export function writeMergedQ4(src: string, dst: string, mats: LoraMatrices, scaleOf: (r: number) => number): void {
+  mkdirSync(join(dst, 'onnx'), { recursive: true });
+  for (const f of ['config.json', 'generation_config.json', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(src, f), join(dst, f));
+  copyFileSync(join(src, 'onnx', 'model_q4.onnx_data'), join(dst, 'onnx', 'model_q4.onnx_data'));
+  const model = onnx.ModelProto.decode(readFileSync(join(src, 'onnx', 'model_q4.onnx')));
+  const data = readFileSync(join(src, 'onnx', 'model_q4.onnx_data'));
+  const inits = model.graph!.initializer as onnx.TensorProto[];
+  const bytesOf = (name: string, n: number): Uint8Array => {
+    const t = inits.find((x) => x.name === name);
+    if (!t) throw new Error(`no initializer ${name}`);
+    const off = Number(new Map(t.externalData.map((e) => [e.key, e.value])).get('offset') ?? 0);
+    return new Uint8Array(data.buffer.slice(data.byteOffset + off, data.byteOffset + off + n));
+  };
+  const parent = (m: string) => (['gate_proj', 'up_proj', 'down_proj'].includes(m) ? 'mlp' : 'self_attn');
+  for (const [key, { A, B, r, inF, outF }] of mats) {
+    const [l, m] = key.split('.');
+    const name = `model.layers.${l}.${parent(m)}.${m}.weight`;
+    const node = (model.graph!.node as onnx.NodeProto[]).find((n) => n.opType === 'MatMulNBits' && n.input[1] === `${name}_Q4`);
+    if (!node) throw new Error(`no MatMulNBits for ${name}`);
+    const q = { data: bytesOf(`${name}_Q4`, (outF * inF) / 2), scales: new Float32Array(bytesOf(`${name}_scales`, (outF * inF / 32) * 4).buffer) };
+    const w = dequantizeRowsQ4(q, outF, inF, 32); // [out, in]
+    const wt = new Float32Array(inF * outF);
+    const s = scaleOf(r);
+    for (let o = 0; o < outF; o++) {
+      for (let i = 0; i < inF; i++) {
+        let d = 0;
+        for (let k = 0; k < r; k++) d += B[o * r + k] * A[k * inF + i];
+        wt[i * outF + o] = w[o * inF + i] + s * d;
+      }
+    }
+    inits.push(onnx.TensorProto.create({ name: `${name}_merged`, dataType: onnx.TensorProto.DataType.FLOAT, dims: [inF, outF], rawData: new Uint8Array(wt.buffer) }));
+    node.opType = 'MatMul';
+    node.domain = '';
+    node.attribute = [];
+    node.input = [node.input[0], `${name}_merged`];
+  }
+  writeFileSync(join(dst, 'onnx', 'model_q4.onnx'), onnx.ModelProto.encode(model).finish());
 }
