@@ -143,6 +143,8 @@ export interface ToJsonView {
 export interface ProvenanceView {
   model?: { id: string; variant: string; sha256: string };
   adapter?: { id: string; version: string };
+  /** The run-time LoRA the result was computed with. */
+  lora?: { path: string; sha256: string };
   decoding?: { strategy: string; temperature?: number; maxNewTokens?: number; seed?: number };
   tokens?: { prompt: number; prefixReused: number; generated: number };
   timings?: { prefillMs: number; decodeMs: number; tokensPerSecond: number; totalMs: number; forwardPasses: number };
@@ -199,6 +201,7 @@ export function asProvenance(r: unknown): ProvenanceView | undefined {
   const out: ProvenanceView = {};
   if (isObj(p.model)) out.model = { id: String(p.model.id ?? ''), variant: String(p.model.variant ?? ''), sha256: String(p.model.sha256 ?? '') };
   if (isObj(p.adapter)) out.adapter = { id: String(p.adapter.id ?? ''), version: String(p.adapter.version ?? '') };
+  if (isObj(p.lora) && isStr(p.lora.sha256)) out.lora = { path: String(p.lora.path ?? ''), sha256: p.lora.sha256 };
   if (isObj(p.decoding)) out.decoding = {
     strategy: String(p.decoding.strategy ?? ''),
     temperature: isNum(p.decoding.temperature) ? p.decoding.temperature : undefined,

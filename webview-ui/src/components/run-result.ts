@@ -95,6 +95,7 @@ export class RunResultView extends LitElement {
           ${p.model ? html`<dt>Model</dt><dd>${p.model.id}${p.model.variant ? ` (${p.model.variant})` : ''}</dd>
             <dt>SHA-256</dt><dd class="mono" title=${p.model.sha256}>${p.model.sha256.slice(0, 16)}${p.model.sha256.length > 16 ? '…' : ''}</dd>` : nothing}
           ${p.adapter ? html`<dt>Adapter</dt><dd>${p.adapter.id}${p.adapter.version ? `@${p.adapter.version}` : ''}</dd>` : nothing}
+          ${p.lora ? html`<dt>LoRA</dt><dd class="mono" title=${`${p.lora.path}\nSHA-256 ${p.lora.sha256}`}>${p.lora.sha256.slice(0, 16)}…</dd>` : nothing}
           ${p.decoding ? html`<dt>Decoding</dt><dd>${p.decoding.strategy}${p.decoding.temperature !== undefined ? `, T=${p.decoding.temperature}` : ''}${p.decoding.maxNewTokens !== undefined ? `, max ${p.decoding.maxNewTokens} new` : ''}${p.decoding.seed !== undefined ? `, seed ${p.decoding.seed}` : ''}</dd>` : nothing}
           ${p.tokens ? html`<dt>Tokens</dt><dd><span class="nw">${p.tokens.prompt} prompt</span> <span class="nw">(${p.tokens.prefixReused} reused)</span> · <span class="nw">${p.tokens.generated} generated</span></dd>` : nothing}
           ${t ? html`<dt>Forward passes</dt><dd>${t.forwardPasses}</dd>` : nothing}
