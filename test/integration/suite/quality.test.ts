@@ -130,7 +130,7 @@ describe('Taskling quality loop', function () {
       const ex = [...lines(path.join(out, 'train.jsonl')), ...lines(path.join(out, 'validation.jsonl'))] as { messages: { role: string; content: string }[] }[];
       assert.equal(ex.length, 2, 'one example per record');
       assert.ok(ex.every((e) => e.messages.at(-1)!.role === 'assistant' && e.messages.some((m) => m.role === 'user')));
-      assert.ok(ex.some((e) => e.messages.at(-1)!.content === right && e.messages.at(-2)!.content.includes(SAMPLE.slice(56, 100))), 'the correction is the target');
+      assert.ok(ex.some((e) => e.messages.at(-1)!.content === right && e.messages.at(-2)!.content.includes(SAMPLE.slice(56, 100).trim())), 'the correction is the target');
     } finally {
       sub.dispose();
     }
