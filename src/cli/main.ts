@@ -19,7 +19,7 @@ import { ThreadedSession } from '../worker/sessionThread';
 import { TasklingError } from '../core/errors';
 import type { ConstraintSpec } from '../shared/protocol';
 import { choiceOpt, flag, intOpt, numOpt, opt, parseArgs, UsageError, usageError, type OptionSpec, type ParsedArgs } from './args';
-import { checkUserSchema, validateJson, xgrammarRegexProblem } from '../core/constraints';
+import { checkUserSchema, schemaCompileProblems, validateJson, xgrammarRegexProblem } from '../core/constraints';
 import { runTask, TaskRuntime } from '../core/tasks';
 import { AdapterRegistry, loadAdapterFile, loadAdapterFolder, readManifestId } from '../core/adapters/load';
 import type { AdapterError, TaskAdapter } from '../core/adapters/manifest';
@@ -182,7 +182,8 @@ async function generate(argv: string[]): Promise<number> {
     }
     schema = parsed as Record<string, unknown>;
     // What no value satisfies, or what RE2 cannot run, is refused before the model loads.
-    const problems = checkUserSchema(schema);
+    let problems = checkUserSchema(schema);
+    if (!problems.length) problems = schemaCompileProblems(schema); // its draft's meta-schema, $ref targets
     if (problems.length) {
       console.error(`taskling: SCHEMA_INVALID: the JSON Schema ${schemaFile} cannot be used:`);
       for (const p of problems) console.error(`  ${p.pointer || '(root)'}: ${p.message}`);

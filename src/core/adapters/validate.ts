@@ -14,7 +14,7 @@
  * which knows the source text.
  */
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
-import { AJV_REGEX_OPTIONS, checkUserSchema, compileUserSchema } from '../constraints/userSchema';
+import { AJV_REGEX_OPTIONS, checkUserSchema, compileUserSchema, schemaCompileProblems } from '../constraints/userSchema';
 import manifestSchema from '../../../schemas/taskling-adapter.schema.json';
 import type {
   AdapterError,
@@ -45,7 +45,10 @@ function getManifestValidator(): ValidateFunction {
   if (!manifestValidator) {
     const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false, strictRequired: false, ...AJV_REGEX_OPTIONS });
     ajv.addKeyword({ keyword: 'enumDescriptions', schemaType: 'array' });
-    manifestValidator = ajv.compile(manifestSchema);
+    // The manifest file names draft-07 for `schema` (editor help); here the user schema is
+    // checked for the draft it declares instead (checkToJson), so only its shape is checked.
+    const props = (manifestSchema as { properties: Record<string, unknown> }).properties;
+    manifestValidator = ajv.compile({ ...manifestSchema, properties: { ...props, schema: { type: 'object' } } });
   }
   return manifestValidator;
 }
@@ -303,13 +306,12 @@ function checkToJson(a: ToJsonAdapter, file: string, errors: AdapterError[]): vo
     for (const p of problems) errors.push(err(file, p.pointer, p.message));
     return;
   }
-  let fn: ValidateFunction;
-  try {
-    fn = compileUserSchema(a.schema);
-  } catch (e) {
-    errors.push(err(file, '/schema', `JSON Schema does not compile: ${(e as Error).message}`));
+  const invalid = schemaCompileProblems(a.schema, '/schema');
+  if (invalid.length) {
+    for (const p of invalid) errors.push(err(file, p.pointer, p.message));
     return;
   }
+  const fn: ValidateFunction = compileUserSchema(a.schema);
   (a.examples ?? []).forEach((ex, i) => {
     if (!fn(ex.output)) {
       for (const e of fn.errors ?? []) {

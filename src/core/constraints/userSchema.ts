@@ -30,8 +30,12 @@ import { escapePointerToken } from '../../shared/jsonPointer';
 /** JSON Schema drafts Taskling validates with. */
 export type SchemaDraft = 'draft-04' | 'draft-06' | 'draft-07' | '2019-09' | '2020-12';
 
-/** Deepest subschema nesting accepted (levels of schema objects below the root). */
-export const MAX_SCHEMA_DEPTH = 128;
+/**
+ * Deepest subschema nesting accepted (levels of schema objects below the root). XGrammar 0.1.27
+ * runs out of WebAssembly stack compiling about 53 nested object levels (measured: 52 compile,
+ * 55 fail with "memory access out of bounds"; arrays: 64 compile, 70 fail).
+ */
+export const MAX_SCHEMA_DEPTH = 48;
 
 /** One problem found by {@link checkUserSchema}. */
 export interface SchemaProblem {
@@ -41,8 +45,12 @@ export interface SchemaProblem {
   keyword: string;
   /** What is wrong, naming every keyword involved with its pointer. */
   message: string;
-  /** `unsatisfiable`: no value can be valid; `pattern`: RE2 cannot run the regex; `unsupported`: a draft or shape we cannot read. */
-  kind: 'unsatisfiable' | 'pattern' | 'unsupported';
+  /**
+   * `unsatisfiable`: no value can be valid; `pattern`: RE2 cannot run the regex; `unsupported`: a
+   * draft or shape we cannot read; `invalid`: the schema breaks its draft's meta-schema or does
+   * not compile (from {@link schemaCompileProblems}).
+   */
+  kind: 'unsatisfiable' | 'pattern' | 'unsupported' | 'invalid';
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -191,6 +199,45 @@ export function compileUserSchema(schema: Record<string, unknown>): ValidateFunc
   return newAjv(draft).compile(rest);
 }
 
+/**
+ * What ajv says when it compiles `schema` for its draft: values its draft's meta-schema refuses
+ * (e.g. a boolean `exclusiveMinimum` under 2020-12), an unresolvable `$ref`, an unknown `$schema`.
+ * @param base JSON Pointer of the schema in its document, prefixed to every pointer.
+ * @returns one problem per meta-schema error (pointer = the offending keyword), or one for the
+ *   whole schema; empty when it compiles. Never throws.
+ */
+export function schemaCompileProblems(schema: Record<string, unknown>, base = ''): SchemaProblem[] {
+  const draft = schemaDraft(schema);
+  if (typeof draft !== 'string') {
+    return [{ pointer: `${base}/$schema`, keyword: '$schema', message: `$schema ${JSON.stringify(draft.unsupported)} names no JSON Schema draft Taskling supports (draft-04, draft-06, draft-07, 2019-09 or 2020-12)`, kind: 'unsupported' }];
+  }
+  const { $schema: declared, ...rest } = schema;
+  const rules = `JSON Schema ${draft} rules; ${typeof declared === 'string' ? 'the draft its $schema names' : 'no $schema given'}`;
+  try {
+    const ajv = newAjv(draft);
+    if (!ajv.validateSchema(rest)) {
+      const all = ajv.errors ?? [];
+      // Of an anyOf/oneOf in the meta-schema keep the first branch's errors only (for `type`:
+      // "must be one of: ..."), not the summary nor the other branches.
+      const combinators = all.filter((x) => x.keyword === 'anyOf' || x.keyword === 'oneOf');
+      const errs = all.filter((x) => x.keyword !== 'anyOf' && x.keyword !== 'oneOf' && x.keyword !== 'if' && !combinators.some((c) =>
+        x.instancePath === c.instancePath && x.schemaPath.startsWith(c.schemaPath + '/') && x.schemaPath.slice(c.schemaPath.length + 1).split('/')[0] !== '0'));
+      if (errs.length) {
+        return errs.slice(0, 10).map((x) => ({
+          pointer: base + x.instancePath,
+          keyword: x.instancePath.split('/').pop() ?? '',
+          message: `${x.keyword === 'enum' ? `must be one of: ${(x.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}` : x.message ?? 'is invalid'} (${rules})`,
+          kind: 'invalid' as const,
+        }));
+      }
+    }
+    ajv.compile(rest);
+    return [];
+  } catch (e) {
+    return [{ pointer: base, keyword: '', message: `JSON Schema does not compile: ${(e as Error).message} (${rules})`, kind: 'invalid' }];
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Walking subschemas
 
@@ -292,8 +339,10 @@ function conflictsOf(node: Record<string, unknown>, at: string, draft04: boolean
   // Types
   let types = new Set<BaseType>(ALL_TYPES);
   const typeAts: string[] = [];
+  const known = (t: unknown) => ['null', 'boolean', 'object', 'array', 'string', 'integer', 'number'].includes(t as string);
   for (const m of objs) {
-    if (m.s.type === undefined) continue;
+    // Unknown type names are the meta-schema's to report (schemaCompileProblems), not a conflict.
+    if (m.s.type === undefined || !(Array.isArray(m.s.type) ? m.s.type.every(known) : known(m.s.type))) continue;
     typeAts.push(ptr(m.at, 'type'));
     types = new Set([...types].filter((t) => allows(m.s.type, t)));
   }
@@ -407,6 +456,50 @@ function conflictsOf(node: Record<string, unknown>, at: string, draft04: boolean
   }
 }
 
+/** The subschema a local `$ref` (`#` or `#/json/pointer`) names, or undefined. */
+function resolveLocalRef(root: unknown, ref: string): { s: unknown; at: string } | undefined {
+  if (ref !== '#' && !ref.startsWith('#/')) return undefined;
+  let cur: unknown = root;
+  const parts = ref === '#' ? [] : ref.slice(2).split('/').map((t) => decodeURIComponent(t).replace(/~1/g, '/').replace(/~0/g, '~'));
+  for (const part of parts) {
+    if (Array.isArray(cur)) cur = cur[Number(part)];
+    else if (isObj(cur)) cur = cur[part];
+    else return undefined;
+    if (cur === undefined) return undefined;
+  }
+  return { s: cur, at: parts.map((x) => `/${escapePointerToken(x)}`).join('') };
+}
+
+/**
+ * `$ref` cycles that never move into a property or item: checking (or generating) a value would
+ * recurse forever at the same place (ajv: "Maximum call stack size exceeded"). Edges: `$ref`,
+ * and the in-place applicators allOf/anyOf/oneOf/not/if/then/else.
+ */
+function refCycles(root: unknown, base: string, report: (p: SchemaProblem) => void): void {
+  const state = new Map<unknown, 1 | 2>(); // 1 on the path, 2 done
+  const visit = (s: unknown, at: string, path: string[], depth: number): void => {
+    if (!isObj(s) || depth > 200) return;
+    const st = state.get(s);
+    if (st === 2) return;
+    if (st === 1) {
+      report({ pointer: base + path[path.length - 1], keyword: '$ref', message: `the $ref chain ${path.map((p) => base + p).join(' -> ')} comes back to ${base + at || '(root)'} without entering any property or item, so checking a value would never end; make the recursion go through "properties" or "items"`, kind: 'unsatisfiable' });
+      return;
+    }
+    state.set(s, 1);
+    if (typeof s.$ref === 'string') {
+      const t = resolveLocalRef(root, s.$ref);
+      if (t) visit(t.s, t.at, [...path, ptr(at, '$ref')], depth + 1);
+    }
+    for (const k of ['allOf', 'anyOf', 'oneOf']) {
+      const list = s[k];
+      if (Array.isArray(list)) list.forEach((sub, i) => visit(sub, ptr(ptr(at, k), i), path, depth + 1));
+    }
+    for (const k of ['not', 'if', 'then', 'else']) visit(s[k], ptr(at, k), path, depth + 1);
+    state.set(s, 2);
+  };
+  visitSchemas(root, (node, at) => visit(node, at.slice(base.length), [], 0), undefined, undefined, MAX_SCHEMA_DEPTH, base);
+}
+
 function article(w: string): string {
   return /^[aeiou]/.test(w) ? `an ${w}` : `a ${w}`;
 }
@@ -454,7 +547,8 @@ export function checkUserSchema(schema: unknown, base = ''): SchemaProblem[] {
     // it is unsatisfiable only where a value is needed, which conflictsOf reports.
     void value; void at;
   }, (at) => {
-    report({ pointer: at, keyword: at.slice(at.lastIndexOf('/') + 1), message: `the schema is nested more than ${MAX_SCHEMA_DEPTH} levels deep here; flatten it (use $defs and $ref for repeated parts)`, kind: 'unsupported' });
+    report({ pointer: at, keyword: at.slice(at.lastIndexOf('/') + 1), message: `the schema is nested more than ${MAX_SCHEMA_DEPTH} levels deep here, more than the grammar engine can compile; flatten it (move parts to $defs and use $ref)`, kind: 'unsupported' });
   }, MAX_SCHEMA_DEPTH, base);
+  if (!out.some((p) => p.kind === 'unsupported')) refCycles(schema, base, report);
   return out;
 }
