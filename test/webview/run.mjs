@@ -513,6 +513,23 @@ test('extract result: retype, remove and add an entity from the editor selection
   await fb.locator('vscode-button#add-selection').click();
   eq(await lastPosted(page, 'spanFromSelection'), { type: 'spanFromSelection', runId: 2 }, 'asks the host for the selection');
   await fb.locator('td.t', { hasText: 'Acme GmbH' }).first().waitFor();
+  // a selection in the panel's copy of the input (with the spaces around it) is added without asking the host
+  const fx0 = await fixtures(page);
+  const word = 'from';
+  const at = fx0.inputs.extract.indexOf(word);
+  await page.evaluate(([s, e]) => {
+    const fbEl = document.querySelector('taskling-panel').shadowRoot.querySelector('tl-result-feedback');
+    const pre = fbEl.shadowRoot.querySelector('#input-text');
+    const t = [...pre.childNodes].find((n) => n.nodeType === 3 && n.textContent.length);
+    getSelection().setBaseAndExtent(t, s, t, e);
+  }, [at - 1, at + word.length + 1]);
+  const asked = (await posted(page)).filter((m) => m.type === 'spanFromSelection').length;
+  const rowsBefore = await rows.count();
+  await fb.locator('vscode-button#add-selection').click();
+  eq((await posted(page)).filter((m) => m.type === 'spanFromSelection').length, asked, 'no host round trip for a panel selection');
+  const berlinRows = await rows.evaluateAll((trs, w) => trs.filter((tr) => tr.querySelector('td.t').textContent === w).map((tr) => [+tr.dataset.start, +tr.dataset.end]), word);
+  assert(berlinRows.some(([s2, e2]) => s2 === at && e2 === at + word.length), `panel selection trimmed to the word: ${JSON.stringify(berlinRows)}`);
+  eq(await rows.count(), rowsBefore + 1, 'one entity added');
   await fb.locator('vscode-button#save-correction').click();
   await page.waitForFunction(() => window.__posted.some((m) => m.type === 'correct'));
   const c = (await lastPosted(page, 'correct')).correction.entities;
@@ -520,7 +537,8 @@ test('extract result: retype, remove and add an entity from the editor selection
   const acme = fx.inputs.extract.indexOf('Acme GmbH');
   assert(c.some((e) => e.start === first.start && e.end === first.end && e.type === 'ORG'), `first entity retyped to ORG: ${JSON.stringify(c)}`);
   assert(c.some((e) => e.start === acme && e.end === acme + 9), 'selection added with its offsets in the input');
-  eq(c.length, before, 'count: -1 removed, +1 added (or the added one replaced a duplicate)');
+  eq(c.length, before + 1, 'count: -1 removed, +1 editor selection, +1 panel selection');
+  assert(c.some((e) => e.start === fx.inputs.extract.indexOf('from') && e.end === e.start + 4), 'the panel selection is sent');
   for (const e of c) assert(fx.inputs.extract.slice(e.start, e.end).length === e.end - e.start && e.end > e.start, 'offsets are a real span');
   await page.close();
 });

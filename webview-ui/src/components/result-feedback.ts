@@ -1,8 +1,8 @@
 /**
  * <tl-result-feedback>: Accept / Correct for the shown run (issue 12). Correct opens an editor
  * for the task: classify — the right label(s); extract — retype or remove the model's entities,
- * add one from the editor selection (posts `spanFromSelection`, the host answers with the span
- * inside the run's input); toJson — the JSON in a text area (checked for syntax here; the host
+ * add one by selecting its text in the run's input shown there, or in the editor (posts
+ * `spanFromSelection`, the host answers with the span inside the run's input); toJson — the JSON in a text area (checked for syntax here; the host
  * validates it against the adapter's schema and says what is wrong). Saving posts `accept` /
  * `correct`; the host answers `feedbackSaved`. In an untrusted workspace it shows why saving is off.
  *
@@ -60,6 +60,12 @@ export class ResultFeedback extends LitElement {
     }
     .msg { font-size: 12px; margin-top: 4px; overflow-wrap: anywhere; white-space: pre-wrap; }
     .row { display: flex; gap: 6px; flex-wrap: wrap; margin-top: 6px; align-items: center; }
+    pre.input {
+      white-space: pre-wrap; overflow-wrap: anywhere; margin: 6px 0 0; padding: 4px 6px; max-height: 160px; overflow: auto;
+      font-family: var(--vscode-editor-font-family, monospace); font-size: var(--vscode-editor-font-size, 12px);
+      background: var(--vscode-editor-background); color: var(--vscode-editor-foreground);
+      border: 1px solid var(--vscode-contrastBorder, var(--vscode-panel-border, transparent)); border-radius: 3px;
+    }
   `];
 
   constructor() {
@@ -109,6 +115,41 @@ export class ResultFeedback extends LitElement {
       this.jsonError = '';
     }
     this.correcting = true;
+  }
+
+  /** Whether the panel holds the run's whole input (offsets into it are offsets into the run's input). */
+  private complete(r: RunRecord): boolean {
+    return (r.inputLength ?? r.input.length) === r.input.length;
+  }
+
+  /**
+   * The selection inside the input shown in the editor area, as offsets into the run's input;
+   * undefined when nothing there is selected (the host is then asked for the editor selection).
+   */
+  panelSelection(): { start: number; end: number } | undefined {
+    const pre = this.renderRoot.querySelector('#input-text');
+    const text = pre && [...pre.childNodes].find((n) => n.nodeType === Node.TEXT_NODE && (n.textContent ?? '').length);
+    if (!pre || !text) return undefined;
+    const root = this.renderRoot as ShadowRoot & { getSelection?: () => Selection | null };
+    const sel = root.getSelection ? root.getSelection() : document.getSelection();
+    if (!sel || sel.rangeCount === 0 || sel.isCollapsed) return undefined;
+    const range = sel.getRangeAt(0);
+    if (range.startContainer !== text || range.endContainer !== text) return undefined;
+    return { start: range.startOffset, end: range.endOffset };
+  }
+
+  private addSelection(r: RunRecord): void {
+    const s = this.panelSelection();
+    if (!s) { emitAction(this, { type: 'spanFromSelection', runId: r.runId }); return; }
+    // Trim white space a drag selection often takes along.
+    let { start, end } = s;
+    while (start < end && /\s/.test(r.input[start])) start++;
+    while (end > start && /\s/.test(r.input[end - 1])) end--;
+    if (start === end) { this.message = { ok: false, text: 'The selection is only white space.' }; return; }
+    if (!this.entities.some((x) => x.start === start && x.end === end)) {
+      this.entities = [...this.entities, { type: this.adapter?.items[0] ?? '', start, end, text: r.input.slice(start, end) }].sort((a, b) => a.start - b.start);
+    }
+    this.message = undefined;
   }
 
   private save(): void {
@@ -168,8 +209,9 @@ export class ResultFeedback extends LitElement {
               ${types.map((t) => html`<option value=${t} ?selected=${t === e.type}>${t}</option>`)}</select></td>
             <td><button class="linkbtn remove" aria-label=${`Remove "${e.text}"`} @click=${() => { this.entities = this.entities.filter((_, j) => j !== i); }}>Remove</button></td>
           </tr>`)}</tbody></table>` : html`<div class="muted note">No entities: save to record that the text has none.</div>`}
-        <div class="row"><vscode-button id="add-selection" secondary @click=${() => emitAction(this, { type: 'spanFromSelection', runId: r.runId })}>Add editor selection</vscode-button>
-          <span class="muted note">Select the entity's text in the editor first (inside the run's input).</span></div>`;
+        ${this.complete(r) ? html`<pre class="input" id="input-text" tabindex="0" aria-label="The run's input: select an entity's text here">${r.input}</pre>` : nothing}
+        <div class="row"><vscode-button id="add-selection" secondary @click=${() => this.addSelection(r)}>Add selected text</vscode-button>
+          <span class="muted note">Select the entity's text ${this.complete(r) ? 'above or ' : ''}in the editor (inside the run's input), then add it.</span></div>`;
     }
     return html`<label class="note" for="json-edit">The right JSON (checked against the adapter's schema when saved)</label>
       <textarea id="json-edit" spellcheck="false" .value=${this.jsonText}
