@@ -314,6 +314,31 @@ test('loadAdapterFile resolves model.lora against the manifest folder', async ()
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'a.taskling.json');
   writeFileSync(file, JSON.stringify({ ...getBuiltinAdapter('sentiment'), id: 'with-lora', model: { lora: 'loras/A' } }));
+  mkdirSync(join(dir, 'loras'), { recursive: true });
+  writePeftLora(join(dir, 'loras', 'A'), dims, { r: 2, alpha: 2, modules: ['q_proj'], seed: 9 });
   const r = await loadAdapterFile(file);
+  assert.deepEqual(r.errors, []);
   assert.equal(r.adapter?.adapter.model?.lora, join(dir, 'loras', 'A'));
+});
+
+test('loadAdapterFile marks an adapter whose LoRA files are missing or broken, at /model/lora, from the header alone', async () => {
+  const dir = join(tmp, 'manifests-bad');
+  mkdirSync(join(dir, 'loras'), { recursive: true });
+  const cases: [string, () => void, RegExp][] = [
+    ['missing', () => undefined, /LORA_FILE_MISSING/],
+    ['trunc', () => { writePeftLora(join(dir, 'loras', 'trunc'), dims, { r: 4, alpha: 8, modules: ['q_proj'], seed: 1 }); const f = join(dir, 'loras', 'trunc', 'adapter_model.safetensors'); truncateSync(f, readFileSync(f).length - 4); }, /LORA_FILE_TRUNCATED/],
+    ['f64', () => { writePeftLora(join(dir, 'loras', 'f64'), dims, { r: 4, alpha: 8, modules: ['q_proj'], seed: 1, dtype: 'F64' }); }, /LORA_DTYPE_UNSUPPORTED/],
+    ['rank0', () => { writePeftLora(join(dir, 'loras', 'rank0'), dims, { r: 4, alpha: 8, modules: ['q_proj'], seed: 1, config: { r: 0 } }); }, /LORA_RANK_INVALID/],
+    ['nocfg', () => { mkdirSync(join(dir, 'loras', 'nocfg')); writeFileSync(join(dir, 'loras', 'nocfg', 'adapter_model.safetensors'), safetensorsBytes([])); }, /LORA_FILE_MISSING.*adapter_config/],
+  ];
+  for (const [name, make, want] of cases) {
+    make();
+    const file = join(dir, `${name}.taskling.json`);
+    writeFileSync(file, JSON.stringify({ ...getBuiltinAdapter('sentiment'), id: `lora-${name}`, model: { lora: `loras/${name}` } }));
+    const r = await loadAdapterFile(file);
+    assert.equal(r.adapter, undefined, name);
+    assert.equal(r.errors.length, 1, name);
+    assert.equal(r.errors[0].jsonPath, '/model/lora');
+    assert.match(r.errors[0].message, want, name);
+  }
 });

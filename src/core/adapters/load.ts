@@ -14,6 +14,7 @@
  */
 import { open, readdir } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { checkPeftLoraFiles } from '../model/lora';
 import { BUILTIN_ADAPTERS, builtinFileName } from './builtin';
 import {
   MANIFEST_SUFFIX,
@@ -317,6 +318,10 @@ export async function loadAdapterFile(path: string, kind: AdapterSource['kind'] 
     const r = parseAdapterText(got.text, file);
     // A run-time LoRA is named relative to its manifest: made absolute here, where the file is known.
     if (r.adapter?.model?.lora && !isAbsolute(r.adapter.model.lora)) r.adapter.model = { ...r.adapter.model, lora: resolve(dirname(file), r.adapter.model.lora) };
+    // Its files are checked now (config and safetensors header, not the weights), so a missing or
+    // broken LoRA marks this adapter broken at load; shapes against the model are checked at first use.
+    const loraProblem = r.adapter?.model?.lora ? checkPeftLoraFiles(r.adapter.model.lora) : null;
+    if (loraProblem) return { errors: [{ file, jsonPath: '/model/lora', message: loraProblem.message, severity: 'error' }] };
     return r.adapter ? { adapter: { adapter: r.adapter, source: { kind, file } }, errors: [] } : { errors: r.errors };
   } catch (e) {
     return { errors: [{ file, jsonPath: '', message: `could not be loaded (${e instanceof Error ? e.message : String(e)}); fix or remove this file`, severity: 'error' }] };

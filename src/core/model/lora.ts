@@ -15,7 +15,7 @@
  * are converted to float32.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { TasklingError } from '../errors';
 
@@ -108,11 +108,11 @@ const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I
  * @throws LoraError `LORA_FILE_TRUNCATED` (shorter than its header or a tensor's end),
  *   `LORA_FILE_INVALID` (header not JSON / malformed entries).
  */
-export function parseSafetensors(bytes: Uint8Array, file: string): { tensors: Map<string, SafetensorsEntry>; dataStart: number } {
-  if (bytes.length < 8) throw new LoraError('LORA_FILE_TRUNCATED', `${file} is ${bytes.length} bytes, shorter than a safetensors header (8 bytes): it is truncated or not a safetensors file. Save the adapter again.`, file);
+export function parseSafetensors(bytes: Uint8Array, file: string, fileSize = bytes.length): { tensors: Map<string, SafetensorsEntry>; dataStart: number } {
+  if (fileSize < 8 || bytes.length < 8) throw new LoraError('LORA_FILE_TRUNCATED', `${file} is ${fileSize} bytes, shorter than a safetensors header (8 bytes): it is truncated or not a safetensors file. Save the adapter again.`, file);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = view.getBigUint64(0, true);
-  if (n > BigInt(bytes.length - 8)) throw new LoraError('LORA_FILE_TRUNCATED', `${file}: its header says ${n} bytes of JSON but the file has ${bytes.length - 8} after the length: it is truncated (or not a safetensors file). Save the adapter again.`, file);
+  if (n > BigInt(fileSize - 8) || n > BigInt(bytes.length - 8)) throw new LoraError('LORA_FILE_TRUNCATED', `${file}: its header says ${n} bytes of JSON but the file has ${fileSize - 8} after the length: it is truncated (or not a safetensors file). Save the adapter again.`, file);
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + Number(n))));
@@ -121,7 +121,7 @@ export function parseSafetensors(bytes: Uint8Array, file: string): { tensors: Ma
   }
   if (!header || typeof header !== 'object' || Array.isArray(header)) throw new LoraError('LORA_FILE_INVALID', `${file}: the safetensors header is not a JSON object.`, file);
   const dataStart = 8 + Number(n);
-  const dataLen = bytes.length - dataStart;
+  const dataLen = fileSize - dataStart;
   const tensors = new Map<string, SafetensorsEntry>();
   for (const [name, v] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') continue;
@@ -213,19 +213,8 @@ function configTargets(tm: unknown, file: string): Set<LoraModule> | 'regex' {
   return out;
 }
 
-/**
- * Reads a PEFT LoRA.
- * @param path the adapter folder, or its adapter_model.safetensors (adapter_config.json beside it).
- * @param base the base model's dims (from {@link loraBaseDims}): every tensor's shape is checked against them.
- * @throws LoraError (code `ADAPTER_INVALID`): `LORA_FILE_MISSING` (either file absent or unreadable),
- *   `LORA_FILE_TRUNCATED`, `LORA_FILE_INVALID`, `LORA_CONFIG_INVALID` (not LORA, fan_in_fan_out,
- *   no r / lora_alpha), `LORA_UNSUPPORTED` (DoRA, biases, modules_to_save, embedding LoRAs,
- *   tensors of other modules), `LORA_DTYPE_UNSUPPORTED`, `LORA_RANK_INVALID` (0, above
- *   {@link MAX_LORA_RANK} or min(in, out), or disagreeing with the config), `LORA_SHAPE_MISMATCH`
- *   (in/out features not the base's), `LORA_TARGET_MISMATCH` (a layer the base lacks, a module
- *   outside target_modules, A without B).
- */
-export function readPeftLora(path: string, base: LoraBaseDims): LoraWeights {
+/** The adapter folder and its two files, for a folder or adapter_model.safetensors path. */
+function loraPaths(path: string): { dir: string; weightsFile: string; configFile: string } {
   let dir = path;
   let weightsFile = join(path, 'adapter_model.safetensors');
   try {
@@ -233,19 +222,32 @@ export function readPeftLora(path: string, base: LoraBaseDims): LoraWeights {
   } catch (e) {
     throw new LoraError('LORA_FILE_MISSING', `The LoRA ${path} does not exist or cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}). Point \`lora\` at the folder peft's save_pretrained wrote (adapter_config.json + adapter_model.safetensors).`, path);
   }
-  const configFile = join(dir, 'adapter_config.json');
-  const read = (f: string, what: string): Buffer => {
-    try {
-      const size = statSync(f).size;
-      if (size > MAX_LORA_FILE_BYTES) throw new LoraError('LORA_FILE_INVALID', `${f} is ${size} bytes, more than the ${MAX_LORA_FILE_BYTES} a LoRA may have.`, f);
-      return readFileSync(f);
-    } catch (e) {
-      if (e instanceof LoraError) throw e;
-      throw new LoraError('LORA_FILE_MISSING', `The LoRA's ${what} ${f} is missing or unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}). peft's save_pretrained writes adapter_config.json and adapter_model.safetensors side by side.`, f);
-    }
-  };
-  const configBytes = read(configFile, 'adapter_config.json');
-  const bytes = read(weightsFile, basename(weightsFile));
+  return { dir, weightsFile, configFile: join(dir, 'adapter_config.json') };
+}
+
+/** A file of the LoRA (size-capped), or `LORA_FILE_MISSING`. */
+function readLoraFile(f: string, what: string): Buffer {
+  try {
+    const size = statSync(f).size;
+    if (size > MAX_LORA_FILE_BYTES) throw new LoraError('LORA_FILE_INVALID', `${f} is ${size} bytes, more than the ${MAX_LORA_FILE_BYTES} a LoRA may have.`, f);
+    return readFileSync(f);
+  } catch (e) {
+    if (e instanceof LoraError) throw e;
+    throw new LoraError('LORA_FILE_MISSING', `The LoRA's ${what} ${f} is missing or unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}). peft's save_pretrained writes adapter_config.json and adapter_model.safetensors side by side.`, f);
+  }
+}
+
+interface LoraConfig {
+  cfg: Record<string, unknown>;
+  r: number;
+  alpha: number;
+  rslora: boolean;
+  targets: Set<LoraModule> | 'regex';
+  targetRe: RegExp | null;
+}
+
+/** Parses and checks adapter_config.json (see {@link readPeftLora} for the errors). */
+function parseLoraConfig(configBytes: Buffer, configFile: string): LoraConfig {
   let cfg: Record<string, unknown>;
   try {
     cfg = JSON.parse(configBytes.toString('utf8'));
@@ -264,9 +266,40 @@ export function readPeftLora(path: string, base: LoraBaseDims): LoraWeights {
   if (typeof r !== 'number' || !Number.isInteger(r)) throw bad(`r must be an integer, got ${JSON.stringify(r)}.`);
   if (r <= 0 || r > MAX_LORA_RANK) throw new LoraError('LORA_RANK_INVALID', `${configFile}: r is ${r}; the rank must be 1..${MAX_LORA_RANK}.`, configFile);
   if (typeof alpha !== 'number' || !Number.isFinite(alpha)) throw bad(`lora_alpha must be a number, got ${JSON.stringify(alpha)}.`);
-  const rslora = cfg.use_rslora === true;
   const targets = configTargets(cfg.target_modules, configFile);
-  const targetRe = targets === 'regex' ? (() => { try { return new RegExp(`^(?:${cfg.target_modules as string})$`); } catch (e) { throw bad(`target_modules is not a valid regular expression (${(e as Error).message}).`); } })() : null;
+  let targetRe: RegExp | null = null;
+  if (targets === 'regex') {
+    try {
+      targetRe = new RegExp(`^(?:${cfg.target_modules as string})$`);
+    } catch (e) {
+      throw bad(`target_modules is not a valid regular expression (${(e as Error).message}).`);
+    }
+  }
+  return { cfg, r, alpha, rslora: cfg.use_rslora === true, targets, targetRe };
+}
+
+/** Reads and checks adapter_config.json. */
+function readLoraConfig(configFile: string): LoraConfig {
+  return parseLoraConfig(readLoraFile(configFile, 'adapter_config.json'), configFile);
+}
+
+/**
+ * Reads a PEFT LoRA.
+ * @param path the adapter folder, or its adapter_model.safetensors (adapter_config.json beside it).
+ * @param base the base model's dims (from {@link loraBaseDims}): every tensor's shape is checked against them.
+ * @throws LoraError (code `ADAPTER_INVALID`): `LORA_FILE_MISSING` (either file absent or unreadable),
+ *   `LORA_FILE_TRUNCATED`, `LORA_FILE_INVALID`, `LORA_CONFIG_INVALID` (not LORA, fan_in_fan_out,
+ *   no r / lora_alpha), `LORA_UNSUPPORTED` (DoRA, biases, modules_to_save, embedding LoRAs,
+ *   tensors of other modules), `LORA_DTYPE_UNSUPPORTED`, `LORA_RANK_INVALID` (0, above
+ *   {@link MAX_LORA_RANK} or min(in, out), or disagreeing with the config), `LORA_SHAPE_MISMATCH`
+ *   (in/out features not the base's), `LORA_TARGET_MISMATCH` (a layer the base lacks, a module
+ *   outside target_modules, A without B).
+ */
+export function readPeftLora(path: string, base: LoraBaseDims): LoraWeights {
+  const { dir, weightsFile, configFile } = loraPaths(path);
+  const configBytes = readLoraFile(configFile, 'adapter_config.json');
+  const { cfg, r, alpha, rslora, targets, targetRe } = parseLoraConfig(configBytes, configFile);
+  const bytes = readLoraFile(weightsFile, basename(weightsFile));
 
   const parsed = parseSafetensors(bytes, weightsFile);
   const tensors = parsed.tensors;
@@ -327,4 +360,47 @@ export function readPeftLora(path: string, base: LoraBaseDims): LoraWeights {
   const sha256 = createHash('sha256').update(bytes).update(configBytes).digest('hex');
   const targetModules = LORA_MODULES.filter((m) => pairs.some((p) => p.module === m));
   return { dir, sha256, targetModules, pairs, byteLength: pairs.reduce((s, p) => s + (p.a.length + p.b.length) * 4, 0) };
+}
+
+/** Largest safetensors JSON header read by {@link checkPeftLoraFiles} (bytes). */
+const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+
+/**
+ * What can be checked of a LoRA without the base model, reading only adapter_config.json and the
+ * safetensors header (not the weights): both files exist, the header parses and every tensor's
+ * bytes are inside the file, dtypes are F32/F16/BF16, the config is a LoRA with 1 <= r <= 512 and
+ * supported target modules, no DoRA / bias / modules_to_save. For marking an adapter broken when it
+ * is loaded; shapes against the base are checked when the LoRA is first used ({@link readPeftLora}).
+ * @returns null when fine, else the LoraError.
+ */
+export function checkPeftLoraFiles(path: string): LoraError | null {
+  try {
+    const { weightsFile, configFile } = loraPaths(path);
+    readLoraConfig(configFile);
+    let fd: number;
+    try {
+      fd = openSync(weightsFile, 'r');
+    } catch (e) {
+      throw new LoraError('LORA_FILE_MISSING', `The LoRA's ${basename(weightsFile)} ${weightsFile} is missing or unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}). peft's save_pretrained writes adapter_config.json and adapter_model.safetensors side by side.`, weightsFile);
+    }
+    try {
+      const size = statSync(weightsFile).size;
+      const head = Buffer.alloc(8);
+      const got = readSync(fd, head, 0, 8, 0);
+      const n = got === 8 ? Number(head.readBigUInt64LE(0)) : 0;
+      const buf = Buffer.alloc(8 + Math.max(0, Math.min(n, size - 8, MAX_HEADER_BYTES)));
+      readSync(fd, buf, 0, buf.length, 0);
+      const { tensors } = parseSafetensors(buf, weightsFile, size);
+      for (const [name, t] of tensors) {
+        if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') throw new LoraError('LORA_DTYPE_UNSUPPORTED', `${weightsFile}: tensor ${name} is ${t.dtype}; LoRA tensors must be F32, F16 or BF16.`, weightsFile);
+        if (!KEY.test(name)) throw new LoraError('LORA_UNSUPPORTED', `${weightsFile}: tensor ${JSON.stringify(name)} is not a lora_A / lora_B of ${LORA_MODULES.join(', ')}.`, weightsFile);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    return null;
+  } catch (e) {
+    if (e instanceof LoraError) return e;
+    return new LoraError('LORA_FILE_INVALID', `The LoRA ${path} could not be checked: ${(e as Error).message}`, path);
+  }
 }
