@@ -396,20 +396,30 @@ export class TasklingController implements vscode.Disposable {
   async present(entry: RunEntry, editor: vscode.TextEditor): Promise<void> {
     const { record } = entry;
     const adapter = entry.adapter!;
+    // Accept / Correct… on the notification too (quality.ts), when results can be saved here.
+    const feedback = this.quality?.state().writable ? ['Accept', 'Correct…'] : [];
+    const onFeedback = (a: string | undefined) => {
+      if (a === 'Accept') void this.quality?.save(record.runId, undefined);
+      if (a === 'Correct…') void this.quality?.correctRun(record.runId);
+    };
     if (adapter.task === 'classify') {
       const r = record.result as ClassifyResult;
       const msg = classifyMessage(adapter.name, r);
       this.log.info(`[run ${record.runId}] ${msg}`);
-      void this.notify('info', `Taskling — ${msg}`, 'Open Panel').then((a) => { if (a) void vscode.commands.executeCommand('taskling.openPanel'); });
+      void this.notify('info', `Taskling — ${msg}`, 'Open Panel', ...feedback).then((a) => {
+        if (a === 'Open Panel') void vscode.commands.executeCommand('taskling.openPanel');
+        onFeedback(a);
+      });
     } else if (adapter.task === 'extract') {
       const r = record.result as ExtractResult;
       const spans = toDocumentSpans(r.entities, entry.snapshot.startOffset, entry.snapshot.text.length);
       if (editor.document.version === entry.snapshot.version) this.decorations.set(editor.document, spans);
       const msg = extractMessage(adapter.name, r.entities, r.ungrounded.length);
       this.log.info(`[run ${record.runId}] ${msg}`);
-      void this.notify('info', `Taskling — ${msg}`, 'Open Panel', 'Clear Highlights').then((a) => {
+      void this.notify('info', `Taskling — ${msg}`, 'Open Panel', 'Clear Highlights', ...feedback).then((a) => {
         if (a === 'Open Panel') void vscode.commands.executeCommand('taskling.openPanel');
         if (a === 'Clear Highlights') this.decorations.clear(editor.document);
+        onFeedback(a);
       });
     } else {
       const r = record.result as ToJsonResult;

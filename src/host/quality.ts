@@ -193,9 +193,15 @@ export class QualityService implements vscode.Disposable {
   async correctLast(): Promise<string | undefined> {
     const e = this.lastRun();
     if (!e) { void this.c.notify('warning', 'Taskling: no result to correct yet. Run an adapter on a selection first.'); return undefined; }
+    return this.correctRun(e.record.runId);
+  }
+
+  /** {@link correctLast} for run `runId` (the result notification's *Correct…*). */
+  async correctRun(runId: number): Promise<string | undefined> {
+    const e = this.c.getRun(runId);
+    if (!e || e.record.result === undefined) { void this.c.notify('warning', 'Taskling: that run has no result to correct.'); return undefined; }
     const adapter = e.adapter ?? this.adapterOf(e.record.adapterId);
     if (!adapter) return undefined;
-    const runId = e.record.runId;
     const r = e.record.result as { selected?: string[]; top?: string | null; entities?: { type: string; start: number; end: number; text: string }[]; value?: unknown; text?: string };
     if (adapter.task === 'classify') {
       const current = new Set(adapter.multiLabel ? r.selected ?? [] : r.top ? [r.top] : []);

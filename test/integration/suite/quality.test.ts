@@ -56,6 +56,7 @@ describe('Taskling quality loop', function () {
     try {
       // 1. correct one result (through the panel's message path), accept another
       const r1 = await run(56, 100, 'taskling.classifySelection', 'sentiment');
+      assert.deepEqual(api.controller.lastNotice?.actions, ['Open Panel', 'Accept', 'Correct…'], 'the result notification offers Accept / Correct…');
       const said = (r1.result as { top: string | null }).top;
       const right = said === 'negative' ? 'mixed' : 'negative';
       await api.panel.handle({ type: 'correct', runId: r1.runId, correction: { labels: [right] } });
