@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { appendRecord, readDataset, serializeRecord, type DatasetRecord } from '../../src/core/datasets';
@@ -42,7 +42,10 @@ test('kill -9 during appends never damages an earlier line', async () => {
   let before: string[] = [];
   for (let round = 0; round < 8; round++) {
     const child = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 150 + round * 37));
+    // Kill mid-stream: once this child has appended (a loaded machine may take seconds to start it).
+    const sizeBefore = existsSync(file) ? statSync(file).size : 0;
+    for (let waited = 0; waited < 20_000 && !(existsSync(file) && statSync(file).size > sizeBefore); waited += 20) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 20 + round * 37));
     child.kill('SIGKILL');
     await new Promise((r) => child.on('exit', r));
     const lines = readFileSync(file, 'utf8').split('\n');
