@@ -4,8 +4,9 @@
 // Prints: session load with and without LoRA branches; reading + attaching a seeded LoRA of rank
 // 16 and 64 on all seven projections (bytes resident); decode-step cost (wall and process CPU time,
 // medians over interleaved steps) of the graph without branches, with branches and no LoRA
-// (rank 0), with r16 and with r64; classify p50 (prefix cached) with none / r16. Random LoRAs:
-// cost only, no quality claim. The seeded LoRA writer is the unit tests' (test/unit/loraFixtures.ts).
+// (rank 0), with r16 and with r64; classify p50 (prefix cached) with none / r16; then (q4 only)
+// the logits of a seeded r16 q/v LoRA applied at run time against the same LoRA merged into the
+// dequantized 4-bit weights (fp32 MatMul). Random LoRAs: cost and equality only, no quality claim. The seeded LoRA writer is the unit tests' (test/unit/loraFixtures.ts).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,7 +18,7 @@ import { ThreadedSession } from '../src/worker/sessionThread';
 import { TaskRuntime, runTask } from '../src/core/tasks';
 import { getBuiltinAdapter } from '../src/core/adapters/builtin';
 import type { ClassifyAdapter } from '../src/core/adapters/manifest';
-import { writePeftLora } from '../test/unit/loraFixtures';
+import { writeMergedQ4, writePeftLora } from '../test/unit/loraFixtures';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -102,7 +103,39 @@ async function main(): Promise<void> {
     console.log(`classify alternating none / r16 in one session (no reload): p50 ${median(ms).toFixed(0)} ms over ${reps}`);
   } finally {
     await engine.dispose();
+  }
+  try {
+    if (variant === 'q4') await mergedCheck(dir, tmp, threads);
+  } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Run-time LoRA vs the same LoRA merged into the dequantized q4 weights: max logit difference, argmax agreement. */
+async function mergedCheck(dir: string, tmp: string, threads: number): Promise<void> {
+  const folder = readModelFolder(dir, 'q4');
+  const base = loraBaseDims(folder.config);
+  const mats = writePeftLora(join(tmp, 'qv16'), { layers: base.numLayers, modules: base.modules }, { r: 16, alpha: 32, modules: ['q_proj', 'v_proj'], seed: 5, sigma: 0.02 });
+  writeMergedQ4(dir, join(tmp, 'merged'), mats, (r) => 32 / r);
+  const s = await CausalLMSession.load(folder, { threads, loraBranches: true });
+  const ref = await CausalLMSession.load(readModelFolder(join(tmp, 'merged'), 'q4'), { threads });
+  try {
+    const ids = [2, 105, 2364, 107, 3689, 563, 496, 236743, 7272, 1550, 106, 107, 105, 4368, 107];
+    const lf = s.prepareLora(readPeftLora(join(tmp, 'qv16'), base));
+    const a = (await s.forward(ids, s.newCache(lf), { allLogits: true })).allLogits!;
+    const b = (await ref.forward(ids, ref.newCache(), { allLogits: true })).allLogits!;
+    const n = (await s.forward(ids, s.newCache(), { allLogits: true })).allLogits!;
+    let d = 0;
+    let dBase = 0;
+    for (let i = 0; i < a.length; i++) { d = Math.max(d, Math.abs(a[i] - b[i])); dBase = Math.max(dBase, Math.abs(n[i] - b[i])); }
+    const V = s.vocabSize;
+    const argmax = (x: Float32Array, r: number) => { let best = 0; for (let j = 1; j < V; j++) if (x[r * V + j] > x[r * V + best]) best = j; return best; };
+    let agree = 0;
+    for (let r = 0; r < ids.length; r++) if (argmax(a, r) === argmax(b, r)) agree++;
+    console.log(`r16 q/v LoRA, run time vs merged into the dequantized q4 weights: max |logit diff| ${d.toExponential(2)} over ${ids.length} positions (the LoRA itself moves logits by up to ${dBase.toFixed(2)}); argmax agreement ${agree}/${ids.length}`);
+  } finally {
+    await s.dispose();
+    await ref.dispose();
   }
 }
 

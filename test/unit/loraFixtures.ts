@@ -163,6 +163,7 @@ export function writeMergedQ4(src: string, dst: string, mats: LoraMatrices, scal
     return new Uint8Array(data.buffer.slice(data.byteOffset + off, data.byteOffset + off + n));
   };
   const parent = (m: string) => (['gate_proj', 'up_proj', 'down_proj'].includes(m) ? 'mlp' : 'self_attn');
+  const replaced = new Set<string>();
   for (const [key, { A, B, r, inF, outF }] of mats) {
     const [l, m] = key.split('.');
     const name = `model.layers.${l}.${parent(m)}.${m}.weight`;
@@ -184,6 +185,9 @@ export function writeMergedQ4(src: string, dst: string, mats: LoraMatrices, scal
     node.domain = '';
     node.attribute = [];
     node.input = [node.input[0], `${name}_merged`];
+    replaced.add(`${name}_Q4`).add(`${name}_scales`);
   }
+  // The 4-bit tensors no node reads any more (onnxruntime warns about each).
+  model.graph!.initializer = inits.filter((t) => !replaced.has(t.name));
   writeFileSync(join(dst, 'onnx', 'model_q4.onnx'), onnx.ModelProto.encode(model).finish());
 }
