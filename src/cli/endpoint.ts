@@ -13,7 +13,7 @@ import { GemmaTokenizer } from '../core/tokenizer';
 import type { TaskResult } from '../core/tasks';
 import { buildReport, EvalRecord, EvalReport, OUTPUT_FAILURE_CODES, ParsedEvalData, RecordResult, ReportError, scoreRecord } from '../core/eval';
 import {
-  CLASSIFY_SCORINGS, ClassifyScoring, EndpointClient, EndpointTaskSettings, planRequests, runBatch, runEndpointTask,
+  CLASSIFY_SCORINGS, ClassifyScoring, EXACT_PROMPTS, type ExactPrompt, EndpointClient, EndpointTaskSettings, planRequests, runBatch, runEndpointTask,
   scoringFor, STRUCTURED_OUTPUT_FIELDS, StructuredOutputField, type BatchItem,
 } from '../core/endpoint';
 import { choiceOpt, flag, intOpt, numOpt, opt, parseArgs, usageError, type OptionSpec, type ParsedArgs } from './args';
@@ -22,7 +22,8 @@ import { lifetime, readInputBytes, splitJsonlBytes, writeOut, type RawLine } fro
 export const ENDPOINT_USAGE = `  Endpoint (an OpenAI-compatible server: vLLM, SGLang, llama.cpp's server; text then leaves this machine):
   taskling run --adapter ID|FILE --endpoint URL [--model NAME] [--api-key-env VAR] [--concurrency N]
                [--output FILE] [--tokenizer DIR] [--classify-scoring auto|exact|approximate]
-               [--structured-output ${STRUCTURED_OUTPUT_FIELDS.join('|')}] [--timeout SECONDS] [--retries N]
+               [--structured-output ${STRUCTURED_OUTPUT_FIELDS.join('|')}] [--exact-prompt ids|text]
+               [--timeout SECONDS] [--retries N]
                [--input FILE | - | "text"] [--jsonl] [--max-new-tokens N] [--folder DIR]
   taskling eval --adapter ID|FILE --data FILE.jsonl --endpoint URL [the endpoint options above] [--report OUT.json] [--limit N]
   taskling export-requests --adapter ID|FILE --input FILE.jsonl --model NAME [--output FILE] [--tokenizer DIR]
@@ -33,18 +34,22 @@ export const ENDPOINT_USAGE = `  Endpoint (an OpenAI-compatible server: vLLM, SG
   makes a batch resumable: running the same command again continues after the records already
   written (each record once). --tokenizer DIR (the server model's tokenizer, e.g. its model folder)
   makes classify probabilities exact (prompt log-probabilities via /v1/completions echo); without
-  it they are approximate (top_logprobs of a constrained choice). The API key is read from the
-  environment variable --api-key-env names, never from the command line.`;
+  it they are approximate (top_logprobs of a constrained choice); --exact-prompt text sends that
+  prompt as a string, for servers that refuse token ids (llama-cpp-python's). --structured-output
+  names the request field the server reads the schema from (default response_format; use
+  json_object for llama-cpp-python's server). Text with a control-token spelling such as
+  <end_of_turn> is refused for requests that carry it as text (the server would parse it). The
+  API key is read from the environment variable --api-key-env names, never from the command line.`;
 
 /** Options `run` and `eval` accept in addition to their own when `--endpoint` is given. */
 export const ENDPOINT_OPTIONS: OptionSpec = {
   endpoint: 'value', 'api-key-env': 'value', 'api-key': 'value', concurrency: 'value', output: 'value', tokenizer: 'value',
-  'classify-scoring': 'value', 'structured-output': 'value', timeout: 'value', retries: 'value',
+  'classify-scoring': 'value', 'structured-output': 'value', 'exact-prompt': 'value', timeout: 'value', retries: 'value',
 };
 
 const EXPORT_OPTIONS: OptionSpec = {
   adapter: 'value', input: 'value', model: 'value', output: 'value', tokenizer: 'value', 'classify-scoring': 'value',
-  'structured-output': 'value', 'max-new-tokens': 'value', folder: 'value', help: 'flag',
+  'structured-output': 'value', 'exact-prompt': 'value', 'max-new-tokens': 'value', folder: 'value', help: 'flag',
 };
 
 const EXIT_INTERRUPTED = 130;
@@ -105,7 +110,8 @@ async function setup(a: ParsedArgs, adapter: TaskAdapter, onRetry: boolean): Pro
     throw usageError(a.cmd, `--endpoint: ${(e as Error).message}`);
   }
   const tokenizer = await loadTokenizer(a);
-  const settings: EndpointTaskSettings = { model: opt(a, 'model') ?? '', tokenizer, classifyScoring: scoring, structuredOutput, maxNewTokens };
+  const exactPrompt = choiceOpt(a, 'exact-prompt', EXACT_PROMPTS) as ExactPrompt | undefined;
+  const settings: EndpointTaskSettings = { model: opt(a, 'model') ?? '', tokenizer, classifyScoring: scoring, structuredOutput, maxNewTokens, exactPrompt };
   if (adapter.task === 'classify') {
     try { scoringFor(settings); } catch (e) { throw usageError(a.cmd, (e as Error).message); }
   }
@@ -247,7 +253,8 @@ export async function exportRequestsCommand(argv: string[], h: EndpointCliHelper
   const maxNewTokens = intOpt(a, 'max-new-tokens', 1);
   const adapter = await h.resolveAdapter(id, opt(a, 'folder'));
   if (!adapter) return 1;
-  const settings: EndpointTaskSettings = { model, tokenizer: await loadTokenizer(a), classifyScoring: scoring, structuredOutput, maxNewTokens };
+  const exactPrompt = choiceOpt(a, 'exact-prompt', EXACT_PROMPTS) as ExactPrompt | undefined;
+  const settings: EndpointTaskSettings = { model, tokenizer: await loadTokenizer(a), classifyScoring: scoring, structuredOutput, maxNewTokens, exactPrompt };
   if (adapter.task === 'classify') {
     try { scoringFor(settings); } catch (e) { throw usageError('export-requests', (e as Error).message); }
   }

@@ -90,7 +90,13 @@ function serverMessage(body: string): string {
     if (v.detail !== undefined) return JSON.stringify(v.detail).slice(0, 500);
     if (typeof v.message === 'string') return v.message;
   } catch { /* not JSON */ }
-  return body.slice(0, 500) || '(empty body)';
+  return body || '(empty body)';
+}
+
+/** {@link serverMessage} cut to 300 characters (validation errors can list every prompt token). */
+function shortServerMessage(body: string): string {
+  const m = serverMessage(body);
+  return m.length > 300 ? `${m.slice(0, 300)}... (${m.length} characters)` : m;
 }
 
 /** One OpenAI-compatible server. Stateless apart from its settings; safe to share between concurrent requests. */
@@ -168,7 +174,7 @@ export class EndpointClient {
       throw new Retryable(`connection failed (${[code, cause ?? (e as Error).message].filter(Boolean).join(': ')})`);
     }
     if (!res.ok) {
-      const msg = serverMessage(text);
+      const msg = shortServerMessage(text);
       if (RETRY_STATUS.has(res.status)) throw new Retryable(`HTTP ${res.status}: ${msg}`, retryAfter(res.headers.get('retry-after')));
       const hint = res.status === 401 || res.status === 403 ? ' Check the API key (--api-key-env names the environment variable that holds it).'
         : res.status === 404 ? ' Check the endpoint URL (it should be the server\'s base URL, e.g. http://127.0.0.1:8000/v1) and the model name (--model).' : '';

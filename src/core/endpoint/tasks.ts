@@ -62,7 +62,24 @@ export interface EndpointTaskSettings {
   maxNewTokens?: number;
   /** `top_logprobs` for approximate classify (default 20, the OpenAI maximum). */
   topLogprobs?: number;
+  /**
+   * How exact classify sends its prompt to `/completions`: `ids` (default; token ids, so the
+   * text stays data: vLLM, SGLang, llama.cpp's server) or `text` (the rendered prompt without its
+   * leading `<bos>`, for servers that take only strings, e.g. llama-cpp-python's).
+   */
+  exactPrompt?: ExactPrompt;
 }
+
+export type ExactPrompt = 'ids' | 'text';
+export const EXACT_PROMPTS: readonly ExactPrompt[] = ['ids', 'text'];
+
+/**
+ * Control-token spellings of common chat templates (Gemma, ChatML, Llama 3, Mistral). A server
+ * that receives text tokenizes it with these parsed as control tokens, so such a spelling in a
+ * record's text would end the turn or start a new one: requests that carry the text as text
+ * refuse it (token-id requests keep it as plain text and need no check).
+ */
+export const CONTROL_TOKEN_SPELLING = /<(?:start_of_turn|end_of_turn|bos|eos|pad|start_of_image|end_of_image)>|<\|[A-Za-z_]{2,40}\|>|\[\/?INST\]|<\/?s>/;
 
 /** `provenance` of an endpoint result: the engine's shape plus where it ran. */
 export interface EndpointProvenance extends Provenance {
@@ -108,6 +125,13 @@ export function scoringFor(s: EndpointTaskSettings): 'exact' | 'approximate' {
   return mode === 'approximate' || !s.tokenizer ? 'approximate' : 'exact';
 }
 
+/** The prompt ids and continuation ids as the text a server tokenizes back to them (without the leading `<bos>`, which servers add). */
+function promptText(tok: GemmaTokenizer, promptIds: number[], ids: number[]): string {
+  const bos = tok.idToToken(promptIds[0]);
+  const rest = bos !== undefined && tok.isSpecial(promptIds[0]) && /bos/i.test(bos) ? promptIds.slice(1) : promptIds;
+  return tok.decode([...rest, ...ids], { skipSpecialTokens: false });
+}
+
 function withQuestion(adapter: ClassifyAdapter, text: string, label: { name: string; description?: string }) {
   const m = buildMessages(adapter, text);
   m[m.length - 1] = { ...m[m.length - 1], content: m[m.length - 1].content + multiLabelQuestion(label) };
@@ -143,7 +167,7 @@ export function planRequests(adapter: TaskAdapter, text: string, s: EndpointTask
       out.push({
         path: '/completions',
         purpose: { kind: 'exact', label, continuation, tokens: ids.length, promptTokens: promptIds.length },
-        body: { model: s.model, prompt: [...promptIds, ...ids], max_tokens: 1, temperature: 0, echo: true, logprobs: 1 },
+        body: { model: s.model, prompt: s.exactPrompt === 'text' ? promptText(tok, promptIds, ids) : [...promptIds, ...ids], max_tokens: 1, temperature: 0, echo: true, logprobs: 1 },
       });
     };
     if (adapter.multiLabel) {
@@ -286,6 +310,10 @@ export async function runEndpointTask(client: EndpointClient, adapter: TaskAdapt
   const t0 = performance.now();
   if (!text.trim()) throw new TasklingError('INVALID_INPUT', 'The text is empty: give some text to run the adapter on.');
   const plan = planRequests(adapter, text, s);
+  const spelled = plan.some((r) => typeof r.body.prompt !== 'object') ? CONTROL_TOKEN_SPELLING.exec(text) : null;
+  if (spelled) {
+    throw new TasklingError('INVALID_INPUT', `The text contains ${JSON.stringify(spelled[0])}, a chat model's control-token spelling. An endpoint tokenizes the text it is sent with control tokens parsed, so the server's model would read it as the end or start of a turn, not as text. Remove or rewrite it (e.g. a space after "<"), run this record locally, or use exact classify with token ids (--tokenizer DIR) on a server that accepts them.`);
+  }
   const tokens = { prompt: 0, prefixReused: 0, generated: 0 };
   const count = (u: Usage) => {
     tokens.prompt += num(u.prompt_tokens) ? u.prompt_tokens : 0;
