@@ -55,10 +55,14 @@ export interface LoraBaseDims {
   modules: Record<LoraModule, [number, number]>;
 }
 
-/** {@link LoraBaseDims} of a Gemma 3 text config.json. */
+/**
+ * {@link LoraBaseDims} of a Gemma 3 text config.json.
+ * @throws TasklingError `MODEL_MISMATCH` when `intermediate_size` is missing or not a positive integer.
+ */
 export function loraBaseDims(config: { num_hidden_layers: number; hidden_size: number; num_attention_heads: number; num_key_value_heads: number; head_dim: number; [key: string]: unknown }): LoraBaseDims {
   const H = config.hidden_size;
   const I = Number(config.intermediate_size);
+  if (!(Number.isInteger(I) && I > 0)) throw new TasklingError('MODEL_MISMATCH', `config.json has no valid intermediate_size (${JSON.stringify(config.intermediate_size)}), so LoRAs cannot be checked against this model; use a Gemma 3 model folder with a complete config.json.`);
   const q = config.num_attention_heads * config.head_dim;
   const kv = config.num_key_value_heads * config.head_dim;
   return {

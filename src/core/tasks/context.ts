@@ -46,8 +46,7 @@ export class TaskRuntime {
   readonly prefixCache: PrefixCache;
   private hash: string | null = null;
   private readonly adapterPrefix = new Map<string, number[]>();
-  /** The LoRAs resident in the session (LRU bound: `loraStoreBytes`). */
-  readonly loras: LoraStore;
+  private loraStore: LoraStore | null = null;
   /** The LoRA last used for each `model.lora` path (for provenance). */
   private readonly loraByPath = new Map<string, ResidentLora>();
 
@@ -55,9 +54,14 @@ export class TaskRuntime {
    * @param prefixCacheBytes bound of the prefix KV cache (default 256 MiB).
    * @param loraStoreBytes bound of the resident LoRAs (default 256 MiB).
    */
-  constructor(readonly engine: Engine, prefixCacheBytes?: number, loraStoreBytes?: number) {
+  constructor(readonly engine: Engine, prefixCacheBytes?: number, private readonly loraStoreBytes?: number) {
     this.prefixCache = new PrefixCache(prefixCacheBytes);
-    this.loras = new LoraStore(engine.session, loraBaseDims(engine.folder.config), loraStoreBytes);
+  }
+
+  /** The LoRAs resident in the session (LRU bound: `loraStoreBytes`, default 256 MiB), made on first use. */
+  get loras(): LoraStore {
+    this.loraStore ??= new LoraStore(this.engine.session, loraBaseDims(this.engine.folder.config), this.loraStoreBytes);
+    return this.loraStore;
   }
 
   /**
