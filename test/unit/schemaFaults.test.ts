@@ -269,9 +269,11 @@ describe('schema faults: the grammar engine (worker client, tiny model)', () => 
 
   test('draft-04 adapter through the worker: a valid result that keeps the draft-04 exclusive minimum', async () => {
     const schema = { $schema: 'http://json-schema.org/draft-04/schema#', id: 'http://example.com/n', type: 'object', properties: { n: { type: 'integer', minimum: 0, exclusiveMinimum: true, maximum: 9 } }, required: ['n'] };
-    const r = await client.call('runTask', { adapter: toJsonAdapter('d4', schema) as never, text: 'some text' }) as { value: { n: number }; validation: { valid: boolean } };
+    const r = await client.call('runTask', { adapter: toJsonAdapter('d4', schema) as never, text: 'some text' }) as { value: { n: number }; validation: { valid: boolean }; capabilities: { enforced: string[]; unsupported: string[] } };
     assert.equal(r.validation.valid, true);
     assert.ok(r.value.n >= 1 && r.value.n <= 9);
+    assert.deepEqual(r.capabilities.unsupported, [], '"id" is draft-04\'s $id, not an unknown keyword');
+    assert.ok(r.capabilities.enforced.includes('/properties/n/exclusiveMinimum'));
   });
 
   test('a word-boundary pattern (RE2 yes, XGrammar no) is left out of the grammar and checked afterwards', async () => {

@@ -77,11 +77,19 @@ function isNumberOnly(s: Record<string, unknown>): boolean {
 export function analyzeSchema(schema: object, opts: SchemaGrammarPolicy = {}): SchemaCapabilityReport {
   const lengthInGrammar = opts.enforceStringLength ?? false;
   const r: SchemaCapabilityReport = { enforced: [], checkedAfter: [], unsupported: [], notes: [] };
+  const draft04 = schemaDraft(schema) === 'draft-04';
   const walk = (s: unknown, at: string): void => {
     if (!isObj(s)) return;
     for (const [k, v] of Object.entries(s)) {
       const p = ptr(at, k);
-      if (ANNOTATIONS.has(k)) continue;
+      if (ANNOTATIONS.has(k) || (k === 'id' && draft04 && typeof v === 'string')) continue;
+      if (k === 'additionalItems' || (k === 'items' && Array.isArray(v))) {
+        // draft-04/-07 tuples: compiled as prefixItems / items (sanitizeSchemaForXGrammar)
+        r.enforced.push(p);
+        if (Array.isArray(v)) v.forEach((sub, i) => walk(sub, ptr(p, i)));
+        else walk(v, p);
+        continue;
+      }
       if (k === '$defs' || k === 'definitions') {
         // containers: their subschemas are reported where they are walked
       } else if (k === '$ref') {
