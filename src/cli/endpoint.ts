@@ -23,7 +23,7 @@ export const ENDPOINT_USAGE = `  Endpoint (an OpenAI-compatible server: vLLM, SG
   taskling run --adapter ID|FILE --endpoint URL [--model NAME] [--api-key-env VAR] [--concurrency N]
                [--output FILE] [--tokenizer DIR] [--classify-scoring auto|exact|approximate]
                [--structured-output ${STRUCTURED_OUTPUT_FIELDS.join('|')}] [--exact-prompt ids|text]
-               [--timeout SECONDS] [--retries N]
+               [--timeout SECONDS (<= 300)] [--retries N]
                [--input FILE | - | "text"] [--jsonl] [--max-new-tokens N] [--folder DIR]
   taskling eval --adapter ID|FILE --data FILE.jsonl --endpoint URL [the endpoint options above] [--report OUT.json] [--limit N]
   taskling export-requests --adapter ID|FILE --input FILE.jsonl --model NAME [--output FILE] [--tokenizer DIR]
@@ -95,7 +95,8 @@ async function setup(a: ParsedArgs, adapter: TaskAdapter, onRetry: boolean): Pro
   }
   const concurrency = intOpt(a, 'concurrency', 1) ?? 4;
   if (concurrency > 256) throw usageError(a.cmd, `--concurrency must be at most 256, got ${concurrency}`);
-  const timeout = numOpt(a, 'timeout', { above: 0 }) ?? 120;
+  // Node's fetch (undici) ends any answer whose headers take longer than 300 s, whatever we set.
+  const timeout = numOpt(a, 'timeout', { above: 0, max: 300 }) ?? 120;
   const retries = intOpt(a, 'retries', 0) ?? 5;
   const scoring = (choiceOpt(a, 'classify-scoring', CLASSIFY_SCORINGS) ?? 'auto') as ClassifyScoring;
   const structuredOutput = (choiceOpt(a, 'structured-output', STRUCTURED_OUTPUT_FIELDS) ?? 'response_format') as StructuredOutputField;
