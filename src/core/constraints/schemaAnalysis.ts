@@ -200,6 +200,25 @@ export function sanitizeSchemaForXGrammar<T>(schema: T, opts: SchemaGrammarPolic
       } else out[k] = walk(v, SCHEMA_MAPS.has(k));
     }
     if (('contains' in s) && !('items' in s) && !('prefixItems' in s)) out.items = true;
+    // XGrammar's strict mode allows no items beyond those named, and aborts when minItems needs
+    // more; JSON Schema allows any items there.
+    const named = Array.isArray(out.prefixItems) ? out.prefixItems.length : 0;
+    if (out.items === undefined && typeof out.minItems === 'number' && out.minItems > named) out.items = true;
+    // propertyNames: false allows only {}; XGrammar aborts on a boolean propertyNames.
+    if (out.propertyNames === false) { delete out.propertyNames; out.maxProperties = 0; }
+    else if (out.propertyNames === true) delete out.propertyNames;
+    // Integer bounds: whole numbers within int64, or XGrammar aborts ("Integer constraint must be
+    // a whole number", "Integer exceeds maximum limit"); out-of-range bounds are left to ajv.
+    if (!isNumberOnly(s) && (Array.isArray(s.type) ? s.type : [s.type]).includes('integer')) {
+      const LIMIT = 9.2e18;
+      const lo = (k: string, v: number) => { delete out[k]; if (Math.abs(v) < LIMIT) out.minimum = Math.max(typeof out.minimum === 'number' ? out.minimum : -Infinity, v); };
+      const hi = (k: string, v: number) => { delete out[k]; if (Math.abs(v) < LIMIT) out.maximum = Math.min(typeof out.maximum === 'number' ? out.maximum : Infinity, v); };
+      const { minimum: mn, maximum: mx, exclusiveMinimum: emn, exclusiveMaximum: emx } = out;
+      if (typeof mn === 'number') lo('minimum', Math.ceil(mn));
+      if (typeof emn === 'number') lo('exclusiveMinimum', Math.floor(emn) + 1);
+      if (typeof mx === 'number') hi('maximum', Math.floor(mx));
+      if (typeof emx === 'number') hi('exclusiveMaximum', Math.ceil(emx) - 1);
+    }
     return out;
   };
   const clean = walk(schema, false);

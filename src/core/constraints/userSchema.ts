@@ -61,7 +61,7 @@ const ptr = (base: string, key: string | number): string => `${base}/${escapePoi
 
 /** A regex feature found by {@link regexFeatures}, with its UTF-16 index in the pattern. */
 export interface RegexFeature {
-  feature: 'backreference' | 'lookahead' | 'lookbehind' | 'word boundary' | 'Unicode property escape' | 'inline flag group';
+  feature: 'backreference' | 'lookahead' | 'lookbehind' | 'word boundary' | 'Unicode property escape' | 'inline flag group' | 'empty character class';
   index: number;
 }
 
@@ -90,8 +90,10 @@ export function regexFeatures(pattern: string): RegexFeature[] {
       continue;
     }
     if (c === '[') {
+      // In ECMAScript `[]` matches nothing and `[^]` any character; XGrammar takes neither.
+      if (pattern[i + 1] === ']') { out.push({ feature: 'empty character class', index: i }); i++; continue; }
+      if (pattern[i + 1] === '^' && pattern[i + 2] === ']') { out.push({ feature: 'empty character class', index: i }); i += 2; continue; }
       inClass = true;
-      if (pattern[i + 1] === ']') i++; // `[]...]` is not special in JS, but keep the scan simple: `[]` is an empty class
       continue;
     }
     if (c === '(' && pattern[i + 1] === '?') {
@@ -549,6 +551,20 @@ export function checkUserSchema(schema: unknown, base = ''): SchemaProblem[] {
   }, (at) => {
     report({ pointer: at, keyword: at.slice(at.lastIndexOf('/') + 1), message: `the schema is nested more than ${MAX_SCHEMA_DEPTH} levels deep here, more than the grammar engine can compile; flatten it (move parts to $defs and use $ref)`, kind: 'unsupported' });
   }, MAX_SCHEMA_DEPTH, base);
-  if (!out.some((p) => p.kind === 'unsupported')) refCycles(schema, base, report);
+  if (!out.some((p) => p.kind === 'unsupported')) {
+    refCycles(schema, base, report);
+    // `#/...` refs that name nothing (XGrammar aborts on them; ajv cannot compile them). Only
+    // when no nested $id / id changes the base the fragment is resolved against.
+    let nestedIds = false;
+    visitSchemas(schema, (node, at) => { if (at !== base && (typeof node.$id === 'string' || (draft04 && typeof node.id === 'string'))) nestedIds = true; }, undefined, undefined, MAX_SCHEMA_DEPTH, base);
+    if (!nestedIds) {
+      visitSchemas(schema, (node, at) => {
+        const ref = node.$ref;
+        if (typeof ref === 'string' && (ref === '#' || ref.startsWith('#/')) && !resolveLocalRef(schema, ref)) {
+          report({ pointer: ptr(at, '$ref'), keyword: '$ref', message: `the $ref ${JSON.stringify(ref)} names nothing in this schema; point it at an existing subschema (e.g. under $defs)`, kind: 'invalid' });
+        }
+      }, undefined, undefined, MAX_SCHEMA_DEPTH, base);
+    }
+  }
   return out;
 }
