@@ -74,10 +74,13 @@ function defaultAnswer(path: string, body: Record<string, unknown>): Answer {
   const text = userText(body);
   let content: string;
   let logprobs: unknown;
-  if (Array.isArray(schema.enum)) {
-    const c = fakeChoice(schema.enum as string[], text);
-    content = JSON.stringify(c.chosen);
-    logprobs = { content: [{ token: '"', logprob: 0, top_logprobs: [{ token: '"', logprob: 0 }] }, { token: c.chosen, logprob: c.top[0].logprob, top_logprobs: c.top }, { token: '"', logprob: 0, top_logprobs: [] }] };
+  if (body.logprobs === true) {
+    // A classify choice: the labels from the prompt's "- name: description" lines, or yes/no.
+    const msgs = body.messages as { content: string }[];
+    const options = msgs.at(-1)!.content.endsWith('Answer yes or no.') ? ['yes', 'no'] : [...msgs[0].content.matchAll(/^- ([^:\n]+):/gm)].map((m) => m[1]);
+    const c = fakeChoice(options, text);
+    content = c.chosen;
+    logprobs = { content: [{ token: c.chosen, logprob: c.top[0].logprob, top_logprobs: c.top }] };
   } else if ((schema.properties as Record<string, unknown> | undefined)?.entities) {
     const names = text.match(/\b[A-Z][a-z]+ [A-Z][a-z]+\b/g) ?? [];
     const entities = names.map((n) => ({ type: 'person', text: n }));
@@ -308,12 +311,13 @@ describe('endpoint tasks: request bodies and results', () => {
     } finally { await fake.close(); }
   });
 
-  test('classify approximate: constrained choice, top_logprobs renormalised over the labels', async () => {
+  test('classify approximate: unconstrained next token, top_logprobs renormalised over the labels', async () => {
     const a = adapter('sentiment') as ClassifyAdapter;
     const names = a.labels.map((l) => l.name);
     const [r0] = planRequests(a, 'meh', { model: 'm' });
     assert.equal(r0.path, '/chat/completions');
-    assert.deepEqual((r0.body.response_format as { json_schema: { schema: unknown } }).json_schema.schema, { enum: names });
+    assert.equal(r0.body.response_format, undefined);
+    assert.equal(r0.body.max_tokens, 1, 'the labels differ in their first character: one token decides');
     assert.equal(r0.body.logprobs, true);
     assert.equal(r0.body.top_logprobs, 20);
     const fake = await startFake();
@@ -334,16 +338,17 @@ describe('endpoint tasks: request bodies and results', () => {
   test('choiceProbabilities: labels sharing a first token split its mass; the first differing token decides', () => {
     const lp = (t: string, l: number) => ({ token: t, logprob: l });
     // "very good" / "very bad": the first token is shared, the second decides.
-    const p = choiceProbabilities(['very good', 'very bad'], '"very good"', [
-      { ...lp('"', 0), top_logprobs: [] }, { ...lp('very', 0), top_logprobs: [lp('very', 0)] },
+    const p = choiceProbabilities(['very good', 'very bad'], 'very good', [
+      { ...lp('very', 0), top_logprobs: [lp('very', 0)] },
       { ...lp(' good', Math.log(0.6)), top_logprobs: [lp(' good', Math.log(0.6)), lp(' bad', Math.log(0.2)), lp('!', Math.log(0.2))] },
     ]);
     assert.ok(Math.abs(p[0] - 0.75) < 1e-12 && Math.abs(p[1] - 0.25) < 1e-12, String(p));
     // A token that continues two labels ("bill" -> "billing", "billing dispute") is split evenly.
-    const q = choiceProbabilities(['billing', 'billing dispute', 'other'], '"billing"', [
-      { ...lp('"bill', Math.log(0.5)), top_logprobs: [lp('"bill', Math.log(0.5)), lp('"other', Math.log(0.5))] },
+    const q = choiceProbabilities(['billing', 'billing dispute', 'other'], 'billing', [
+      { ...lp('bill', Math.log(0.5)), top_logprobs: [lp('bill', Math.log(0.5)), lp('other', Math.log(0.4)), lp('Hello', Math.log(0.1))] },
     ]);
-    assert.deepEqual(q.map((x) => Math.round(x * 1000) / 1000), [0.25, 0.25, 0.5]);
+    assert.deepEqual(q.map((x) => Math.round(x * 10000) / 10000), [0.2778, 0.2778, 0.4444]);
+    assert.throws(() => choiceProbabilities(['yes', 'no'], 'Maybe', [{ ...lp('Maybe', 0), top_logprobs: [lp('Maybe', 0)] }]), /None of the server's top 1 next tokens/);
   });
 
   test('multi-label classify: exact scores yes/Yes against no/No per label; approximate asks a yes/no choice per label', async () => {

@@ -15,12 +15,16 @@
  *   max_tokens: 1`; the echoed prompt log-probabilities of the label's tokens sum to
  *   log P(label | prompt), the same quantity the local engine computes. Multi-label asks the
  *   engine's yes/no question per label and scores `yes`/`Yes` against `no`/`No`.
- * - classify, **approximate** (no tokenizer): `POST /chat/completions` constrained to the label
- *   names (`{"enum": labels}` as structured output), `logprobs: true, top_logprobs: K`. At the
- *   first token where the labels differ, each alternative's probability goes to the labels whose
- *   quoted name it continues (split evenly when it continues several), then renormalised over the
- *   labels; mass of alternatives that fit no label (and alternatives beyond the top K) is lost.
- *   When no alternative fits any label the generated label gets probability 1.
+ * - classify, **approximate** (no tokenizer): `POST /chat/completions` with the adapter's messages,
+ *   unconstrained, `logprobs: true, top_logprobs: K`, `max_tokens` 1 when the labels differ in
+ *   their first character (else enough for the longest label). At the first token where the
+ *   labels differ, each alternative's probability goes to the labels whose name it continues
+ *   (split evenly when it continues several), then renormalised over the labels; mass of
+ *   alternatives that fit no label (and beyond the top K) is lost. Unconstrained on purpose: the
+ *   alternatives are then the model's next-token distribution right after the model-turn header,
+ *   the same position the local engine scores (a JSON `{"enum"}` constraint would put a `"`
+ *   first and score the labels in another context). No alternative fitting any label is
+ *   `ENDPOINT_OUTPUT_INVALID`.
  * The result says which: `scoring: "exact" | "approximate"` on classify results.
  */
 import type { ClassifyAdapter, ExtractAdapter, TaskAdapter, ToJsonAdapter } from '../adapters/manifest';
@@ -194,10 +198,9 @@ export function planRequests(adapter: TaskAdapter, text: string, s: EndpointTask
       model: s.model,
       messages,
       temperature: 0,
-      max_tokens: Math.max(...options.map((o) => o.length)) + 4,
+      max_tokens: commonPrefix(options) === 0 ? 1 : Math.max(...options.map((o) => o.length)) + 4,
       logprobs: true,
       top_logprobs: s.topLogprobs ?? 20,
-      ...structuredField(field, schemaName(adapter), { enum: options }),
     },
   });
   if (adapter.multiLabel) return adapter.labels.map((l, i) => choice(withQuestion(adapter, text, l), ['yes', 'no'], i));
@@ -257,17 +260,24 @@ export function continuationLogProb(tokenLogprobs: readonly (number | null)[], p
   return sum;
 }
 
+/** Length of the longest common prefix of `xs`, in UTF-16 code units. */
+function commonPrefix(xs: readonly string[]): number {
+  let n = 0;
+  while (xs.every((x) => x.length > n && x[n] === xs[0][n])) n++;
+  return n;
+}
+
 /**
- * Probabilities of `options` from the top log-probabilities of a constrained `"option"` answer
- * (see the module comment). `caseless` compares without case (multi-label yes/no).
+ * Probabilities of `options` from the top log-probabilities of an answer (see the module
+ * comment). `caseless` compares without case (multi-label yes/no).
  * @returns one probability per option, summing to 1.
+ * @throws TasklingError `ENDPOINT_OUTPUT_INVALID` when no alternative fits any option.
  */
 export function choiceProbabilities(options: readonly string[], content: string, logprobs: NonNullable<ChatAnswer['logprobs']>, caseless = false): number[] {
   const norm = (s: string) => (caseless ? s.toLowerCase() : s);
-  const quoted = options.map((o) => norm(JSON.stringify(o)));
-  // First character where the options differ (after the opening quote they all share).
-  let common = 0;
-  while (quoted.every((q) => q.length > common && q[common] === quoted[0][common])) common++;
+  const quoted = options.map((o) => norm(o));
+  // First character where the options differ.
+  const common = commonPrefix(quoted);
   const mass = options.map(() => 0);
   let at = 0;
   let before = '';
@@ -282,17 +292,14 @@ export function choiceProbabilities(options: readonly string[], content: string,
     for (const alt of logprobs[position].top_logprobs) {
       if (!num(alt.logprob) || typeof alt.token !== 'string') continue;
       const s = norm((before + alt.token).trimStart());
+      if (s.length <= common) continue; // does not reach the first differing character (e.g. a lone space)
       const fits = quoted.map((q, i) => (q.startsWith(s) || s.startsWith(q) ? i : -1)).filter((i) => i >= 0);
       for (const i of fits) mass[i] += Math.exp(alt.logprob) / fits.length;
     }
   }
   const z = mass.reduce((a, b) => a + b, 0);
   if (z > 0) return mass.map((m) => m / z);
-  let chosen: unknown;
-  try { chosen = JSON.parse(content); } catch { chosen = undefined; }
-  const k = options.findIndex((o) => norm(o) === (typeof chosen === 'string' ? norm(chosen) : undefined));
-  if (k < 0) throw new TasklingError('ENDPOINT_OUTPUT_INVALID', `The server answered ${JSON.stringify(content.slice(0, 80))}, not one of the labels (${options.join(', ')}): it did not apply the structured output; check --structured-output.`);
-  return options.map((_, i) => (i === k ? 1 : 0));
+  throw new TasklingError('ENDPOINT_OUTPUT_INVALID', `None of the server's top ${logprobs[Math.max(0, position)]?.top_logprobs.length ?? 0} next tokens starts one of the labels (${options.join(', ')}); it answered ${JSON.stringify(content.slice(0, 80))}. Give --tokenizer DIR for exact scoring, or raise top_logprobs if the server allows more.`);
 }
 
 /** Options of one endpoint task call. */
