@@ -92,7 +92,7 @@ export async function realSection(o: { threads: number; reps: number; skip: Set<
     }
     if (!skip.has('llama')) {
       files.push(cfgFile('llama', { ...cfg, taskWork }));
-      results.llama = await runPeerChild('real llama.cpp', 'peers/llamacpp.js', [files.at(-1)!], threads);
+      results.llama = await runPeerChild('real llama.cpp', 'peers/llamacpp.js', [files.at(-1)!], threads, 1_800_000);
     }
     return report(cfg, results, cold, bw, tok.encode(selection).length);
   } finally {
@@ -184,7 +184,10 @@ function report(cfg: PeerConfig, results: Record<string, PeerRun>, cold: Record<
     const a = ours?.ttftMs?.[n]?.median; const b = llama?.ttftMs?.[n]?.median;
     tgt.push([`(report) TTFT ${n} tokens, ours/llama.cpp (acc4/llama.cpp)`, null, `${ratio(a, b)} (${ratio(acc4?.ttftMs?.[n]?.median, b)})`]);
   }
+  const busy = (results.ours?.loadAvgBefore ?? results.llama?.loadAvgBefore ?? os.loadavg())[0];
+  const cpus = os.availableParallelism?.() ?? os.cpus().length;
   out.push('', 'Real-model targets (issue 14)');
+  if (busy > cpus) out.push(`  WARNING: load average ${busy.toFixed(1)} on ${cpus} CPUs when this section ran: the machine was oversubscribed. llama.cpp's spin-waiting thread pool degrades far more than onnxruntime's then, so the ours/llama.cpp ratios (decode above all) are not those of an idle machine: rerun when nothing else runs before reading PASS/FAIL on them.`);
   out.push(...targetLines(tgt));
   const all = { ...results, ...Object.fromEntries(cold.ours.map((r, i) => [`cold ours ${i + 1}`, r])), ...Object.fromEntries(cold.llama.map((r, i) => [`cold llama ${i + 1}`, r])) };
   out.push(...noteLines(Object.fromEntries(Object.entries(all).filter(([k, r]) => !k.startsWith('cold') || !r.ok))));
