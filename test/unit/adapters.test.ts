@@ -41,12 +41,15 @@ describe('built-in adapters', () => {
   });
 
   for (const a of BUILTIN_ADAPTERS) {
-    test(`${a.id} validates and has 2-3 examples`, () => {
+    // 2-3 examples each, except contract-clause: 7 (one per common clause type scored 36.7% vs 16.7%
+    // with 3 on its dev split, docs/quality.md).
+    test(`${a.id} validates and has 2-3 examples (contract-clause 7)`, () => {
       const r = validateAdapter(a, a.id);
       assert.deepEqual(r.errors, []);
       assert.ok(r.adapter);
       const n = a.examples?.length ?? 0;
-      assert.ok(n >= 2 && n <= 3, `${a.id} has ${n} examples`);
+      if (a.id === 'contract-clause') assert.equal(n, 7);
+      else assert.ok(n >= 2 && n <= 3, `${a.id} has ${n} examples`);
       assert.ok(a.instruction.length > 60, 'instruction is substantial');
     });
   }
