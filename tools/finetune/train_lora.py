@@ -39,8 +39,9 @@ def load_jsonl(path, limit=None):
     return rows
 
 
-def encode_example(tok, messages):
-    """input_ids + completion_mask for one example (see the module docstring)."""
+def encode_example(tok, messages, closing=True):
+    """input_ids + completion_mask for one example (see the module docstring); closing=False leaves
+    out the final <end_of_turn> (--label-only)."""
     prompt_msgs = [{'role': m['role'], 'content': PH.format(i)} for i, m in enumerate(messages[:-1])]
     rendered = tok.apply_chat_template(prompt_msgs, tokenize=False, add_generation_prompt=True)
     ids = []
@@ -52,7 +53,7 @@ def encode_example(tok, messages):
     ids += tok(rest, add_special_tokens=False)['input_ids']
     target = tok(messages[-1]['content'], add_special_tokens=False, split_special_tokens=True)['input_ids']
     eot = tok.convert_tokens_to_ids('<end_of_turn>')
-    completion = target + [eot]
+    completion = target + ([eot] if closing else [])
     return {'input_ids': ids + completion, 'completion_mask': [0] * len(ids) + [1] * len(completion)}
 
 
@@ -71,6 +72,55 @@ def completion_nll(model, ds, n):
         out.append([round(float(v), 2) for v in nll[mask]])
     model.train()
     return out
+
+
+def completion_loss(model, ex):
+    """Mean NLL (nats, a 0-d tensor with grad) of one example's completion tokens, computing logits
+    only for the positions that predict them (`logits_to_keep`): the 262,144-row head is most of a
+    forward pass over a ~200-token prompt otherwise."""
+    import torch
+    ids = torch.tensor([ex['input_ids']])
+    c = sum(ex['completion_mask'])
+    logits = model(input_ids=ids, logits_to_keep=c + 1).logits[0, :c].float()
+    return torch.nn.functional.cross_entropy(logits, ids[0, -c:])
+
+
+def fast_train(model, train_ds, val_ds, a):
+    """AdamW, linear decay to 0, gradient accumulation over a.batch_size examples, a.epochs epochs
+    (or a.max_steps optimizer steps), shuffled per epoch with a.seed. Returns (steps, log rows)."""
+    import math, random, torch
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0)
+    per_epoch = math.ceil(len(train_ds) / a.batch_size)
+    total = a.max_steps if a.max_steps > 0 else math.ceil(per_epoch * a.epochs)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / total))
+    rng = random.Random(a.seed)
+    log, step, t0 = [], 0, time.time()
+    model.train()
+    while step < total:
+        order = list(range(len(train_ds)))
+        rng.shuffle(order)
+        for b in range(0, len(order), a.batch_size):
+            if step >= total:
+                break
+            batch = order[b:b + a.batch_size]
+            opt.zero_grad()
+            tot = 0.0
+            for i in batch:
+                loss = completion_loss(model, train_ds[i]) / len(batch)
+                loss.backward()
+                tot += float(loss.detach())
+            opt.step(); sched.step(); step += 1
+            row = {'step': step, 'loss': round(tot, 4), 'lr': sched.get_last_lr()[0], 'elapsed_s': round(time.time() - t0, 1)}
+            if val_ds is not None and (step % per_epoch == 0 or step == total):
+                model.eval()
+                with torch.no_grad():
+                    row['eval_loss'] = round(sum(float(completion_loss(model, ex)) for ex in val_ds) / len(val_ds), 4)
+                model.train()
+            log.append(row)
+            if step % a.logging_steps == 0:
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    return step, log
 
 
 def main():
@@ -94,6 +144,10 @@ def main():
     p.add_argument('--logging-steps', type=int, default=1)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: default)')
+    p.add_argument('--fast', action='store_true', help='plain PyTorch loop instead of SFTTrainer: one example per forward, '
+                   'logits only for the completion positions (logits_to_keep), gradient accumulation over --batch-size')
+    p.add_argument('--label-only', action='store_true', help='loss on the target tokens only, not the closing <end_of_turn> '
+                   '(classify: the engine scores label tokens only)')
     p.add_argument('--merge', action='store_true', help='also write merged/ (LoRA merged into the weights)')
     p.add_argument('--gguf-out', help='with --merge: write the merged weights as this GGUF (F32 or F16, see --gguf-type)')
     p.add_argument('--gguf-type', choices=['f32', 'f16'], default='f32')
@@ -132,8 +186,9 @@ def main():
     val = load_jsonl(os.path.join(a.data, 'validation.jsonl'))
     if not train:
         sys.exit(f'{a.data}/train.jsonl has no examples')
-    train_ds = Dataset.from_list([encode_example(tok, m) for m in train])
-    val_ds = Dataset.from_list([encode_example(tok, m) for m in val]) if val else None
+    closing = not a.label_only
+    train_ds = Dataset.from_list([encode_example(tok, m, closing) for m in train])
+    val_ds = Dataset.from_list([encode_example(tok, m, closing) for m in val]) if val else None
 
     # Step-0 check of the weights and the masking: the base model's NLL (nats) of each completion
     # token of the first training examples. On the base (pt) Gemma 3 270M the label token costs
@@ -145,24 +200,31 @@ def main():
     lora = LoraConfig(r=a.r, lora_alpha=a.alpha, lora_dropout=a.dropout, target_modules=a.target_modules.split(','), task_type='CAUSAL_LM')
     model = get_peft_model(model, lora)
     model.print_trainable_parameters()
-    cfg = SFTConfig(
-        output_dir=os.path.join(a.out, 'checkpoints'), num_train_epochs=a.epochs, max_steps=a.max_steps,
-        per_device_train_batch_size=a.batch_size, learning_rate=a.lr, lr_scheduler_type='linear', warmup_steps=0,
-        logging_steps=a.logging_steps, save_strategy='no', eval_strategy='epoch' if val_ds is not None else 'no', report_to=[],
-        completion_only_loss=True, max_length=a.max_length, seed=a.seed, use_cpu=not torch.cuda.is_available(),
-        dataset_kwargs={'skip_prepare_dataset': False},
-    )
-    trainer = SFTTrainer(model=model, args=cfg, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tok)
-    t1 = time.time()
-    trainer.train()
-    train_s = time.time() - t1
-    steps = trainer.state.global_step
-    seen = min(steps * a.batch_size, len(train) * a.epochs) if a.max_steps < 0 else steps * a.batch_size
+    if a.fast:
+        t1 = time.time()
+        steps, log = fast_train(model, train_ds, val_ds, a)
+        train_s = time.time() - t1
+        seen = steps * a.batch_size
+    else:
+        cfg = SFTConfig(
+            output_dir=os.path.join(a.out, 'checkpoints'), num_train_epochs=a.epochs, max_steps=a.max_steps,
+            per_device_train_batch_size=a.batch_size, learning_rate=a.lr, lr_scheduler_type='linear', warmup_steps=0,
+            logging_steps=a.logging_steps, save_strategy='no', eval_strategy='epoch' if val_ds is not None else 'no', report_to=[],
+            completion_only_loss=True, max_length=a.max_length, seed=a.seed, use_cpu=not torch.cuda.is_available(),
+            dataset_kwargs={'skip_prepare_dataset': False},
+        )
+        trainer = SFTTrainer(model=model, args=cfg, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tok)
+        t1 = time.time()
+        trainer.train()
+        train_s = time.time() - t1
+        steps = trainer.state.global_step
+        seen = min(steps * a.batch_size, len(train) * a.epochs) if a.max_steps < 0 else steps * a.batch_size
+        log = trainer.state.log_history
     print(f'trained {steps} steps on {len(train)} examples in {train_s:.1f} s ({100 * train_s / max(seen, 1):.1f} s per 100 examples seen)', file=sys.stderr)
     os.makedirs(a.out, exist_ok=True)
     model.save_pretrained(a.out)  # adapter_config.json + adapter_model.safetensors
     stats = {'initial_completion_nll': initial, 'examples': len(train), 'validation': len(val), 'steps': steps, 'train_seconds': round(train_s, 1),
-             'seconds_per_100_examples_seen': round(100 * train_s / max(seen, 1), 1), 'log': trainer.state.log_history}
+             'seconds_per_100_examples_seen': round(100 * train_s / max(seen, 1), 1), 'fast': a.fast, 'label_only': a.label_only, 'log': log}
     if a.merge:
         merged = model.merge_and_unload()
         mdir = os.path.join(a.out, 'merged')
