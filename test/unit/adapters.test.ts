@@ -16,6 +16,7 @@ import {
 } from '../../src/core/adapters/load';
 import type { AdapterError } from '../../src/core/adapters/manifest';
 import { ADAPTER_SCHEMA, validateAdapter } from '../../src/core/adapters/validate';
+import { buildInstruction } from '../../src/core/adapters/prompt';
 
 // Compiled to out/test/unit; sources and fixtures are read from the repository.
 const ROOT = resolve(__dirname, '../../..');
@@ -182,8 +183,8 @@ describe('loading folders and settings', () => {
     ]);
     assert.equal(r.errors.length, 1);
     assert.equal(basename(r.errors[0].file), 'b-broken.taskling.json');
-    assert.equal(r.errors[0].jsonPath, '/entityTypes/0');
-    assert.match(r.errors[0].message, /missing required property "description"/);
+    assert.equal(r.errors[0].jsonPath, '/entityTypes/0/seed');
+    assert.match(r.errors[0].message, /unknown property "seed"; allowed here: name, description$/);
     assert.equal(r.errors[0].line, 7);
   });
 
@@ -211,11 +212,11 @@ describe('loading folders and settings', () => {
 
   test('settings: paths and inline manifests; inline errors point into the setting array', async () => {
     const good = { id: 'inline-ok', name: 'Inline', version: '1.0.0', task: 'toJson', instruction: 'x', schema: { type: 'object' } };
-    const bad = { id: 'inline-bad', name: 'Inline bad', version: '1.0.0', task: 'classify', instruction: 'x', labels: [{ name: 'a', description: 'A' }, { name: 'b' }] };
+    const bad = { id: 'inline-bad', name: 'Inline bad', version: '1.0.0', task: 'classify', instruction: 'x', labels: [{ name: 'a', description: 'A' }, { name: 'b', weight: 2 }] };
     const r = await loadAdaptersFromSettings(['a-urgency.taskling.json', good, bad], MIXED_DIR);
     assert.deepEqual(r.adapters.map((a) => [a.adapter.id, a.source.kind]), [['urgency', 'settings'], ['inline-ok', 'settings']]);
     assert.equal(r.errors.length, 1);
-    assert.deepEqual([r.errors[0].file, r.errors[0].jsonPath], ['<settings>', '/2/labels/1']);
+    assert.deepEqual([r.errors[0].file, r.errors[0].jsonPath], ['<settings>', '/2/labels/1/weight']);
     const notArray = await loadAdaptersFromSettings({});
     assert.equal(notArray.errors.length, 1);
   });
@@ -293,5 +294,66 @@ describe('samples', () => {
 
   test('invoice.txt keeps CRLF line endings', () => {
     assert.match(readFileSync(join(SAMPLES, 'invoice.txt'), 'utf8'), /\r\n/);
+  });
+});
+
+describe('label and entity type shorthand, optional descriptions, allowed fields', () => {
+  const head = { id: 'short', name: 'Short', version: '1.0.0', instruction: 'Classify.' };
+  const classify = (labels: unknown, extra: Record<string, unknown> = {}) => validateAdapter({ ...head, task: 'classify', labels, ...extra });
+  const messages = (r: { errors: AdapterError[] }) => r.errors.map((e) => `${e.jsonPath} | ${e.message}`);
+
+  test('"labels": ["positive", "negative"] loads as { name } objects; mixed forms too', () => {
+    const r = classify(['positive', 'negative', { name: 'mixed', description: 'Both.' }], { examples: [{ input: 'great', output: 'positive' }] });
+    assert.deepEqual(messages(r), []);
+    assert.ok(r.adapter && r.adapter.task === 'classify');
+    assert.deepEqual(r.adapter.labels, [{ name: 'positive' }, { name: 'negative' }, { name: 'mixed', description: 'Both.' }]);
+    const instruction = buildInstruction(r.adapter);
+    assert.match(instruction, /Labels:\n- positive\n- negative\n- mixed: Both\./);
+  });
+
+  test('entity types as names, and objects without a description, load from a file with no errors', () => {
+    const text = JSON.stringify({ ...head, task: 'extract', entityTypes: ['person', { name: 'city' }], examples: [{ input: 'Ada went to Paris', output: [{ type: 'person', text: 'Ada' }, { type: 'city', text: 'Paris' }] }] }, null, 2);
+    const r = parseAdapterText(text, 'x.taskling.json');
+    assert.deepEqual(messages(r), []);
+    assert.ok(r.adapter && r.adapter.task === 'extract');
+    assert.deepEqual(r.adapter.entityTypes, [{ name: 'person' }, { name: 'city' }]);
+    assert.match(buildInstruction(r.adapter), /Entity types:\n- person\n- city\n/);
+  });
+
+  test('a bad shorthand item gives one error for the shape it has', () => {
+    assert.deepEqual(messages(classify([' positive', 'negative'])), ['/labels/0 | must not start or end with whitespace']);
+    assert.deepEqual(messages(classify(['positive', 3])), ['/labels/1 | must be a name ("positive") or an object { "name": ..., "description": ... } (description optional)']);
+    assert.deepEqual(messages(classify(['positive', { description: 'no name' }])), ['/labels/1 | missing required property "name"']);
+    assert.deepEqual(messages(classify(['positive', ''])), ['/labels/1 | must not be empty']);
+    assert.deepEqual(messages(classify(['Positive', 'positive'])), ['/labels/1 | duplicate label name "positive" (same as /labels/0; names are compared case-insensitively)']);
+    assert.deepEqual(messages(classify(['positive', 'negative'], { examples: [{ input: 'x', output: 'neutral' }] })), ['/examples/0/output | unknown label "neutral" (known labels: positive, negative)']);
+  });
+
+  test('a located shorthand error points at the string in the file', () => {
+    const text = '{\n  "id": "s", "name": "S", "version": "1.0.0", "task": "classify", "instruction": "i",\n  "labels": ["ok", "ok "]\n}\n';
+    const r = parseAdapterText(text, 'f');
+    assert.equal(r.errors.length, 1);
+    assert.equal(r.errors[0].line, 3);
+    assert.equal(text.slice(r.errors[0].range!.start, r.errors[0].range!.end), '"ok "');
+  });
+
+  test('unknown fields: the message lists the fields allowed there (by task at the top level)', () => {
+    const top = messages(classify(['a', 'b'], { seed: 7 }));
+    assert.equal(top.length, 1);
+    assert.match(top[0], /^\/seed \| unknown property "seed"; allowed here: \$schema, id, name, description, version, task, instruction, labels, multiLabel, threshold, examples, generation, model$/);
+    const ex = messages(validateAdapter({ ...head, task: 'extract', entityTypes: ['a'], entityType: [] }));
+    assert.equal(ex.length, 1);
+    assert.match(ex[0], /unknown property "entityType" \(did you mean "entityTypes"\?\); allowed here: .*entityTypes/);
+    assert.doesNotMatch(ex[0], /allowed here: .*\blabels\b/);
+    assert.deepEqual(messages(classify(['a', 'b'], { generation: { seed: 1 } })), ['/generation/seed | unknown property "seed"; allowed here: maxNewTokens, temperature']);
+    assert.deepEqual(messages(classify(['a', { name: 'b', weight: 2 }])), ['/labels/1/weight | unknown property "weight"; allowed here: name, description']);
+  });
+
+  test('the published schema accepts the shorthand (what the editor validates with)', () => {
+    const ajv = new Ajv({ strict: false });
+    const validate = ajv.compile(ADAPTER_SCHEMA);
+    assert.equal(validate({ ...head, task: 'classify', labels: ['positive', 'negative'] }), true, JSON.stringify(validate.errors));
+    assert.equal(validate({ ...head, task: 'extract', entityTypes: ['person'] }), true, JSON.stringify(validate.errors));
+    assert.equal(validate({ ...head, task: 'classify', labels: ['positive', 5] }), false);
   });
 });

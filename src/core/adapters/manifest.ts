@@ -22,21 +22,25 @@ export const TASK_KINDS: readonly TaskKind[] = ['classify', 'extract', 'toJson']
  * One class of a `classify` adapter.
  * - `name`: the exact string the model answers with (and what results report); unique within
  *   the adapter, compared case-insensitively; no leading/trailing whitespace.
- * - `description`: one sentence telling the model when the label applies; shown in the prompt.
+ * - `description` (optional): one sentence telling the model when the label applies; shown in
+ *   the prompt.
+ * A manifest may write a label as its name alone (`"positive"`); validation expands it to
+ * `{ name: "positive" }`, so a validated adapter always holds objects.
  */
 export interface Label {
   name: string;
-  description: string;
+  description?: string;
 }
 
 /**
  * One kind of entity an `extract` adapter finds (e.g. `person`, `email`).
  * - `name`: the `type` value of returned entities; unique within the adapter (case-insensitive).
- * - `description`: what counts as this type (shown in the prompt).
+ * - `description` (optional): what counts as this type (shown in the prompt).
+ * Like labels, a manifest may write just the name (`"person"`).
  */
 export interface EntityType {
   name: string;
-  description: string;
+  description?: string;
 }
 
 /**

@@ -55,6 +55,11 @@ export function formatInput(text: string): string {
   return INPUT_HEADER + text;
 }
 
+/** One line of the label / entity type list: `- name: description`, or `- name` without one. */
+function describeItem(item: { name: string; description?: string }): string {
+  return item.description ? `- ${item.name}: ${item.description}` : `- ${item.name}`;
+}
+
 /**
  * The instruction block for an adapter: its `instruction`, then (by task) the label list, the
  * entity type list or the JSON Schema, then the expected answer format. Deterministic: the same
@@ -65,7 +70,7 @@ export function buildInstruction(adapter: TaskAdapter): string {
   switch (adapter.task) {
     case 'classify': {
       const a = adapter as ClassifyAdapter;
-      parts.push('Labels:\n' + a.labels.map((l) => `- ${l.name}: ${l.description}`).join('\n'));
+      parts.push('Labels:\n' + a.labels.map(describeItem).join('\n'));
       parts.push(a.multiLabel
         ? 'Answer with a JSON array of the names of all labels that apply, for example ["' + a.labels[0].name + '"], or [] if none applies. Nothing else.'
         : 'Answer with exactly one label name from the list and nothing else.');
@@ -73,7 +78,7 @@ export function buildInstruction(adapter: TaskAdapter): string {
     }
     case 'extract': {
       const a = adapter as ExtractAdapter;
-      parts.push('Entity types:\n' + a.entityTypes.map((t) => `- ${t.name}: ${t.description}`).join('\n'));
+      parts.push('Entity types:\n' + a.entityTypes.map(describeItem).join('\n'));
       parts.push('Answer with JSON of the form {"entities":[{"type":"<entity type>","text":"<text copied exactly from the input>"}]}, entities in order of appearance, or {"entities":[]} if there are none. Nothing else.');
       break;
     }

@@ -43,7 +43,9 @@ let manifestValidator: ValidateFunction | undefined;
 
 function getManifestValidator(): ValidateFunction {
   if (!manifestValidator) {
-    const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false, strictRequired: false, ...AJV_REGEX_OPTIONS });
+    // verbose: errors carry their parentSchema (the allowed properties of an object, for
+    // "unknown property" messages; schemaPath is relative to a $ref'd definition).
+    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictTypes: false, strictRequired: false, ...AJV_REGEX_OPTIONS });
     ajv.addKeyword({ keyword: 'enumDescriptions', schemaType: 'array' });
     // The manifest file names draft-07 for `schema` (editor help); here the user schema is
     // checked for the draft it declares instead (checkToJson), so only its shape is checked.
@@ -61,7 +63,9 @@ export { compileUserSchema };
  *
  * @param value  the parsed JSON value (any type; non-objects give one error at `""`).
  * @param file   the file name to put in each error (`"<inline>"` when not from a file).
- * @returns `{adapter, errors}`; `adapter` is set only when `errors` is empty. Each error's
+ * @returns `{adapter, errors}`; `adapter` is set only when `errors` is empty, and is the manifest
+ *   normalized: labels and entity types given by name alone (`"labels": ["positive", "negative"]`)
+ *   become `{ name }` objects (descriptions are optional), so consumers see one shape. Each error's
  *   `jsonPath` is a JSON Pointer into `value`, e.g. `"/labels/2/name"`; for a missing property
  *   it points at the object that lacks it and the message names the property.
  * Never throws for bad input.
@@ -84,12 +88,24 @@ function validateBounded(value: unknown, file: string): ValidationResult {
     errors.push(...schemaErrors(validate.errors ?? [], value, file));
   }
   if (errors.length === 0) {
-    const a = value as TaskAdapter;
-    if (a.task === 'classify') checkClassify(a, file, errors);
-    else if (a.task === 'extract') checkExtract(a, file, errors);
+    const a = normalizeAdapter(value as TaskAdapter);
+    if (a.task === 'classify') checkClassify(a, file, errors, value);
+    else if (a.task === 'extract') checkExtract(a, file, errors, value);
     else checkToJson(a, file, errors);
+    if (errors.length === 0) return { adapter: a, errors };
   }
-  return errors.length ? { errors } : { adapter: value as TaskAdapter, errors };
+  return { errors };
+}
+
+/**
+ * The manifest with the string shorthand for labels / entity types expanded to `{ name }`
+ * (a copy when anything changes; the input is not modified).
+ */
+export function normalizeAdapter(a: TaskAdapter): TaskAdapter {
+  const expand = <T extends { name: string }>(items: (T | string)[]): T[] => items.map((x) => (typeof x === 'string' ? { name: x } as T : x));
+  if (a.task === 'classify' && a.labels.some((l) => typeof l === 'string')) return { ...a, labels: expand(a.labels) };
+  if (a.task === 'extract' && a.entityTypes.some((t) => typeof t === 'string')) return { ...a, entityTypes: expand(a.entityTypes) };
+  return a;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -97,7 +113,37 @@ function validateBounded(value: unknown, file: string): ValidationResult {
 
 const TOP_LEVEL_KEYS = Object.keys((manifestSchema as { properties: Record<string, unknown> }).properties);
 
-function schemaErrors(raw: ErrorObject[], root: unknown, file: string): AdapterError[] {
+/** Top-level properties a manifest of `task` may have (the schema's `allOf` turns the others off). */
+export function allowedTopLevelKeys(task: unknown): string[] {
+  const branches = (manifestSchema as { allOf: { if: { properties: { task: { const: string } } }; then: { properties: Record<string, unknown> } }[] }).allOf;
+  const off = branches.find((b) => b.if.properties.task.const === task)?.then.properties ?? {};
+  return TOP_LEVEL_KEYS.filter((k) => off[k] !== false);
+}
+
+/** `/labels/3` or `/entityTypes/0`: an item that may be a name or a `{name, description}` object. */
+const NAMED_ITEM = /^\/(labels|entityTypes)\/\d+$/;
+
+/**
+ * Label and entity type items are `oneOf` a name string and an object; ajv reports the failures
+ * of both branches (with schema paths relative to the $ref'd definitions). Keep only those of
+ * the branch the value's type picks, or one plain message when it is neither.
+ */
+function namedItemErrors(raw: ErrorObject[], root: unknown): ErrorObject[] {
+  return raw.filter((e) => {
+    if (!NAMED_ITEM.test(e.instancePath)) return true;
+    const v = valueAt(root, e.instancePath);
+    const isString = typeof v === 'string';
+    const isObject = v !== null && typeof v === 'object' && !Array.isArray(v);
+    if (e.keyword === 'oneOf') return !isString && !isObject;
+    if (!isString && !isObject) return false;
+    const fromNameBranch = e.schemaPath.startsWith('#/definitions/name/');
+    if (isString) return fromNameBranch;
+    return !fromNameBranch;
+  });
+}
+
+function schemaErrors(all: ErrorObject[], root: unknown, file: string): AdapterError[] {
+  const raw = namedItemErrors(all, root);
   // anyOf / oneOf: ajv reports the summary plus the errors of every branch. Where we have a
   // better message for the summary (example outputs) keep only the summary; elsewhere keep only
   // the first branch's errors (for `type` in the meta-schema: "must be one of: ...").
@@ -147,10 +193,10 @@ function rewrite(e: ErrorObject, root: unknown): { jsonPath: string; message: st
     case 'additionalProperties': {
       const extra = String(p.additionalProperty);
       let message = `unknown property "${extra}"`;
-      if (path === '') {
-        const hint = closest(extra, TOP_LEVEL_KEYS);
-        if (hint) message += ` (did you mean "${hint}"?)`;
-      }
+      const allowed = path === '' ? allowedTopLevelKeys(task) : Object.keys((e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {});
+      const hint = closest(extra, allowed);
+      if (hint) message += ` (did you mean "${hint}"?)`;
+      if (allowed.length) message += `; allowed here: ${allowed.join(', ')}`;
       return { jsonPath: `${path}/${escapePointerToken(extra)}`, message };
     }
     case 'false schema':
@@ -172,13 +218,14 @@ function rewrite(e: ErrorObject, root: unknown): { jsonPath: string; message: st
     case 'pattern':
       if (path === '/id') return { jsonPath: path, message: `must be 1-64 characters of lowercase letters, digits, ".", "_" or "-", starting with a letter or digit` };
       if (path === '/version') return { jsonPath: path, message: `must be a semantic version like "1.0.0"` };
-      if (prop === 'name') return { jsonPath: path, message: nameProblem(valueAt(root, path)) };
+      if (prop === 'name' || NAMED_ITEM.test(path)) return { jsonPath: path, message: nameProblem(valueAt(root, path)) };
       return { jsonPath: path, message: `must match the pattern ${String(p.pattern)}` };
     case 'not':
       if (path === '/model') return { jsonPath: path, message: `set either "catalogId" or "path", not both` };
       return { jsonPath: path, message: e.message ?? 'is not allowed' };
     case 'oneOf':
       if (/\/examples\/\d+\/output$/.test(path)) return { jsonPath: path, message: `must be a label name or an array of label names` };
+      if (NAMED_ITEM.test(path)) return { jsonPath: path, message: `must be a name ("${path.startsWith('/labels') ? 'positive' : 'person'}") or an object { "name": ..., "description": ... } (description optional)` };
       return { jsonPath: path, message: e.message ?? 'must match exactly one allowed shape' };
     case 'uniqueItems':
       return { jsonPath: path, message: `must not repeat items (items ${String(p.j)} and ${String(p.i)} are equal)` };
@@ -244,18 +291,24 @@ function err(file: string, jsonPath: string, message: string): AdapterError {
   return { file, jsonPath, message, severity: 'error' };
 }
 
-function checkUniqueNames(items: { name: string }[], base: string, what: string, file: string, errors: AdapterError[]): void {
+/** Pointer to the name of item `i` under `base`: the item itself when written as a bare string. */
+function namePointer(raw: unknown, base: string, i: number): string {
+  const items = (raw as Record<string, unknown[]> | undefined)?.[base.slice(1)];
+  return Array.isArray(items) && typeof items[i] === 'string' ? `${base}/${i}` : `${base}/${i}/name`;
+}
+
+function checkUniqueNames(items: { name: string }[], base: string, what: string, file: string, errors: AdapterError[], raw: unknown): void {
   const first = new Map<string, number>();
   items.forEach((item, i) => {
     const key = item.name.toLowerCase();
     const j = first.get(key);
     if (j === undefined) first.set(key, i);
-    else errors.push(err(file, `${base}/${i}/name`, `duplicate ${what} "${item.name}" (same as ${base}/${j}/name; names are compared case-insensitively)`));
+    else errors.push(err(file, namePointer(raw, base, i), `duplicate ${what} "${item.name}" (same as ${namePointer(raw, base, j)}; names are compared case-insensitively)`));
   });
 }
 
-function checkClassify(a: ClassifyAdapter, file: string, errors: AdapterError[]): void {
-  checkUniqueNames(a.labels, '/labels', 'label name', file, errors);
+function checkClassify(a: ClassifyAdapter, file: string, errors: AdapterError[], raw: unknown): void {
+  checkUniqueNames(a.labels, '/labels', 'label name', file, errors, raw);
   const names = new Set(a.labels.map((l) => l.name));
   const suggest = (s: string): string => {
     const c = a.labels.find((l) => l.name.toLowerCase() === s.toLowerCase());
@@ -278,8 +331,8 @@ function checkClassify(a: ClassifyAdapter, file: string, errors: AdapterError[])
   });
 }
 
-function checkExtract(a: ExtractAdapter, file: string, errors: AdapterError[]): void {
-  checkUniqueNames(a.entityTypes, '/entityTypes', 'entity type', file, errors);
+function checkExtract(a: ExtractAdapter, file: string, errors: AdapterError[], raw: unknown): void {
+  checkUniqueNames(a.entityTypes, '/entityTypes', 'entity type', file, errors, raw);
   const types = new Set(a.entityTypes.map((t) => t.name));
   (a.examples ?? []).forEach((ex, i) => {
     ex.output.forEach((m, k) => {
