@@ -10,10 +10,11 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { EngineClient, WorkerCallError } from '../worker/client';
-import type { ModelInfo, RunTaskParams } from '../shared/protocol';
+import type { ModelInfo, RunTaskParams, TaskPhaseName } from '../shared/protocol';
 import type { EngineState } from '../shared/panelProtocol';
 import type { TaskAdapter } from '../core/adapters/manifest';
 import { modelFolderProblem } from './logic/modelCheck';
+import { writeWorkerLog } from './logic/workerLog';
 import { readConfig } from './config';
 
 /** Where the model comes from for a load. */
@@ -40,8 +41,10 @@ export interface RunHooks {
   onProgress?: (message: string, fraction?: number) => void;
   /** The model is loaded and the task was sent to the worker (prefill starts). */
   onStart?: () => void;
-  /** A worker text event: generated tokens so far. */
+  /** A worker text event: tokens generated so far in the current model pass (restarts per chunk). */
   onTokens?: (newTokens: number) => void;
+  /** A worker phase event: a model pass starts its prefill (of `promptTokens` tokens), generating or scoring. */
+  onPhase?: (phase: TaskPhaseName, promptTokens: number) => void;
   maxNewTokens?: number;
   /** Context budget in tokens (core's default 4096 when undefined). */
   maxContextTokens?: number;
@@ -72,6 +75,8 @@ export class EngineService implements vscode.Disposable {
     this.client = new EngineClient({
       workerPath,
       allowDebug,
+      // XGrammar's warnings and any library output in the worker: the "Taskling" channel, not stderr.
+      onLog: (l) => writeWorkerLog(this.log, l),
       onCrash: (reason) => {
         this.crashes++;
         this.loadedKey = undefined;
@@ -203,6 +208,7 @@ export class EngineService implements vscode.Disposable {
         signal: controller.signal,
         onEvent: (ev) => {
           if (ev.event === 'progress') hooks.onProgress?.(ev.message, ev.fraction);
+          else if (ev.event === 'phase') hooks.onPhase?.(ev.phase, ev.promptTokens);
           else if (ev.event === 'text') {
             lastTokens = ev.newTokens;
             if (hooks.onTokens) hooks.onTokens(ev.newTokens);

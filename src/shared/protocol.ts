@@ -176,13 +176,47 @@ export type WorkerResponse =
   | { kind: 'response'; id: number; ok: true; result: unknown }
   | { kind: 'response'; id: number; ok: false; error: WireError };
 
-/** Streaming event for a running request. */
+/**
+ * Phase of one model pass of `runTask` (core/tasks' TaskPhase): `prefill` (reading the prompt of
+ * `promptTokens` tokens), `generating` (extract/toJson decoding), `scoring` (classify scoring labels).
+ */
+export type TaskPhaseName = 'prefill' | 'generating' | 'scoring';
+
+/**
+ * Streaming event for a running request: `text` = decoded text and the tokens generated so far
+ * in the current pass (`generate`, and extract/toJson `runTask`); `progress` = a step message
+ * ("chunk 2/34", "record 3/20") with `fraction` done in [0, 1]; `phase` = a `runTask` pass moved
+ * to a new phase (`prefixReused`: prompt tokens taken from the prefix KV cache, known once prefilled).
+ */
 export type WorkerEvent =
   | { kind: 'event'; id: number; event: 'text'; text: string; newTokens: number }
-  | { kind: 'event'; id: number; event: 'progress'; message: string; fraction?: number };
+  | { kind: 'event'; id: number; event: 'progress'; message: string; fraction?: number }
+  | { kind: 'event'; id: number; event: 'phase'; phase: TaskPhaseName; promptTokens: number; prefixReused?: number };
+
+/** Severity of a {@link WorkerLog} line (VS Code's LogOutputChannel has a method for each). */
+export type WorkerLogLevel = 'trace' | 'debug' | 'info' | 'warning' | 'error';
+
+/**
+ * A line printed inside the worker by a library or by the engine (XGrammar's `[WARNING] ...`,
+ * `console.*` calls, text written to the worker's stdout/stderr), sent to the host instead of the
+ * process's standard output, which holds only results. Belongs to no request: `id` is 0.
+ * `source` names who printed it (`xgrammar`, `console`, `stdout`, `stderr`).
+ */
+export interface WorkerLog {
+  kind: 'log';
+  id: 0;
+  level: WorkerLogLevel;
+  source: string;
+  message: string;
+}
 
 export type ToWorker = WorkerRequest | WorkerCancel | WorkerShutdown;
-export type FromWorker = WorkerResponse | WorkerEvent;
+export type FromWorker = WorkerResponse | WorkerEvent | WorkerLog;
+
+/** `[source] message`: a {@link WorkerLog} as one line of a log (the level is the log's own). */
+export function formatWorkerLog(l: Pick<WorkerLog, 'source' | 'message'>): string {
+  return `[${l.source}] ${l.message}`;
+}
 
 /** Type guard used by the worker to validate an incoming message before use. */
 export function isToWorker(m: unknown): m is ToWorker {

@@ -6,8 +6,10 @@
  * Used by the extension host and the CLI; no `vscode` import.
  */
 import { Worker } from 'node:worker_threads';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import {
-  FromWorker, WireError, WorkerEvent, WorkerMethod, WorkerMethods, WorkerRequest,
+  formatWorkerLog, FromWorker, WireError, WorkerEvent, WorkerLog, WorkerLogLevel, WorkerMethod, WorkerMethods, WorkerRequest,
 } from '../shared/protocol';
 
 /** Rejection value of a failed call: code and message from the worker (or the client). */
@@ -43,6 +45,18 @@ export interface EngineClientOptions {
   onCrash?: (reason: string) => void;
   /** Worker heap limit in MB (default: Node's). */
   maxOldGenerationSizeMb?: number;
+  /**
+   * Receives what libraries print inside the worker (XGrammar's warnings, `console.*`, and each
+   * line the worker or its session thread writes to stdout (level info) or stderr (level
+   * warning)). Default: standard error, as `taskling worker LEVEL: [source] message`; the
+   * worker's output never reaches this process's standard output.
+   */
+  onLog?: (log: WorkerLog) => void;
+}
+
+/** The default {@link EngineClientOptions.onLog}: one line on standard error. */
+function logToStderr(l: WorkerLog): void {
+  process.stderr.write(`taskling worker ${l.level}: ${formatWorkerLog(l)}\n`);
 }
 
 export class EngineClient {
@@ -66,8 +80,12 @@ export class EngineClient {
     const w = new Worker(this.opts.workerPath, {
       workerData: { allowDebug: this.opts.allowDebug ?? false },
       resourceLimits: this.opts.maxOldGenerationSizeMb ? { maxOldGenerationSizeMb: this.opts.maxOldGenerationSizeMb } : undefined,
+      stdout: true, // not piped into this process's stdout: read below and logged
+      stderr: true,
     });
     this.starts++;
+    this.logLines(w.stdout, 'stdout', 'info');
+    this.logLines(w.stderr, 'stderr', 'warning');
     w.on('message', (m: FromWorker) => this.onMessage(m));
     w.on('error', (e) => this.onDeath(w, `the inference worker crashed: ${e.message}`));
     w.on('exit', (code) => this.onDeath(w, `the inference worker exited with code ${code}`));
@@ -75,7 +93,26 @@ export class EngineClient {
     return w;
   }
 
+  /** Each line of one of the worker's output streams becomes a log line. */
+  private logLines(stream: Readable, source: string, level: WorkerLogLevel): void {
+    createInterface({ input: stream, crlfDelay: Infinity }).on('line', (message) => {
+      if (message.trim()) this.log({ kind: 'log', id: 0, level, source, message });
+    });
+  }
+
+  private log(l: WorkerLog): void {
+    try {
+      (this.opts.onLog ?? logToStderr)(l);
+    } catch {
+      // a failing log sink must not break the worker's replies
+    }
+  }
+
   private onMessage(m: FromWorker): void {
+    if (m.kind === 'log') {
+      this.log(m);
+      return;
+    }
     const p = this.pending.get(m.id);
     if (!p) return;
     if (m.kind === 'event') {

@@ -9,9 +9,11 @@
  * engine once the running step has returned, and exits the thread (EngineClient.dispose).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { FromWorker, ToWorker, WorkerRequest, isToWorker } from '../shared/protocol';
+import { format } from 'node:util';
+import { FromWorker, ToWorker, WorkerLogLevel, WorkerRequest, isToWorker } from '../shared/protocol';
 import { createHandlers, HandlerContext } from './handlers';
 import { TasklingError } from '../core/errors';
+import { setXGrammarLogSink } from '../core/constraints/xgrammarLoader';
 
 interface Queued {
   req: WorkerRequest;
@@ -31,6 +33,23 @@ let shuttingDown = false;
 function post(m: FromWorker): void {
   port!.postMessage(m);
 }
+
+/**
+ * What libraries print in this thread goes to the host as `log` messages (the extension writes
+ * them to its output channel, the CLI to stderr), never to the process's stdout: XGrammar's lines
+ * with their level, and every `console.*` call (source `console`). Text written straight to
+ * process.stdout/stderr (and the session thread's output) reaches EngineClient as this worker's
+ * stdout/stderr streams, which it turns into log lines too.
+ */
+function routeLibraryOutput(): void {
+  const log = (level: WorkerLogLevel, source: string, message: string) => post({ kind: 'log', id: 0, level, source, message });
+  setXGrammarLogSink((line, level) => log(level, 'xgrammar', line));
+  const levels: [keyof Console, WorkerLogLevel][] = [['log', 'info'], ['info', 'info'], ['debug', 'debug'], ['trace', 'trace'], ['warn', 'warning'], ['error', 'error']];
+  for (const [method, level] of levels) {
+    (console as unknown as Record<string, (...args: unknown[]) => void>)[method] = (...args) => log(level, 'console', format(...args));
+  }
+}
+routeLibraryOutput();
 
 function fail(id: number, e: unknown): void {
   const err = e instanceof TasklingError

@@ -12,7 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EngineClient, WorkerCallError } from '../../src/worker/client';
 import { validateAdapter } from '../../src/core/adapters/validate';
-import { checkUserSchema, GrammarCompilerCache, MAX_SCHEMA_DEPTH, validateJson, xgrammarGeneration } from '../../src/core/constraints';
+import { checkUserSchema, GrammarCompilerCache, MAX_SCHEMA_DEPTH, validateJson, xgrammarGeneration, xgrammarLineLevel } from '../../src/core/constraints';
+import type { WorkerLog } from '../../src/shared/protocol';
+import { writeWorkerLog, type LevelLog } from '../../src/host/logic/workerLog';
 import { ConstraintFactory } from '../../src/core/constraints/factory';
 import { REPO_ROOT, TINY_MODEL, WORKER_ENTRY } from './testPaths';
 
@@ -215,6 +217,98 @@ describe('schema faults: stdout holds results only', () => {
     assert.equal(back.status, 2);
     assert.match(back.stderr, /--regex uses a backreference \(at character 6\)/);
     assert.equal(look.stdout + back.stdout, '');
+  });
+});
+
+describe('schema faults: library output in the worker is logged, not printed', () => {
+  const clampRegex = { kind: 'regex', pattern: '[^\u00e9\u00fc]{1,5}' } as const;
+
+  test('worker client: XGrammar\'s clamping warnings arrive as log lines (level warning, source xgrammar)', async () => {
+    const logs: WorkerLog[] = [];
+    const client = new EngineClient({ workerPath: WORKER_ENTRY, onLog: (l) => logs.push(l) });
+    try {
+      await client.call('load', { modelDir: TINY_MODEL, variant: 'q4', threads: 1 });
+      const r = await client.call('generate', { prompt: 'hi', constraint: clampRegex, decoding: { maxNewTokens: 5 } });
+      const chars = [...r.text];
+      assert.ok(chars.length >= 1 && chars.length <= 5 && !chars.some((c) => c === '\u00e9' || c === '\u00fc'), JSON.stringify(r.text));
+      const warnings = logs.filter((l) => /clamping to 127/.test(l.message));
+      assert.ok(warnings.length >= 1, JSON.stringify(logs));
+      for (const w of warnings) {
+        assert.equal(w.source, 'xgrammar');
+        assert.equal(w.level, 'warning');
+        assert.match(w.message, /^\[WARNING\] /);
+      }
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  test('worker client without onLog: the warnings go to the process\'s stderr, its stdout stays empty', () => {
+    const script = `
+      const { EngineClient } = require(${JSON.stringify(join(REPO_ROOT, 'out', 'src', 'worker', 'client.js'))});
+      const c = new EngineClient({ workerPath: ${JSON.stringify(WORKER_ENTRY)} });
+      (async () => {
+        await c.call('load', { modelDir: ${JSON.stringify(TINY_MODEL)}, variant: 'q4', threads: 1 });
+        const r = await c.call('generate', { prompt: 'hi', constraint: ${JSON.stringify(clampRegex)}, decoding: { maxNewTokens: 5 } });
+        await c.dispose();
+        process.stderr.write('generated ' + r.text.length + ' chars\\n');
+      })().catch((e) => { process.stderr.write(String(e) + '\\n'); process.exitCode = 1; });`;
+    const r = spawnSync(process.execPath, ['-e', script], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 90_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^taskling worker warning: \[xgrammar\] \[WARNING\] .*clamping to 127/m);
+    assert.match(r.stderr, /^generated \d chars$/m);
+  });
+
+  test('console calls and raw stdout/stderr writes inside the worker become log lines with level and source', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'taskling-worker-log-'));
+    const entry = join(dir, 'chattyWorker.js');
+    // The real worker entry, then a "library" that prints the usual ways once the worker is up.
+    writeFileSync(entry, `require(${JSON.stringify(WORKER_ENTRY)});
+      console.warn('library says %d', 42);
+      console.error('library failed');
+      console.debug('library detail');
+      process.stdout.write('raw stdout line\\n');
+      process.stderr.write('raw stderr line\\n');`);
+    const logs: WorkerLog[] = [];
+    const client = new EngineClient({ workerPath: entry, onLog: (l) => logs.push(l) });
+    try {
+      assert.equal(await client.call('info', {}), null, 'the worker still answers');
+      const expected: WorkerLog[] = [
+        { kind: 'log', id: 0, level: 'warning', source: 'console', message: 'library says 42' },
+        { kind: 'log', id: 0, level: 'error', source: 'console', message: 'library failed' },
+        { kind: 'log', id: 0, level: 'debug', source: 'console', message: 'library detail' },
+        { kind: 'log', id: 0, level: 'info', source: 'stdout', message: 'raw stdout line' },
+        { kind: 'log', id: 0, level: 'warning', source: 'stderr', message: 'raw stderr line' },
+      ];
+      const deadline = Date.now() + 10_000; // stream lines arrive asynchronously
+      while (logs.length < expected.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const key = (l: WorkerLog) => `${l.source}|${l.message}`;
+      assert.deepEqual([...logs].sort((a, b) => key(a).localeCompare(key(b))), [...expected].sort((a, b) => key(a).localeCompare(key(b))));
+    } finally {
+      await client.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('host: a worker log line goes to the output channel method of its level, tagged with its source', () => {
+    const calls: string[] = [];
+    const channel = Object.fromEntries(['trace', 'debug', 'info', 'warn', 'error'].map((m) => [m, (msg: string) => calls.push(`${m} ${msg}`)])) as unknown as LevelLog;
+    for (const level of ['trace', 'debug', 'info', 'warning', 'error', 'bogus'] as WorkerLog['level'][]) {
+      writeWorkerLog(channel, { kind: 'log', id: 0, level, source: 'xgrammar', message: `[${level}] x` });
+    }
+    assert.deepEqual(calls, [
+      'trace [xgrammar] [trace] x', 'debug [xgrammar] [debug] x', 'info [xgrammar] [info] x',
+      'warn [xgrammar] [warning] x', 'error [xgrammar] [error] x', 'info [xgrammar] [bogus] x',
+    ]);
+  });
+
+  test('XGrammar line levels come from their tags', () => {
+    assert.equal(xgrammarLineLevel('[WARNING] /src/regex_converter.cc:120: Unicode codepoint 233 is not supported; clamping to 127'), 'warning');
+    assert.equal(xgrammarLineLevel('[FATAL] json_schema_converter.cc:1: minItems is greater than maxItems'), 'error');
+    assert.equal(xgrammarLineLevel('Aborted(). Build with -sASSERTIONS for more info.'), 'error');
+    assert.equal(xgrammarLineLevel('[DEBUG] x'), 'debug');
+    assert.equal(xgrammarLineLevel('some text'), 'info');
   });
 });
 

@@ -24,8 +24,26 @@ import type * as XGrammar from '@mlc-ai/web-xgrammar';
 /** The web-xgrammar module namespace (`Grammar`, `GrammarCompiler`, `GrammarMatcher`, `TokenizerInfo`, ...). */
 export type XGrammarModule = typeof XGrammar;
 
-/** Receives every line XGrammar prints (`[WARNING] ...`, `[FATAL] ...`, `Aborted()`). */
-export type XGrammarLogSink = (line: string) => void;
+/**
+ * Receives every line XGrammar prints (`[WARNING] ...`, `[FATAL] ...`, `Aborted()`) with its
+ * level from {@link xgrammarLineLevel}.
+ */
+export type XGrammarLogSink = (line: string, level: XGrammarLogLevel) => void;
+
+/** Level of an XGrammar line. */
+export type XGrammarLogLevel = 'debug' | 'info' | 'warning' | 'error';
+
+/**
+ * The level of a line XGrammar printed, from its tag: `[FATAL]`/`[ERROR]` and Emscripten's
+ * `Aborted(...)` are errors, `[WARNING]` a warning, `[DEBUG]` debug, anything else (`[INFO]`,
+ * untagged text) info.
+ */
+export function xgrammarLineLevel(line: string): XGrammarLogLevel {
+  if (/^\s*(\[(FATAL|ERROR)\]|Aborted\()/.test(line)) return 'error';
+  if (/^\s*\[WARN(ING)?\]/.test(line)) return 'warning';
+  if (/^\s*\[DEBUG\]/.test(line)) return 'debug';
+  return 'info';
+}
 
 declare const __webpack_require__: unknown;
 
@@ -57,7 +75,7 @@ const quietConsole = (() => {
     for (const l of text.split('\n')) {
       const m = /^\[FATAL\]\s+(?:\S+?\.(?:cc|h|cpp):\d+:\s*)?(.*)$/.exec(l);
       if (m) lastFatal = m[1];
-      if (l.trim()) sink(l);
+      if (l.trim()) sink(l, xgrammarLineLevel(l));
     }
   };
   return Object.assign(Object.create(console) as Console, { log: line, info: line, warn: line, error: line, debug: line, trace: line });
