@@ -10,6 +10,10 @@
  *   (an exact fp32 dequantization of the same file gives 93.8% / 0.0037, so the gap is the
  *   4-bit requantization, not a conversion bug). A wrong tensor layout, norm convention or rope
  *   base gives KL of several nats and top-1 near 0: the thresholds are 60% and 0.6 nats.
+ * - transformers.js (the reference runtime, @huggingface/transformers, dtype q4) on the same folder:
+ *   32 greedy tokens equal ours for each of 8 varied raw-text prompts (measured 8/8 prompts,
+ *   256/256 tokens); the same graph and weights, so any difference is a runtime bug (KV cache,
+ *   position ids, sampling), and the assertion is exact;
  * - the README's main job (`taskling run --adapter sentiment` over samples/feedback.jsonl): every
  *   line gets a result whose label probabilities sum to 1;
  * - every built-in adapter on its sample file through the CLI: classify results are proper
@@ -22,7 +26,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { REPO_ROOT } from './testPaths';
 
 const REAL = join(REPO_ROOT, 'models', 'real', 'gemma-3-270m');
@@ -68,6 +72,64 @@ describe('real Gemma 3 270M (models/real)', () => {
     } finally {
       await engine.dispose();
     }
+  });
+
+  test('transformers.js gives our 32 greedy tokens on the q4 import (8 raw-text prompts)', async () => {
+    // The reference runtime on the same folder (same model_q4.onnx): any difference is the
+    // runtime's (graph rewrites, sampling, KV handling), not the weights'.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const tjs = require('@huggingface/transformers');
+    tjs.env.allowRemoteModels = false;
+    tjs.env.allowLocalModels = true;
+    tjs.env.localModelPath = `${dirname(REAL)}/`;
+    const { Engine } = await import('../../src/core/engine');
+    const { Generator } = await import('../../src/core/generation/generator');
+    const { FIDELITY_PROMPTS } = await import('../../tools/fidelityCore');
+    const steps = 32;
+    // Varied raw text: prose, code, SQL, a letter, numbers, French, JSON, a log line.
+    const prompts = [0, 1, 2, 8, 9, 10, 13, 16].map((i) => FIDELITY_PROMPTS[i].text);
+    const engine = await Engine.load(REAL, { variant: 'q4', threads: 2 });
+    const model = await tjs.AutoModelForCausalLM.from_pretrained(basename(REAL), { dtype: 'q4', device: 'cpu', local_files_only: true });
+    const rows: string[] = [];
+    let same = 0;
+    let identical = 0;
+    try {
+      for (const text of prompts) {
+        const ids = engine.tokenizer.encode(text, { addSpecialTokens: true });
+        const g = new Generator(engine.session, { eosTokenIds: [], maxNewTokens: steps });
+        const ours: number[] = [];
+        const margins: number[] = [];
+        try {
+          await g.appendTokens(ids);
+          while (!g.isDone()) {
+            const l = await g.nextLogits();
+            let a = -Infinity;
+            let b = -Infinity;
+            for (const v of l) { if (v > a) { b = a; a = v; } else if (v > b) b = v; }
+            margins.push(a - b);
+            ours.push(...(await g.generateNextToken()));
+          }
+        } finally {
+          g.dispose();
+        }
+        const out = await model.generate({
+          input_ids: new tjs.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]),
+          attention_mask: new tjs.Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]),
+          max_new_tokens: steps, min_new_tokens: steps, do_sample: false, repetition_penalty: 1.0,
+        });
+        const theirs = Array.from(out.data as BigInt64Array).slice(ids.length).map(Number);
+        const n = ours.filter((t, i) => t === theirs[i]).length;
+        const first = ours.findIndex((t, i) => t !== theirs[i]);
+        same += n;
+        if (first < 0) identical++;
+        rows.push(`${JSON.stringify(text.slice(0, 28))}: ${n}/${steps}, smallest top-2 logit margin ${Math.min(...margins).toFixed(3)}${first < 0 ? '' : `, first difference at step ${first} (our top-2 logit margin there ${margins[first].toFixed(4)})`}`);
+      }
+    } finally {
+      await model.dispose();
+      await engine.dispose();
+    }
+    console.log(`transformers.js vs Taskling, real q4, greedy ${steps} tokens: ${identical}/${prompts.length} prompts identical, ${same}/${prompts.length * steps} tokens at the same position\n  ${rows.join('\n  ')}`);
+    assert.equal(identical, prompts.length, rows.join('\n'));
   });
 
   test("the README's main job: sentiment over samples/feedback.jsonl", () => {
