@@ -331,14 +331,17 @@ export class TasklingController implements vscode.Disposable {
   }
 
   /**
-   * Runs the task in the worker and reports progress once per event and once a second (the
-   * elapsed time and ETA move even when the worker is silent) to the notification, the panel
+   * Runs the task in the worker and reports progress once per phase or step event, at most 4
+   * times a second while tokens stream, and once a second otherwise (the elapsed time and ETA
+   * move even when the worker is silent) to the notification, the panel
    * (onProgress) and the status bar (the engine's running state).
    */
   private async runWithProgress(adapter: TaskAdapter, text: string, runId: number, token: vscode.CancellationToken, progress: vscode.Progress<{ message?: string; increment?: number }>): Promise<unknown> {
     const tracker = new ProgressTracker();
     let reported = 0;
+    let lastEmit = 0;
     const emit = () => {
+      lastEmit = Date.now();
       const r = tracker.reading();
       const line = progressLine(r, tracker.stepNoun);
       const increment = r.fraction !== undefined ? Math.max(0, r.fraction * 100 - reported) : undefined;
@@ -361,7 +364,9 @@ export class TasklingController implements vscode.Disposable {
         maxNewTokens: cfg.maxNewTokens,
         maxContextTokens: cfg.maxContextTokens,
         onStart: () => { tracker.working(); emit(); },
-        onTokens: (n) => { tracker.onTokens(n); emit(); },
+        // Token events come once per decoded token: show them at most 4 times a second.
+        onTokens: (n) => { tracker.onTokens(n); if (Date.now() - lastEmit >= 250) emit(); },
+        onPhase: (phase, promptTokens) => { tracker.onPhase(phase, promptTokens); emit(); },
         onProgress: (message, fraction) => { tracker.onMessage(message, fraction); emit(); },
       });
     } finally {

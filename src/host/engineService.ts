@@ -234,11 +234,12 @@ export class EngineService implements vscode.Disposable {
 
   /**
    * Evaluates `adapter` on labelled JSONL `data` in the worker (core/eval's `evaluate`; the model
-   * never runs on this thread). `onProgress(done, total)` after each record.
+   * never runs on this thread). `onProgress(done, total)` after each record; the line it returns
+   * ("3/20 records · about 1 min left") is shown in the status bar.
    * @returns core/eval's EvalReport.
    * @throws WorkerCallError (`CANCELLED` after the token fires, `WORKER_CRASHED`, core codes), ModelNotSetUpError.
    */
-  async evaluate(adapter: TaskAdapter, data: string, file: { name: string; sha256: string }, hooks: { token?: vscode.CancellationToken; onProgress?: (done: number, total: number) => void; maxContextTokens?: number; maxNewTokens?: number } = {}): Promise<unknown> {
+  async evaluate(adapter: TaskAdapter, data: string, file: { name: string; sha256: string }, hooks: { token?: vscode.CancellationToken; onProgress?: (done: number, total: number) => string | void; maxContextTokens?: number; maxNewTokens?: number } = {}): Promise<unknown> {
     const controller = new AbortController();
     const sub = hooks.token?.onCancellationRequested(() => controller.abort());
     try {
@@ -254,8 +255,8 @@ export class EngineService implements vscode.Disposable {
           if (ev.event !== 'progress') return;
           const m = /^record (\d+)\/(\d+)$/.exec(ev.message);
           if (m) {
-            hooks.onProgress?.(Number(m[1]), Number(m[2]));
-            this.setState({ kind: 'running', adapterId: adapter.id, adapterName: adapter.name, progress: `evaluating ${m[1]}/${m[2]}` });
+            const line = hooks.onProgress?.(Number(m[1]), Number(m[2]));
+            this.setState({ kind: 'running', adapterId: adapter.id, adapterName: adapter.name, progress: `evaluating ${line || `${m[1]}/${m[2]}`}` });
           }
         },
       });

@@ -30,6 +30,7 @@ import type { CompareView, Correction, DatasetView, HostToQuality, QualityState,
 import type { RunEntry, TasklingController } from './commands';
 import { readConfig } from './config';
 import { WorkerCallError } from '../worker/client';
+import { BatchProgress } from './logic/progress';
 import {
   appendExampleEdit, buildRecord, writeFileAtomic, builtinCopyText, compareView, datasetView, evalDataFromDataset, exampleFromRecord, insertLine, removeLine, reportFileName, reportLabel, reportView, selectionSpan,
 } from './logic/quality';
@@ -369,13 +370,16 @@ export class QualityService implements vscode.Disposable {
       const raw = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Taskling: evaluating ${adapter.name} on ${total} record${total === 1 ? '' : 's'}`, cancellable: true }, (progress, token) => {
         const sub = token.onCancellationRequested(() => cts.cancel());
         let last = 0;
+        const batch = new BatchProgress();
         this.post({ type: 'evalProgress', adapterId: adapter.id, done: 0, total, message: 'loading the model…' });
         return this.c.engine.evaluate(adapter, data, { name: dataFile, sha256: createHash('sha256').update(bytes).digest('hex') }, {
           token: cts.token, maxContextTokens: cfg.maxContextTokens, maxNewTokens: cfg.maxNewTokens,
           onProgress: (done, n) => {
-            progress.report({ message: `${done}/${n} records`, increment: ((done - last) / n) * 100 });
+            const line = batch.line(done, n);
+            progress.report({ message: line, increment: ((done - last) / n) * 100 });
             last = done;
-            this.post({ type: 'evalProgress', adapterId: adapter.id, done, total: n, message: `${done}/${n} records` });
+            this.post({ type: 'evalProgress', adapterId: adapter.id, done, total: n, message: line });
+            return line;
           },
         }).finally(() => sub.dispose());
       });

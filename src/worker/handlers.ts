@@ -90,6 +90,8 @@ export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handl
         ...p.options,
         signal: ctx.signal,
         onProgress: (message, fraction) => ctx.emit({ kind: 'event', event: 'progress', message, fraction }),
+        onPhase: (phase, d) => ctx.emit({ kind: 'event', event: 'phase', phase, promptTokens: d.promptTokens, prefixReused: d.prefixReused }),
+        onText: (text, newTokens) => ctx.emit({ kind: 'event', event: 'text', text, newTokens }),
       });
     },
     async evaluate(p: EvaluateParams, ctx) {

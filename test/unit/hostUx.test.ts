@@ -1,7 +1,7 @@
 /** Host UX logic without VS Code: progress readings and ETA, adapter order, bounded history, context-limit advice. */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { formatDuration, ProgressTracker, progressLine, progressShort } from '../../src/host/logic/progress';
+import { BatchProgress, formatDuration, ProgressTracker, progressLine, progressShort } from '../../src/host/logic/progress';
 import { orderByRecent, pushRecent } from '../../src/host/logic/adapters';
 import { boundHistory, restoreHistory, StoredRun, STORED_INPUT_CHARS } from '../../src/host/logic/history';
 import { contextLimitAdvice, fittingLength } from '../../src/host/logic/format';
@@ -44,6 +44,49 @@ test('progress: token events give tokens so far and tokens/s measured from the f
   assert.ok(Math.abs(r.tokensPerSecond! - 10) < 1e-9, `10 tokens in 1 s after the first (${r.tokensPerSecond})`);
   assert.equal(progressLine(r), 'generating · 11 tokens · 10.0 tok/s · 3 s elapsed');
   assert.equal(progressShort(r), '10.0 tok/s · 3 s');
+});
+
+test('progress: phase events name prefill (with its prompt tokens), generating and scoring; tokens/s from the start of generating', () => {
+  const c = clock();
+  const p = new ProgressTracker(c.now);
+  p.working();
+  p.onMessage('chunk 1/3', 0);
+  p.onPhase('prefill', 312);
+  c.advance(1000);
+  assert.equal(p.reading().phase, 'prefill');
+  assert.equal(progressLine(p.reading(), p.stepNoun), 'chunk 1/3 · prefill of 312 prompt tokens · estimating time left · 1 s elapsed');
+  p.onPhase('generating', 312);
+  c.advance(2000);
+  p.onTokens(30);
+  let r = p.reading();
+  assert.equal(r.newTokens, 30);
+  assert.ok(Math.abs(r.tokensPerSecond! - 15) < 1e-9, `30 tokens in the 2 s since generating began (${r.tokensPerSecond})`);
+  assert.equal(progressLine(r, p.stepNoun), 'chunk 1/3 · generating · 30 tokens · 15.0 tok/s · estimating time left · 3 s elapsed');
+  assert.equal(progressShort(r, p.stepNoun), 'chunk 1/3 · 15.0 tok/s · 3 s');
+  // The next pass (a new chunk) restarts the count and the speed.
+  p.onMessage('chunk 2/3', 1 / 3);
+  p.onPhase('prefill', 280);
+  r = p.reading();
+  assert.equal(r.newTokens, undefined);
+  assert.equal(r.tokensPerSecond, undefined);
+  assert.match(progressLine(r, p.stepNoun), /^chunk 2\/3 · prefill of 280 prompt tokens · about 6 s left · 3 s elapsed$/);
+  const k = new ProgressTracker(c.now);
+  k.onPhase('prefill', 90);
+  k.onPhase('scoring', 90);
+  assert.equal(progressLine(k.reading()), 'scoring the labels · 0 s elapsed');
+  assert.equal(progressShort(k.reading()), 'scoring · 0 s');
+});
+
+test('progress: a batch (evaluation records, reported as each finishes) gets an ETA from the second record on', () => {
+  const c = clock();
+  const b = new BatchProgress(c.now);
+  c.advance(9000); // model load + first record
+  assert.equal(b.line(1, 5), '1/5 records · estimating time left');
+  c.advance(4000);
+  assert.equal(b.etaMs(2, 5), 12_000, '4 s per record x 3 left');
+  c.advance(2000);
+  assert.equal(b.line(3, 5), '3/5 records · about 6 s left', 'mean of 3 s per record since the first finished');
+  assert.equal(b.line(5, 5), '5/5 records');
 });
 
 test('progress: chunk steps give a fraction and an ETA from the finished chunks, excluding the model load', () => {

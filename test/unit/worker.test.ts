@@ -46,6 +46,39 @@ test('worker: requests queue one at a time, cancel by id stops a running and a q
   }
 });
 
+test('worker: runTask streams phase and token events (prefill, then generating with the token count; classify: scoring)', async () => {
+  const { getBuiltinAdapter } = await import('../../src/core/adapters/builtin');
+  const client = new EngineClient({ workerPath: WORKER_ENTRY });
+  try {
+    await client.call('load', { modelDir: TINY_MODEL, variant: 'fp32', threads: 1 });
+    const byId = (id: string) => getBuiltinAdapter(id) as unknown as Record<string, unknown>;
+    const events: string[] = [];
+    const counts: number[] = [];
+    // A small schema the random-weight test model finishes (a bounded string: several decode steps).
+    const note = {
+      id: 'note', name: 'Note', version: '1.0.0', task: 'toJson', instruction: 'Summarise the text.',
+      schema: { type: 'object', properties: { summary: { type: 'string', maxLength: 12 }, urgent: { type: 'boolean' } }, required: ['summary', 'urgent'], additionalProperties: false },
+      generation: { maxNewTokens: 64 },
+    };
+    const r = await client.call('runTask', { adapter: note, text: 'Dana Whitfield, dana@example.org' }, {
+      onEvent: (e) => {
+        if (e.event === 'phase') events.push(`${e.phase}:${e.promptTokens}`);
+        if (e.event === 'text') counts.push(e.newTokens);
+      },
+    }) as { provenance: { tokens: { prompt: number; generated: number } } };
+    const prompt = r.provenance.tokens.prompt;
+    assert.deepEqual(events, [`prefill:${prompt}`, `generating:${prompt}`], 'one prefill, then generating, with the prompt length');
+    assert.ok(counts.length > 1, `token events stream (${counts.length})`);
+    assert.ok(counts.every((n, i) => i === 0 || n >= counts[i - 1]), 'the token count only grows');
+    assert.equal(counts[counts.length - 1], r.provenance.tokens.generated, 'the last count is the generated total');
+    const phases: string[] = [];
+    await client.call('runTask', { adapter: byId('sentiment'), text: 'Great product.' }, { onEvent: (e) => { if (e.event === 'phase') phases.push(e.phase); } });
+    assert.deepEqual(phases, ['prefill', 'scoring']);
+  } finally {
+    await client.dispose();
+  }
+});
+
 test('worker: a crash rejects pending calls with WORKER_CRASHED and the next call restarts it', async () => {
   let crashes = 0;
   const client = new EngineClient({ workerPath: WORKER_ENTRY, allowDebug: true, onCrash: () => crashes++ });

@@ -148,9 +148,11 @@ export async function classify(runtime: TaskRuntime, adapter: ClassifyAdapter, t
 
   const { ids } = await runtime.fitPrompt(adapter, text, Math.max(1, ...seqs.map((s) => s.length)), opts);
   const prefix = runtime.adapterPrefixIds(adapter);
+  opts.onPhase?.('prefill', { promptTokens: ids.length });
   const { generator, prefixReused } = await runtime.prefill(ids, prefix, { signal: opts.signal }, opts.usePrefixCache ?? true, await runtime.loraFor(adapter));
   try {
     const rootLogits = await generator.nextLogits();
+    opts.onPhase?.('scoring', { promptTokens: ids.length, prefixReused });
     const trie = new LabelTrie(seqs);
     const tScore = performance.now();
     const { logProbs, steps } = await scoreTrie(runtime, trie, generator.cache, rootLogits, opts.signal);
@@ -207,8 +209,10 @@ async function classifyMulti(runtime: TaskRuntime, adapter: ClassifyAdapter, tex
   }
   shared = Math.min(shared, Math.min(...prompts.map((p) => p.length)) - 1);
   const prefix = runtime.adapterPrefixIds(adapter, (t) => withQuestion(buildMessages(adapter, t), multiLabelQuestion(adapter.labels[0])));
+  opts.onPhase?.('prefill', { promptTokens: shared });
   const { generator, prefixReused } = await runtime.prefill(prompts[0].slice(0, shared), prefix.slice(0, Math.min(prefix.length, shared)), { signal: opts.signal }, opts.usePrefixCache ?? true, await runtime.loraFor(adapter));
   try {
+    opts.onPhase?.('scoring', { promptTokens: shared, prefixReused });
     const yes = ['yes', 'Yes'].map((w) => tok.encode(w)[0]);
     const no = ['no', 'No'].map((w) => tok.encode(w)[0]);
     const tScore = performance.now();

@@ -9,17 +9,32 @@ import type { KVCacheState } from '../model/forwardSession';
 import { PrefixCache } from '../generation/prefixCache';
 import { Generator, GeneratorParams } from '../generation/generator';
 import { TasklingError, throwIfAborted } from '../errors';
-import type { ChatMessage } from '../../shared/protocol';
+import type { ChatMessage, TaskPhaseName } from '../../shared/protocol';
 import type { TaskAdapter } from '../adapters/manifest';
 import { buildMessages } from '../adapters/prompt';
 import { LoraError, loraBaseDims } from '../model/lora';
 import { LoraStore, ResidentLora } from '../model/loraStore';
+
+/** Phase of one model pass, as reported through {@link TaskOptions.onPhase} (the wire name of shared/protocol.ts). */
+export type TaskPhase = TaskPhaseName;
 
 /** Options shared by the three tasks. */
 export interface TaskOptions {
   signal?: AbortSignal;
   /** Human-readable progress (e.g. "chunk 2/5"); fraction in [0, 1] when known. */
   onProgress?: (message: string, fraction?: number) => void;
+  /**
+   * The model pass moved to `phase` (once per pass; chunked extraction makes one pass per chunk):
+   * `prefill` before the prompt is read (`promptTokens` = its length in tokens, `prefixReused` =
+   * how many of them come from the prefix KV cache), `generating` when extract/toJson start
+   * decoding, `scoring` when classify starts scoring its labels.
+   */
+  onPhase?: (phase: TaskPhase, detail: { promptTokens: number; prefixReused?: number }) => void;
+  /**
+   * Generated text of extract/toJson as it is decoded (never half a character) and the count of
+   * tokens generated so far in the current pass (jump-forward tokens included; restarts per chunk).
+   */
+  onText?: (text: string, newTokens: number) => void;
   /** Reuse the KV cache of the adapter's fixed prefix (instruction + examples). Default true. */
   usePrefixCache?: boolean;
   /** Context budget in tokens: prompt + generated must fit (default 4096). */

@@ -8,7 +8,7 @@ import { toJson, ToJsonResult } from './toJson';
 import { TaskOptions, TaskRuntime } from './context';
 
 export { TaskRuntime } from './context';
-export type { TaskOptions, Provenance } from './context';
+export type { TaskOptions, TaskPhase, Provenance } from './context';
 export type { ClassifyResult, ExtractResult, ToJsonResult };
 export type TaskResult = ClassifyResult | ExtractResult | ToJsonResult;
 

@@ -36,6 +36,7 @@ export async function generateStructured(
   const constraint = await engine.createConstraint({ kind: 'jsonSchema', schema }, { maxStringChars: opts.maxStringChars, maxTokens: maxNewTokens, lengthSchema: lengthSchema ?? schema });
   try {
     const temperature = adapter.generation?.temperature;
+    opts.onPhase?.('prefill', { promptTokens: ids.length });
     const { generator, prefixReused } = await runtime.prefill(ids, runtime.adapterPrefixIds(adapter), {
       maxNewTokens, temperature, constraint, signal: opts.signal, encode: (t) => engine.tokenizer.encode(t), recordLogProbs: true,
     }, opts.usePrefixCache ?? true, await runtime.loraFor(adapter));
@@ -43,7 +44,8 @@ export async function generateStructured(
       const detok = new IncrementalDetokenizer(engine.tokenizer, { skipSpecialTokens: true });
       const ranges: StructuredOutput['tokenRanges'] = [];
       let out = '';
-      const result = await engine.runLoop(generator, ids.length, t0, { signal: opts.signal });
+      opts.onPhase?.('generating', { promptTokens: ids.length, prefixReused });
+      const result = await engine.runLoop(generator, ids.length, t0, { signal: opts.signal, onText: opts.onText });
       // Re-derive per-token character ranges from the ids (same detokenizer rules as runLoop).
       result.tokenIds.forEach((id, i) => {
         const piece = detok.push(id);

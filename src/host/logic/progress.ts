@@ -3,23 +3,30 @@
  *
  * Sources, all measured on the host's clock (ms since the run started):
  * - the host itself: the model is loading (EngineService state `loading`), the load finished;
- * - the worker's `text` events (`newTokens` = generated tokens so far): the first one ends the
- *   prefill; tokens/s is tokens / (now - time of the first token event);
+ * - the worker's `phase` events (core/tasks' onPhase, once per model pass): `prefill` with the
+ *   prompt's length in tokens, then `generating` (extract/toJson) or `scoring` (classify);
+ * - the worker's `text` events (`newTokens` = tokens generated so far in this pass): tokens/s is
+ *   tokens / (now - time the pass started generating), or, without a phase event, (tokens - 1) /
+ *   (now - time of the first token event);
  * - the worker's `progress` events (`message`, `fraction` in [0, 1]): "chunk 2/34" from chunked
- *   extraction, where `fraction` = chunks done / chunks. ETA = mean time of the finished steps ×
- *   steps left (no estimate before one step has finished).
- * When no token event arrives (core's tasks do not stream tokens today), the phase stays
- * `working` ("prefill and generating") and only the elapsed time is shown: no invented numbers.
+ *   extraction (sent as a chunk starts), where `fraction` = chunks done / chunks. ETA = mean
+ *   time of the finished steps × steps left (no estimate before one step has finished).
+ *   Batches whose events arrive as each item finishes (an evaluation's "record 3/20") use
+ *   {@link BatchProgress}.
+ * Before any phase or token event (an older worker, an endpoint) the phase is `working`
+ * ("prefill and generating") and only the elapsed time is shown: no invented numbers.
  */
 
-export type RunPhase = 'starting' | 'loading' | 'working' | 'prefill' | 'generating';
+export type RunPhase = 'starting' | 'loading' | 'working' | 'prefill' | 'generating' | 'scoring';
 
 /** One progress reading, everything optional except phase and elapsed time. */
 export interface ProgressReading {
   phase: RunPhase;
   elapsedMs: number;
-  /** Generated tokens so far (from the worker's text events). */
+  /** Generated tokens so far in the current pass (from the worker's text events). */
   newTokens?: number;
+  /** Prompt length of the current pass in tokens (from the worker's phase events). */
+  promptTokens?: number;
   /** Decode speed: tokens since the first token event / seconds since it. */
   tokensPerSecond?: number;
   /** 1-based step and step count (chunks of a long extraction, items of a batch). */
@@ -38,6 +45,9 @@ const STEP_RE = /\b(chunk|item|batch|input)\s+(\d+)\s*\/\s*(\d+)/i;
 export class ProgressTracker {
   private phase: RunPhase = 'starting';
   private firstTokenAt?: number;
+  /** When the current pass started generating (its `generating` phase event). */
+  private generatingAt?: number;
+  private promptTokens?: number;
   private tokens?: number;
   private tps?: number;
   private step?: { index: number; total: number; noun: string };
@@ -62,9 +72,34 @@ export class ProgressTracker {
     if (this.phase === 'starting' || this.phase === 'loading') this.phase = 'working';
   }
 
-  /** A worker `text` event: `newTokens` generated tokens so far. */
+  /**
+   * A worker `phase` event: a pass starts its prefill (token counts restart), or starts
+   * generating / scoring. `promptTokens` is the pass's prompt length in tokens.
+   */
+  onPhase(phase: 'prefill' | 'generating' | 'scoring', promptTokens?: number): void {
+    const t = this.now();
+    this.phase = phase;
+    if (promptTokens !== undefined) this.promptTokens = promptTokens;
+    if (phase === 'prefill') {
+      this.firstTokenAt = undefined;
+      this.generatingAt = undefined;
+      this.tokens = undefined;
+      this.tps = undefined;
+    } else if (phase === 'generating') {
+      this.generatingAt = t;
+    }
+  }
+
+  /** A worker `text` event: `newTokens` generated tokens so far in this pass. */
   onTokens(newTokens: number): void {
     const t = this.now();
+    if (this.generatingAt !== undefined) {
+      this.tokens = newTokens;
+      this.phase = 'generating';
+      const secs = (t - this.generatingAt) / 1000;
+      if (secs > 0 && newTokens > 0) this.tps = newTokens / secs;
+      return;
+    }
     if (this.firstTokenAt === undefined) {
       this.firstTokenAt = t;
       this.phase = 'generating';
@@ -91,7 +126,9 @@ export class ProgressTracker {
           this.stepStartedAt = this.now();
           this.firstStepStart ??= this.stepStartedAt;
           this.firstTokenAt = undefined;
+          this.generatingAt = undefined;
           this.tokens = undefined;
+          this.tps = undefined;
           this.phase = 'working';
         }
         this.step = { index, total, noun: m[1].toLowerCase() };
@@ -109,6 +146,7 @@ export class ProgressTracker {
     const elapsedMs = t - this.startedAt;
     const r: ProgressReading = { phase: this.phase, elapsedMs };
     if (this.tokens !== undefined) r.newTokens = this.tokens;
+    if (this.promptTokens !== undefined) r.promptTokens = this.promptTokens;
     if (this.tps !== undefined) r.tokensPerSecond = this.tps;
     if (this.step) r.step = { index: this.step.index, total: this.step.total };
     if (this.fraction !== undefined) r.fraction = this.fraction;
@@ -147,6 +185,7 @@ const PHASE_TEXT: Record<RunPhase, string> = {
   working: 'prefill and generating',
   prefill: 'prefill',
   generating: 'generating',
+  scoring: 'scoring the labels',
 };
 
 /**
@@ -157,7 +196,7 @@ const PHASE_TEXT: Record<RunPhase, string> = {
 export function progressLine(r: ProgressReading, noun = 'chunk'): string {
   const parts: string[] = [];
   if (r.step) parts.push(`${noun} ${r.step.index}/${r.step.total}`);
-  parts.push(PHASE_TEXT[r.phase]);
+  parts.push(r.phase === 'prefill' && r.promptTokens !== undefined ? `prefill of ${r.promptTokens} prompt tokens` : PHASE_TEXT[r.phase]);
   if (r.newTokens !== undefined) parts.push(`${r.newTokens} ${r.newTokens === 1 ? 'token' : 'tokens'}`);
   if (r.tokensPerSecond !== undefined && r.tokensPerSecond > 0) parts.push(`${r.tokensPerSecond.toFixed(1)} tok/s`);
   if (r.etaMs !== undefined) parts.push(`about ${formatDuration(r.etaMs)} left`);
@@ -172,8 +211,35 @@ export function progressShort(r: ProgressReading, noun = 'chunk'): string {
   if (r.step) parts.push(`${noun} ${r.step.index}/${r.step.total}`);
   if (r.tokensPerSecond !== undefined && r.tokensPerSecond > 0) parts.push(`${r.tokensPerSecond.toFixed(1)} tok/s`);
   else if (r.newTokens !== undefined) parts.push(`${r.newTokens} tokens`);
-  else if (!r.step) parts.push(r.phase === 'loading' ? 'loading model' : r.phase === 'working' ? 'prefill + generating' : PHASE_TEXT[r.phase]);
+  else if (!r.step) parts.push(r.phase === 'loading' ? 'loading model' : r.phase === 'working' ? 'prefill + generating' : r.phase === 'scoring' ? 'scoring' : PHASE_TEXT[r.phase]);
   if (r.etaMs !== undefined) parts.push(`~${formatDuration(r.etaMs)} left`);
   else parts.push(formatDuration(r.elapsedMs));
   return parts.join(' · ');
+}
+
+/**
+ * Progress of a batch whose events arrive as each item *finishes* (an evaluation: `done` of
+ * `total` records). ETA = mean time per item between the first and the latest finished item ×
+ * items left, so the model load and the first item's prefix-cache fill are left out; no estimate
+ * before two items have finished.
+ */
+export class BatchProgress {
+  private first?: { done: number; at: number };
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Estimated ms left after `done` of `total` items finished (undefined while unknown). */
+  etaMs(done: number, total: number): number | undefined {
+    const t = this.now();
+    if (!this.first || done < this.first.done) this.first = { done, at: t };
+    const items = done - this.first.done;
+    if (items <= 0 || done >= total) return done >= total ? 0 : undefined;
+    return ((t - this.first.at) / items) * (total - done);
+  }
+
+  /** "3/20 records · about 1 min left" (or "· estimating time left" while unknown). */
+  line(done: number, total: number, noun = 'records'): string {
+    const eta = this.etaMs(done, total);
+    return `${done}/${total} ${noun}${done >= total ? '' : eta === undefined ? ' · estimating time left' : ` · about ${formatDuration(eta)} left`}`;
+  }
 }
