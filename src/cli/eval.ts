@@ -207,7 +207,7 @@ async function compare(a: ParsedArgs): Promise<number> {
   };
   const ra = load(fa);
   const rb = load(fb);
-  process.stdout.write(renderComparison(compareReports(ra, rb), fa, fb));
+  writeOut(renderComparison(compareReports(ra, rb), fa, fb));
   return 0;
 }
 

@@ -11,6 +11,7 @@
  * model usually needs none). `--model DIR` checks every exported prompt against that model's
  * own chat template.
  *
+ * stdout: the folder written, one line (nothing else); stderr: bad and skipped lines, counts.
  * Exit codes: 0 every record exported, 1 some lines bad or skipped (the rest is written) or an
  * error, 2 bad usage.
  */
@@ -20,6 +21,7 @@ import type { TaskAdapter } from '../core/adapters/manifest';
 import { checkRendering, trainingExamples, trainingExport } from '../core/training';
 import { GemmaTokenizer } from '../core/tokenizer';
 import { flag, numOpt, opt, parseArgs, usageError, type OptionSpec } from './args';
+import { writeOut } from './io';
 
 export const EXPORT_TRAINING_USAGE = `  taskling export-training --adapter ID|FILE --data FILE.jsonl --out DIR [--validation 0.1]
                 [--no-examples] [--model DIR] [--folder DIR]
@@ -75,6 +77,6 @@ export async function exportTrainingCommand(
   mkdirSync(out, { recursive: true });
   for (const f of exp.files) writeAtomic(join(out, f.name), f.text);
   console.error(`${set.records} record(s) -> ${set.train.length} train / ${set.validation.length} validation example(s)${exp.badLines.length ? `; ${exp.badLines.length} bad line(s)` : ''}${set.skipped.length ? `; ${set.skipped.length} skipped` : ''}`);
-  console.log(out);
+  writeOut(`${out}\n`);
   return exp.badLines.length || set.skipped.length ? 1 : 0;
 }

@@ -1,14 +1,16 @@
 /**
  * Hostile inputs through the `taskling` CLI (issues 17/18): a closed pipe, a dead parent, `-`,
- * binary and invalid UTF-8 input, bad numbers, whitespace prompts, and stdout holding results only.
+ * binary and invalid UTF-8 input, bad numbers, whitespace prompts, and stdout holding results only
+ * (run, eval, eval --compare, export-training, adapters, export-requests: parsed as their documented output).
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, TINY_MODEL } from './testPaths';
+import { BUILTIN_ADAPTERS } from '../../src/core/adapters/builtin';
 
 const BIN = join(REPO_ROOT, 'bin', 'taskling.js');
 
@@ -116,5 +118,127 @@ describe('faults (CLI): the process boundary', () => {
     parent.stdin.end();
     if (!gone) process.kill(pid, 'SIGKILL');
     assert.ok(gone, 'the CLI exited after its parent died');
+  });
+});
+
+/** Lines of `text` (without the final newline's empty line). */
+const linesOf = (text: string) => text.replace(/\n$/, '').split('\n');
+/** What diagnostics look like; none of it may appear on stdout. */
+const DIAGNOSTIC = /xgrammar|WARNING|\bloaded in\b|^\[\d+\/\d+\]|report written|record\(s\) ->|request\(s\) for|INVALID_INPUT|error:|^note:|adapters \(workspace folder/m;
+
+describe('faults (CLI): stdout holds only results (eval, export-training, adapters, export-requests)', () => {
+  const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(1)}%`);
+
+  test('eval: stdout is exactly the summary of the report it wrote; progress and the load line are on stderr', () => {
+    const report = join(tmp, 'sentiment-report.json');
+    const data = join(REPO_ROOT, 'samples', 'eval', 'sentiment.dev.jsonl');
+    const r = cli(['eval', '--adapter', 'sentiment', '--data', data, '--model', TINY_MODEL, '--limit', '3', '--report', report], { timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const rep = JSON.parse(readFileSync(report, 'utf8')) as {
+      adapter: { version: string }; model: { sha256: string }; data: { scored: number };
+      metrics: { accuracy: number; macroF1: number; perLabel: Record<string, { support: number }>; confusion: { labels: string[] }; latency: { p50Ms: number } };
+    };
+    const out = linesOf(r.stdout);
+    assert.equal(out[0], `adapter sentiment@${rep.adapter.version} (classify) on gemma3-tiny (q4, sha256 ${rep.model.sha256.slice(0, 12)})`);
+    assert.match(out[1], new RegExp(`^data ${data.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: 3 scored, 0 with errors, \\d+\\.\\d s$`));
+    const acc = /^accuracy +([\d.]+%|n\/a) \(answered: +([\d.]+%|n\/a)\), macro-F1 +([\d.]+%|n\/a), abstain +[\d.]+%, ECE [\d.]+$/.exec(out[2]);
+    assert.ok(acc, out[2]);
+    assert.equal(acc[1], pct(rep.metrics.accuracy));
+    assert.equal(acc[3], pct(rep.metrics.macroF1));
+    assert.match(out[3], /^ {2}label +precision +recall +F1 +support$/);
+    const labels = Object.keys(rep.metrics.perLabel);
+    labels.forEach((l, i) => assert.match(out[4 + i], new RegExp(`^  ${l} +([\\d.]+%|n/a) +([\\d.]+%|n/a) +([\\d.]+%|n/a) +${rep.metrics.perLabel[l].support}$`)));
+    assert.equal(out[4 + labels.length], '  confusion (rows: expected, columns: predicted)');
+    assert.equal(out.length, 4 + labels.length + 2 + rep.metrics.confusion.labels.length + 1, r.stdout);
+    assert.match(out.at(-1)!, new RegExp(`^latency p50 ${Math.round(rep.metrics.latency.p50Ms)} ms, p95 \\d+ ms; tokens: \\d+ prompt`));
+    assert.doesNotMatch(r.stdout, DIAGNOSTIC);
+    const err = linesOf(r.stderr);
+    assert.match(err[0], /^model .*gemma3-tiny \(q4\) loaded in \d+ ms; adapter sentiment@/);
+    assert.deepEqual(err.filter((l) => /^\[\d\/3\] line \d+: \d+ ms (right|wrong): /.test(l)).length, 3, r.stderr);
+    assert.equal(err.at(-1), `report written to ${report}`);
+
+    // --compare: stdout is the comparison table and nothing else.
+    const c = cli(['eval', '--compare', report, report]);
+    assert.equal(c.status, 0, c.stderr);
+    const cl = linesOf(c.stdout);
+    assert.deepEqual(cl.slice(0, 2), [`A = ${report}`, `B = ${report}`]);
+    assert.match(cl[2], /^metric +A +B +B - A$/);
+    for (const l of cl.slice(3, -1)) assert.match(l, /^\/\S+ +\S+ +\S+ +\S+$/, l);
+    assert.equal(cl.at(-1), '0 record(s) answered differently');
+    assert.equal(c.stderr, '');
+  });
+
+  test('eval of an extract and a toJson adapter (the grammar engine runs): stdout is the summary only', () => {
+    for (const id of ['pii-entities', 'contact-card']) {
+      const r = cli(['eval', '--adapter', id, '--data', join(REPO_ROOT, 'samples', 'eval', `${id}.dev.jsonl`), '--model', TINY_MODEL, '--limit', '1', '--max-new-tokens', '16'], { timeout: 120_000 });
+      assert.ok(r.status === 0 || r.status === 1, r.stderr);
+      const out = linesOf(r.stdout);
+      assert.match(out[0], new RegExp(`^adapter ${id}@\\S+ \\((extract|toJson)\\) on gemma3-tiny \\(q4, sha256 [0-9a-f]{12}\\)$`));
+      assert.match(out[1], /^data .*: 1 scored, 0 with errors, \d+\.\d s$/);
+      assert.match(out[2], id === 'pii-entities' ? /^exact +P / : /^schema-valid /);
+      assert.match(out.at(-1)!, /^latency p50 \d+ ms, p95 \d+ ms; tokens: /);
+      for (const l of out.slice(3, -1)) assert.match(l, /^ {2}\S/, `a table row: ${l}`);
+      assert.doesNotMatch(r.stdout, DIAGNOSTIC);
+      assert.match(r.stderr, /^\[1\/1\] line 1: \d+ ms /m);
+    }
+  });
+
+  test('export-training: stdout is the folder it wrote, one line; bad lines and counts are on stderr', () => {
+    const data = join(tmp, 'train-data.jsonl');
+    writeFileSync(data, `${readFileSync(join(REPO_ROOT, 'samples', 'eval', 'sentiment.dev.jsonl'), 'utf8').split('\n').slice(0, 4).join('\n')}\nnot json\n`);
+    const out = join(tmp, 'export');
+    const r = cli(['export-training', '--adapter', 'sentiment', '--data', data, '--out', out, '--model', TINY_MODEL]);
+    assert.equal(r.status, 1, r.stderr); // one bad line
+    assert.equal(r.stdout, `${out}\n`);
+    assert.match(r.stderr, /line 5/);
+    assert.match(r.stderr, /^4 record\(s\) -> \d+ train \/ \d+ validation example\(s\); 1 bad line\(s\)$/m);
+    const train = readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').filter(Boolean);
+    const validation = readFileSync(join(out, 'validation.jsonl'), 'utf8').trim().split('\n').filter(Boolean);
+    assert.equal(train.length + validation.length, 4);
+    for (const l of [...train, ...validation]) assert.ok(Array.isArray((JSON.parse(l) as { messages: unknown[] }).messages));
+  });
+
+  test('adapters: every stdout line is one adapter (id, task, source, name — detail); problems are on stderr', () => {
+    const folder = join(tmp, 'adapters-stdout');
+    mkdirSync(folder);
+    writeFileSync(join(folder, 'mine.taskling.json'), JSON.stringify({ id: 'mine', name: 'Mine', version: '1.0.0', task: 'classify', instruction: 'Is it mine?', labels: [{ name: 'yes', description: 'mine' }, { name: 'no', description: 'not mine' }] }));
+    writeFileSync(join(folder, 'broken.taskling.json'), '{"id": "broken", "task": ');
+    const r = cli(['adapters', '--folder', folder]);
+    assert.equal(r.status, 1, r.stderr);
+    const rows = linesOf(r.stdout).map((l) => {
+      const m = /^(\S+) +(classify|extract|toJson) +(builtin|workspace|user) +(.+?) — (labels|entity types|schema): (.+)$/.exec(l);
+      assert.ok(m, `not an adapter line: ${JSON.stringify(l)}`);
+      return [m[1], m[3]];
+    });
+    assert.deepEqual(rows, [...BUILTIN_ADAPTERS.map((a) => [a.id, 'builtin']), ['mine', 'workspace']]);
+    assert.match(r.stderr, /^error: .*broken\.taskling\.json:\d+:\d+ \(root\): invalid JSON/m);
+    assert.match(r.stderr, /^10 adapters \(workspace folder .*\); 1 file with errors$/m);
+    assert.doesNotMatch(r.stdout, /broken/);
+  });
+
+  test('export-requests: stdout is JSONL in the batch format, one request per line; bad lines are on stderr', () => {
+    const input = join(tmp, 'requests-in.jsonl');
+    writeFileSync(input, '"I love it"\nnot json\n{"text": "awful"}\n');
+    for (const id of ['sentiment', 'pii-entities', 'contact-card']) {
+      const r = cli(['export-requests', '--adapter', id, '--input', input, '--model', 'gemma', '--tokenizer', TINY_MODEL]);
+      assert.equal(r.status, 1, r.stderr); // one bad line
+      const reqs = linesOf(r.stdout).map((l) => JSON.parse(l) as { custom_id: string; method: string; url: string; body: { model: string } });
+      assert.ok(reqs.length >= 2, r.stdout);
+      for (const q of reqs) {
+        assert.deepEqual(Object.keys(q), ['custom_id', 'method', 'url', 'body']);
+        assert.match(q.custom_id, /^input-(0|2)(-\d+)?$/);
+        assert.equal(q.method, 'POST');
+        assert.match(q.url, /^\/v1\/(chat\/)?completions$/);
+        assert.equal(q.body.model, 'gemma');
+      }
+      assert.deepEqual([...new Set(reqs.map((q) => q.custom_id.split('-')[1]))], ['0', '2'], 'line 2 is skipped');
+      assert.match(r.stderr, /line 2: INVALID_INPUT: line 2 is not JSON/);
+      assert.match(r.stderr, new RegExp(`^${reqs.length} request\\(s\\) for 2 record\\(s\\); 1 bad input line\\(s\\) skipped`, 'm'));
+      // With --output the requests go to the file and stdout stays empty.
+      const file = join(tmp, `${id}-requests.jsonl`);
+      const o = cli(['export-requests', '--adapter', id, '--input', input, '--model', 'gemma', '--tokenizer', TINY_MODEL, '--output', file]);
+      assert.equal(o.stdout, '');
+      assert.equal(readFileSync(file, 'utf8'), r.stdout);
+    }
   });
 });
