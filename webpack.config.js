@@ -2,7 +2,8 @@
 /**
  * Bundles the extension host (src/extension.ts -> dist/extension.js) and the inference worker
  * (src/worker/main.ts -> dist/worker.js) with its session thread (src/worker/sessionMain.ts ->
- * dist/sessionWorker.js), all for Node. onnxruntime-node is native and stays
+ * dist/sessionWorker.js) and the GGUF import thread (src/worker/importMain.ts -> dist/importWorker.js),
+ * all for Node. onnxruntime-node is native and stays
  * external (shipped in the VSIX under node_modules/, linux-x64 binaries only; see .vscodeignore).
  * The panel's config (webview-ui/webpack.config.js) is appended when present.
  */
@@ -48,6 +49,7 @@ const configs = [
   nodeConfig('src/extension.ts', 'extension.js'),
   nodeConfig('src/worker/main.ts', 'worker.js'),
   nodeConfig('src/worker/sessionMain.ts', 'sessionWorker.js'),
+  nodeConfig('src/worker/importMain.ts', 'importWorker.js'),
 ];
 const webviewConfig = path.join(__dirname, 'webview-ui', 'webpack.config.js');
 if (fs.existsSync(webviewConfig)) configs.push(require(webviewConfig));

@@ -43,6 +43,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Taskli
   context.subscriptions.push(log);
   const debug = context.extensionMode !== vscode.ExtensionMode.Production;
   const setup = new ModelSetup(context, log);
+  context.subscriptions.push(setup.gguf);
   // Run-time LoRA branches only when a loaded adapter has model.lora (untrusted workspaces load
   // no workspace adapters, so their LoRAs never switch them on).
   let hasLoraAdapters = (): boolean => false;
@@ -51,6 +52,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Taskli
     const dir = cfg.modelPath || setup.downloadedFolder(cfg.variant);
     return dir ? { dir, variant: cfg.variant, threads: cfg.threads, loraBranches: hasLoraAdapters() } : undefined;
   }, debug);
+  setup.onModelSet = () => engine.warmUp();
   const decorations = new EntityDecorations();
   const results = new ResultDocuments();
   const controller = new TasklingController(context, engine, decorations, setup, log, results);

@@ -6,11 +6,9 @@
  * folder. Exit codes: 0 done, 1 error (the message names the file and the problem), 2 bad usage,
  * 130 interrupted (Ctrl-C: nothing is left in DIR).
  */
-import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { WEIGHT_MAPPINGS, type ImportOptions, type ImportResult, type TensorConversion } from '../core/import/importGguf';
-import { CancelledError, TasklingError, type TasklingErrorCode } from '../core/errors';
-import type { ImportWorkerData } from './importGgufWorker';
+import { WEIGHT_MAPPINGS } from '../core/import/importGguf';
+import { conversionTable } from '../core/import/conversionReport';
+import { importInThread } from '../worker/importThread';
 import { choiceOpt, flag, intOpt, opt, parseArgs, usageError, type OptionSpec } from './args';
 import { lifetime, writeOut } from './io';
 
@@ -24,27 +22,6 @@ const OPTIONS: OptionSpec = { out: 'value', weights: 'value', fp32: 'flag', forc
 
 function fmtBytes(n: number): string {
   return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n >= 1 << 10 ? `${(n / (1 << 10)).toFixed(1)} KiB` : `${n} B`;
-}
-
-/** The per-tensor table (one line per tensor) and a summary per (source, target) pair. */
-export function conversionTable(tensors: TensorConversion[]): string[] {
-  const lines = [`${'tensor'.padEnd(36)} ${'shape'.padEnd(14)} ${'source'.padEnd(6)} ${'target'.padEnd(6)} ${'max abs err'.padStart(11)} ${'rel RMS err'.padStart(11)}`];
-  for (const t of tensors) {
-    lines.push(`${t.gguf.padEnd(36)} ${t.shape.join('x').padEnd(14)} ${t.sourceType.padEnd(6)} ${t.target.padEnd(6)} ${t.maxAbsError.toExponential(2).padStart(11)} ${t.relRmsError.toExponential(2).padStart(11)}`);
-  }
-  const groups = new Map<string, TensorConversion[]>();
-  for (const t of tensors) {
-    if (t.target === 'f32' && t.shape.length === 1) continue;
-    const k = `${t.sourceType} -> ${t.target}`;
-    groups.set(k, [...(groups.get(k) ?? []), t]);
-  }
-  lines.push('summary (source -> target: tensors, rel RMS error min / mean / max, worst max abs error):');
-  for (const [k, ts] of groups) {
-    const rel = ts.map((t) => t.relRmsError);
-    const mean = rel.reduce((a, b) => a + b, 0) / rel.length;
-    lines.push(`  ${k.padEnd(14)} ${String(ts.length).padStart(3)}  ${Math.min(...rel).toFixed(4)} / ${mean.toFixed(4)} / ${Math.max(...rel).toFixed(4)}  ${Math.max(...ts.map((t) => t.maxAbsError)).toExponential(2)}`);
-  }
-  return lines;
 }
 
 /** Runs the subcommand; returns the exit code (errors are thrown to main's reportFatal). */
@@ -65,7 +42,7 @@ export async function importGgufCommand(argv: string[]): Promise<number> {
   let lastStage = '';
   const tty = process.stderr.isTTY;
   try {
-    const r = await importInWorker(a.positionals[0], out, {
+    const r = await importInThread(a.positionals[0], out, {
       weights, fp32: flag(a, 'fp32'), overwrite: flag(a, 'force'), rotaryPositions, signal,
       onLog: (l) => { if (!quiet) process.stderr.write(`import-gguf: ${l}\n`); },
       onProgress: ({ fraction, stage }) => {
@@ -92,39 +69,4 @@ export async function importGgufCommand(argv: string[]): Promise<number> {
   } finally {
     process.removeListener('SIGINT', onSigint);
   }
-}
-
-/**
- * `importGguf` in a worker thread (see importGgufWorker.ts for why), with the same options and
- * result; `opts.signal` aborting makes the import stop at its next check.
- * @throws the import's TasklingError (CancelledError after a stop), rebuilt from the worker's message.
- */
-function importInWorker(file: string, out: string, opts: ImportOptions): Promise<ImportResult> {
-  const { signal, onLog, onProgress, ...plain } = opts;
-  const stop = new SharedArrayBuffer(4);
-  const flagView = new Int32Array(stop);
-  const data: ImportWorkerData = { file, out, opts: plain, stop };
-  const worker = new Worker(join(__dirname, 'importGgufWorker.js'), { workerData: data });
-  const onAbort = () => Atomics.store(flagView, 0, 1);
-  if (signal?.aborted) onAbort();
-  signal?.addEventListener('abort', onAbort, { once: true });
-  return new Promise<ImportResult>((resolve, reject) => {
-    let settled = false;
-    worker.on('message', (m: { kind: string; line?: string; p?: { fraction: number; stage: string }; result?: ImportResult; name?: string; code?: string; message?: string; file?: string }) => {
-      if (m.kind === 'log') onLog?.(m.line!);
-      else if (m.kind === 'progress') onProgress?.(m.p!);
-      else if (m.kind === 'done') { settled = true; resolve(m.result!); }
-      else if (m.kind === 'error') {
-        settled = true;
-        if (m.code === 'CANCELLED') reject(new CancelledError(m.message));
-        else if (m.name === 'TasklingError') reject(new TasklingError(m.code as TasklingErrorCode, m.message ?? 'import failed', m.file));
-        else reject(new Error(m.message));
-      }
-    });
-    worker.on('error', (e) => { if (!settled) { settled = true; reject(e); } });
-    worker.on('exit', (code) => {
-      signal?.removeEventListener('abort', onAbort);
-      if (!settled) reject(new TasklingError('INTERNAL', `the import thread ended (exit code ${code}) without a result`));
-    });
-  });
 }

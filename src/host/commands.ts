@@ -31,11 +31,28 @@ import { orderByRecent, pushRecent, taskTitle, toProblem, toSummary } from './lo
 import { boundHistory, restoreHistory, StoredRun } from './logic/history';
 import { ProgressTracker, progressLine, progressShort } from './logic/progress';
 import { RunSnapshot, staleReason } from './logic/staleness';
+import { activeEditorProblem, ActiveTabFacts, TextEditorFacts } from './logic/activeEditor';
 import { toDocumentSpans } from './logic/spans';
 import { ModelSetup } from './modelSetup';
 import { ResultDocuments } from './resultDocs';
 import { adapterFromSelection, newAdapter } from './authoring';
 import type { QualityService } from './quality';
+
+/** The facts logic/activeEditor.ts needs about a text editor. */
+function textEditorFacts(ed: vscode.TextEditor): TextEditorFacts {
+  return { uri: ed.document.uri.toString(), name: path.basename(ed.document.uri.path), selectionEmpty: ed.selection.isEmpty };
+}
+
+/** The active tab of the active editor group, as logic/activeEditor.ts sees it. */
+function activeTabFacts(): ActiveTabFacts | undefined {
+  const tab = vscode.window.tabGroups.activeTabGroup.activeTab;
+  if (!tab) return undefined;
+  const input = tab.input;
+  if (input instanceof vscode.TabInputText) return { label: tab.label, kind: 'text', uris: [input.uri.toString()] };
+  if (input instanceof vscode.TabInputTextDiff) return { label: tab.label, kind: 'diff', uris: [input.original.toString(), input.modified.toString()] };
+  const uri = (input as { uri?: unknown } | undefined)?.uri;
+  return { label: tab.label, kind: 'other', uris: uri instanceof vscode.Uri ? [uri.toString()] : [] };
+}
 
 const SELECTED_KEY = 'taskling.selectedAdapter';
 const RECENT_KEY = 'taskling.recentAdapters';
@@ -179,7 +196,7 @@ export class TasklingController implements vscode.Disposable {
       selectedAdapterId: this.selectedAdapterId,
       engine: this.engine.state.kind === 'ready' ? { ...this.engine.state, loaded: this.engine.modelLoaded } : this.engine.state,
       history: this.runs.map((r) => r.record).slice().reverse(),
-      hasSelection: Boolean(ed && !ed.selection.isEmpty),
+      hasSelection: Boolean(ed && !activeEditorProblem(textEditorFacts(ed), activeTabFacts())),
       quality: this.quality?.state(),
     };
   }
@@ -251,15 +268,15 @@ export class TasklingController implements vscode.Disposable {
     return this.runAdapter(adapter);
   }
 
-  /** The active text editor when it has a selection; otherwise says what is missing. */
+  /**
+   * The active text editor when it is the focused tab and has a selection; otherwise says what is
+   * missing (logic/activeEditor.ts): never a hidden or background editor.
+   */
   private activeEditorWithSelection(): vscode.TextEditor | undefined {
     const editor = vscode.window.activeTextEditor;
-    if (!editor) {
-      void this.notify('warning', 'Taskling: no active text editor. Open a text file, select text in it, and run the command again.');
-      return undefined;
-    }
-    if (editor.selection.isEmpty) {
-      void this.notify('warning', `Taskling: select some text in ${path.basename(editor.document.uri.path) || 'the editor'} first.`);
+    const problem = activeEditorProblem(editor && textEditorFacts(editor), activeTabFacts());
+    if (problem) {
+      void this.notify('warning', problem);
       return undefined;
     }
     return editor;
@@ -359,16 +376,20 @@ export class TasklingController implements vscode.Disposable {
     emit();
     try {
       const cfg = readConfig();
-      return await this.engine.runTask(adapter, text, {
+      let tokensSinceEmit = false;
+      const result = await this.engine.runTask(adapter, text, {
         token,
         maxNewTokens: cfg.maxNewTokens,
         maxContextTokens: cfg.maxContextTokens,
         onStart: () => { tracker.working(); emit(); },
         // Token events come once per decoded token: show them at most 4 times a second.
-        onTokens: (n) => { tracker.onTokens(n); if (Date.now() - lastEmit >= 250) emit(); },
+        onTokens: (n) => { tracker.onTokens(n); tokensSinceEmit = true; if (Date.now() - lastEmit >= 250) { emit(); tokensSinceEmit = false; } },
         onPhase: (phase, promptTokens) => { tracker.onPhase(phase, promptTokens); emit(); },
         onProgress: (message, fraction) => { tracker.onMessage(message, fraction); emit(); },
       });
+      // The final token count and speed of a run shorter than the throttle interval.
+      if (tokensSinceEmit) emit();
+      return result;
     } finally {
       clearInterval(timer);
       stateSub.dispose();
@@ -576,6 +597,8 @@ export function registerCommands(
     }),
     reg('taskling.openPanel', openPanel),
     reg('taskling.setUpModel', () => c.setup.run()),
+    reg('taskling.importGguf', (arg?: unknown) => c.setup.gguf.run(arg)),
+    reg('taskling.cancelImport', () => c.setup.gguf.cancel()),
     reg('taskling.showLog', () => log.show()),
     reg('taskling.cancelRun', () => c.cancel()),
     reg('taskling.clearHighlights', () => c.decorations.clear(vscode.window.activeTextEditor?.document)),

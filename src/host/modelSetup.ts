@@ -1,7 +1,7 @@
 /**
  * First-use model setup: offers to download Gemma 3 270M (q4, size shown) into the extension's
- * global storage, or to choose a folder that already holds a model. The chosen folder is saved
- * in the user setting `taskling.modelPath`.
+ * global storage, to choose a folder that already holds a model, or to import a Gemma 3 GGUF
+ * (./ggufImport.ts). The chosen folder is saved in the user setting `taskling.modelPath`.
  *
  * The downloader lives in src/core/store (another module): it is loaded with a guarded
  * `require` so the extension builds and runs before it exists (download then reports that it
@@ -14,6 +14,8 @@ import { readDefaultModel } from './logic/catalog';
 import { formatBytes } from './logic/format';
 import { modelFolderProblem } from './logic/modelCheck';
 import { readConfig } from './config';
+import { setupPrompt } from './logic/setupText';
+import { GgufImport } from './ggufImport';
 
 /** The parts of src/core/store/download.ts the host uses. */
 interface StoreModule {
@@ -35,25 +37,38 @@ function loadStore(): StoreModule | undefined {
 }
 
 export class ModelSetup {
-  constructor(private readonly context: vscode.ExtensionContext, private readonly log: vscode.LogOutputChannel) {}
+  /** "Import Model from GGUF…" (its output folders live under the global storage). */
+  readonly gguf: GgufImport;
+  /** Called after an imported model was saved as the model (the extension loads it). */
+  onModelSet?: () => void;
+
+  constructor(private readonly context: vscode.ExtensionContext, private readonly log: vscode.LogOutputChannel) {
+    this.gguf = new GgufImport(this, context.globalStorageUri.fsPath, log);
+  }
 
   /** Folder where a downloaded default model is stored. */
   get downloadRoot(): string {
     return path.join(this.context.globalStorageUri.fsPath, 'models');
   }
 
+  /** What the last set-up notification said (integration tests read it; the UI shows the same). */
+  lastPrompt: { message: string; actions: string[] } | undefined;
+
   /** Offers download / choose folder; resolves true when a model is now set up. */
   async run(reason?: string): Promise<boolean> {
     const cfg = readConfig();
     const model = readDefaultModel(path.join(this.context.extensionPath, 'models', 'catalog.json'), 'q4');
-    const size = model.bytes ? ` (${formatBytes(model.bytes)})` : '';
-    const download = `Download ${model.name} q4${size}`;
-    const choose = 'Choose Model Folder…';
-    const items = cfg.offline ? [choose] : [download, choose];
-    const msg = `${reason ? `${reason} ` : ''}Taskling needs a local model. Download ${model.name} (${model.repo}, q4${size}) or choose a folder that already holds one.${cfg.offline ? ' (Offline mode is on, so downloading is disabled.)' : ''}`;
-    const pick = await vscode.window.showInformationMessage(msg, ...items);
+    const p = setupPrompt({ name: model.name, repo: model.repo, variant: model.variant, size: model.bytes ? formatBytes(model.bytes) : undefined }, { offline: cfg.offline, reason, gguf: true });
+    const { download, choose, importGguf } = p;
+    const items = [download, choose, importGguf].filter((x): x is string => !!x);
+    this.lastPrompt = { message: p.message, actions: items };
+    const pick = await vscode.window.showInformationMessage(p.message, ...items);
     if (pick === choose) return this.chooseFolder();
     if (pick === download) return this.download();
+    if (pick === importGguf) {
+      const r = await this.gguf.run();
+      return !!r?.ok && r.used;
+    }
     return false;
   }
 

@@ -1,39 +1,42 @@
 /**
- * Runs `importGguf` in a worker thread for `taskling import-gguf`.
+ * Worker-thread entry of the GGUF import (bundled as dist/importWorker.js; out/src/worker/importMain.js
+ * unbundled), started by {@link ./importThread}. Used by `taskling import-gguf` and by the VS Code
+ * command "Taskling: Import Model from GGUF…", so neither the CLI's nor the extension host's main
+ * thread runs the conversion.
  *
  * The conversion is synchronous for ~30-40 s (the graph builder pulls every tensor through
- * synchronous callbacks), so in the CLI's own thread no SIGINT / SIGTERM listener, stdout error or
- * parent-death poll could run until it ended: a SIGTERM was held back and the import finished
- * anyway. Here the main thread keeps its event loop; a stop sets a shared flag that the import's
- * abort checks (`signal.aborted`, read between tensors) see at once, so it throws
- * `CANCELLED`, removes its temporary folder and leaves nothing in DIR.
+ * synchronous callbacks), so on the caller's own thread no SIGINT / SIGTERM listener, stdout
+ * error, Cancel button or parent-death poll could run until it ended. Here the caller keeps its
+ * event loop; a stop sets a shared flag that the import's abort checks (`signal.aborted`, read
+ * between tensors) see at once, so it throws `CANCELLED`, removes its temporary folder and leaves
+ * nothing in DIR.
  *
- * Messages to the parent: `{kind: 'log', line}`, `{kind: 'progress', p}`, then one of
- * `{kind: 'done', result}` / `{kind: 'error', name?, code?, message, file?}`.
+ * Messages to the parent: `{kind: 'log', line}`, `{kind: 'progress', p}` (import only), then one
+ * of `{kind: 'done', result}` (ImportResult or GgufProbe) / `{kind: 'error', name?, code?, message, file?}`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { importGguf, type ImportOptions } from '../core/import/importGguf';
+import { importGguf, probeGguf, type ImportOptions } from '../core/import/importGguf';
 
-/** What the CLI hands the worker. `stop` holds one Int32: 1 = stop as soon as possible. */
-export interface ImportWorkerData {
-  file: string;
-  out: string;
-  opts: Omit<ImportOptions, 'signal' | 'onLog' | 'onProgress'>;
-  stop: SharedArrayBuffer;
-}
+/** What the caller hands the worker. `stop` holds one Int32: 1 = stop as soon as possible. */
+export type ImportWorkerData =
+  | { kind: 'import'; file: string; out: string; opts: Omit<ImportOptions, 'signal' | 'onLog' | 'onProgress'>; stop: SharedArrayBuffer }
+  | { kind: 'probe'; file: string; stop: SharedArrayBuffer };
 
 if (parentPort) {
   const port = parentPort;
-  const { file, out, opts, stop } = workerData as ImportWorkerData;
-  const flag = new Int32Array(stop);
+  const data = workerData as ImportWorkerData;
+  const flag = new Int32Array(data.stop);
   // importGguf only reads `signal.aborted` (between tensors and hash reads), which a getter over the shared flag answers synchronously.
   const signal = { get aborted() { return Atomics.load(flag, 0) === 1; } } as unknown as AbortSignal;
-  importGguf(file, out, {
-    ...opts,
-    signal,
-    onLog: (line) => port.postMessage({ kind: 'log', line }),
-    onProgress: (p) => port.postMessage({ kind: 'progress', p }),
-  }).then(
+  const work: Promise<unknown> = data.kind === 'probe'
+    ? probeGguf(data.file)
+    : importGguf(data.file, data.out, {
+      ...data.opts,
+      signal,
+      onLog: (line) => port.postMessage({ kind: 'log', line }),
+      onProgress: (p) => port.postMessage({ kind: 'progress', p }),
+    });
+  work.then(
     (result) => port.postMessage({ kind: 'done', result }),
     (e: unknown) => {
       const err = e as { name?: string; code?: string; message?: string; file?: string };

@@ -192,3 +192,36 @@ test('adapter templates validate as they are, for every task kind', async () => 
   assert.ok(v.adapter, JSON.stringify(v.errors));
   assert.deepEqual((c.examples as unknown[])[0], { input: 'Buy now!!!', output: 'spam' });
 });
+
+test('set-up notification: short buttons, the details in the message without nested parentheses', async () => {
+  const { setupPrompt, plainModelName } = await import('../../src/host/logic/setupText');
+  const { readDefaultModel } = await import('../../src/host/logic/catalog');
+  const { formatBytes } = await import('../../src/host/logic/format');
+  const { REPO_ROOT } = await import('./testPaths');
+  const m = readDefaultModel(`${REPO_ROOT}/models/catalog.json`, 'q4');
+  assert.equal(plainModelName('Gemma 3 270M instruct (ONNX)'), 'Gemma 3 270M instruct, ONNX');
+  const p = setupPrompt({ name: m.name, repo: m.repo, variant: m.variant, size: m.bytes ? formatBytes(m.bytes) : undefined }, { gguf: true });
+  const buttons = [p.download, p.choose, p.importGguf];
+  assert.ok(buttons.every((b) => b && b.length <= 16), `short buttons: ${JSON.stringify(buttons)}`);
+  assert.match(p.download!, /^Download \d/, 'the download button carries the size');
+  assert.ok(p.message.includes(m.repo), 'the message names the repository');
+  assert.doesNotMatch(p.message, /\([^()]*\(/, `no nested parentheses: ${p.message}`);
+  assert.match(p.message, /: download .+, choose a folder that already holds one or import a Gemma 3 GGUF file/);
+  const off = setupPrompt({ name: m.name, repo: m.repo, variant: 'q4' }, { offline: true, reason: 'The folder has no tokenizer.json.' });
+  assert.equal(off.download, undefined);
+  assert.equal(off.message, 'The folder has no tokenizer.json. Taskling needs a local model: choose a folder that already holds one. Offline mode is on, so downloading is disabled.');
+});
+
+test('active editor: only the focused text editor, never a hidden one; each refusal says what to do', async () => {
+  const { activeEditorProblem } = await import('../../src/host/logic/activeEditor');
+  const ed = { uri: 'file:///w/sample.txt', name: 'sample.txt', selectionEmpty: false };
+  const tab = { label: 'sample.txt', kind: 'text' as const, uris: ['file:///w/sample.txt'] };
+  assert.equal(activeEditorProblem(ed, tab), undefined);
+  assert.match(activeEditorProblem(undefined, undefined)!, /^Taskling: no active text editor\. Open a text file/);
+  // A binary file focused (its placeholder tab has no text editor) while sample.txt stays open behind it.
+  assert.match(activeEditorProblem(undefined, { label: 'blob.bin', kind: 'text', uris: ['file:///w/blob.bin'] })!, /^Taskling: blob\.bin is not open as text/);
+  assert.match(activeEditorProblem(ed, { label: 'photo.png', kind: 'other', uris: ['file:///w/photo.png'] })!, /photo\.png is not open as text/, 'a hidden text editor is not used');
+  assert.match(activeEditorProblem(ed, { label: 'other.md', kind: 'text', uris: ['file:///w/other.md'] })!, /focused tab \(other\.md\) is not the text editor/);
+  assert.equal(activeEditorProblem(ed, { label: 'a ↔ b', kind: 'diff', uris: ['file:///w/old.txt', 'file:///w/sample.txt'] }), undefined, 'the modified side of a diff');
+  assert.equal(activeEditorProblem({ ...ed, selectionEmpty: true }, tab), 'Taskling: select some text in sample.txt first.');
+});

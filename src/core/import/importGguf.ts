@@ -50,10 +50,25 @@ export interface ImportOptions {
   /** Rows of the rotary caches (default: the GGUF's context_length). */
   rotaryPositions?: number;
   signal?: AbortSignal;
-  /** Progress: `fraction` in [0, 1] of the work, `stage` says what runs. */
-  onProgress?: (p: { fraction: number; stage: string }) => void;
+  /** Progress, never going back; see {@link ImportProgress}. */
+  onProgress?: (p: ImportProgress) => void;
   /** One line per event worth logging (assumed defaults, tokenizer evidence, per-tensor errors). */
   onLog?: (line: string) => void;
+}
+
+/**
+ * One progress report of {@link importGguf}.
+ * - `fraction`: [0, 1] of the work (tensor bytes read and converted; 1 at the end);
+ * - `stage`: what runs now, e.g. `reading the GGUF header`, `building the tokenizer`,
+ *   `model_q4.onnx: blk.3.ffn_up.weight` (graph file: GGUF tensor), `hashing the GGUF`,
+ *   `moving into place`, `done`;
+ * - `tensors` (while the weights are converted): GGUF tensors finished so far over all graphs
+ *   and the total (the GGUF's tensor count times the graphs written: 1, or 2 with fp32).
+ */
+export interface ImportProgress {
+  fraction: number;
+  stage: string;
+  tensors?: { done: number; total: number };
 }
 
 /** Conversion error of one stored tensor, against the dequantized GGUF values. */
@@ -233,6 +248,34 @@ export function ggufTensorName(hf: string): string {
   const g = map[m[2]];
   if (!g) throw new Error(`no GGUF name for ${hf}`);
   return `blk.${m[1]}.${g}.weight`;
+}
+
+/** What {@link probeGguf} reads from a GGUF header (general.* metadata; undefined when absent). */
+export interface GgufProbe {
+  path: string;
+  bytes: number;
+  architecture: string;
+  name?: string;
+  basename?: string;
+  finetune?: string;
+  sizeLabel?: string;
+  tensorCount: number;
+  layers: number;
+}
+
+/**
+ * Opens a GGUF and checks that it is a Gemma 3 text model, without converting anything: for a
+ * caller that wants to name the output folder or refuse the file before the import starts.
+ * @throws the TasklingErrors of {@link openGguf}, and `MODEL_MISMATCH` for another architecture.
+ */
+export async function probeGguf(file: string): Promise<GgufProbe> {
+  const f = await openGguf(file);
+  const dims = gemma3Dims(f, []);
+  const str = (k: string) => (typeof f.metadata[k] === 'string' && f.metadata[k] ? (f.metadata[k] as string) : undefined);
+  return {
+    path: f.path, bytes: f.size, architecture: 'gemma3', name: str('general.name'), basename: str('general.basename'),
+    finetune: str('general.finetune'), sizeLabel: str('general.size_label'), tensorCount: f.tensors.size, layers: dims.numLayers,
+  };
 }
 
 /** Reads the Gemma 3 hyper-parameters from GGUF metadata; `notes` gets every assumed default. */
@@ -491,11 +534,16 @@ export async function importGguf(file: string, outDir: string, opts: ImportOptio
   const tmp = join(parent, `${TEMP_PREFIX}${basename(out)}-${process.pid}-${Date.now()}`);
   const reader = new TensorReader(f);
   const conversions = new Map<string, { stats: ErrorStats; target: string; gguf: string; name: string }>();
-  const totalBytes = [...f.tensors.values()].reduce((a, t) => a + t.bytes, 0) * (opts.fp32 ? 2 : 1);
+  const graphCount = opts.fp32 ? 2 : 1;
+  const totalBytes = [...f.tensors.values()].reduce((a, t) => a + t.bytes, 0) * graphCount;
   let doneBytes = 0;
-  const advance = (bytes: number, stage: string) => {
+  // Tensors finished, per graph file (the tied embedding is read a second time for an 8-bit lm_head: counted once).
+  const finished = new Set<string>();
+  const tensorsTotal = f.tensors.size * graphCount;
+  const advance = (bytes: number, stage: string, finishedTensor?: string) => {
     doneBytes += bytes;
-    progress({ fraction: Math.min(0.95, 0.02 + 0.93 * Math.min(1, doneBytes / totalBytes)), stage });
+    if (finishedTensor) finished.add(`${stage.split(':')[0]}/${finishedTensor}`);
+    progress({ fraction: Math.min(0.95, 0.02 + 0.93 * Math.min(1, doneBytes / totalBytes)), stage, tensors: { done: finished.size, total: tensorsTotal } });
   };
   try {
     mkdirSync(join(tmp, 'onnx'), { recursive: true });
@@ -504,14 +552,14 @@ export async function importGguf(file: string, outDir: string, opts: ImportOptio
         checkAbort();
         const t = f.tensors.get(ggufTensorName(hf))!;
         const w = reader.rows(t, 0, 1);
-        advance(t.bytes, `${pass}: ${t.name}`);
+        advance(t.bytes, `${pass}: ${t.name}`, t.name);
         return w;
       },
       linear: (hf: string) => {
         checkAbort();
         const t = f.tensors.get(ggufTensorName(hf))!;
         const w = reader.rows(t, 0, t.ne[1]);
-        advance(t.bytes, `${pass}: ${t.name}`);
+        advance(t.bytes, `${pass}: ${t.name}`, t.name);
         return w;
       },
       embeddingRows: function* (hf: string, rows: number) {
@@ -521,7 +569,7 @@ export async function importGguf(file: string, outDir: string, opts: ImportOptio
           checkAbort();
           const n = Math.min(chunk, rows - r);
           yield reader.rows(t, r, n);
-          advance((t.bytes * n) / rows, `${pass}: ${t.name}`);
+          advance((t.bytes * n) / rows, `${pass}: ${t.name}`, r + n >= rows ? t.name : undefined);
         }
       },
     });

@@ -212,7 +212,7 @@ function suite(): void {
       const before = api.controller.panelState().history.length;
       const rec = await vscode.commands.executeCommand<RunRecord>('taskling.classifySelection', 'sentiment');
       assert.equal(rec, undefined, 'nothing runs');
-      assert.match(api.controller.lastNotice?.message ?? '', /no active text editor/i);
+      assert.match(api.controller.lastNotice?.message ?? '', /blob\.bin is not open as text.*Open a text file/, `says which tab is focused (${api.controller.lastNotice?.message})`);
       assert.equal(api.controller.panelState().history.length, before, 'no run recorded');
       assert.equal(api.controller.panelState().hasSelection, false, 'the panel does not offer the hidden selection');
       await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
@@ -221,6 +221,20 @@ function suite(): void {
       select(ed2, 3, 3);
       assert.equal(await vscode.commands.executeCommand('taskling.classifySelection', 'sentiment'), undefined);
       assert.match(api.controller.lastNotice?.message ?? '', /select some text in sample\.txt/);
+    });
+
+    it('the set-up notification has short buttons and names the model without nested parentheses', async () => {
+      const pending = vscode.commands.executeCommand<boolean>('taskling.setUpModel');
+      await waitFor(() => api.controller.setup.lastPrompt !== undefined, 10_000, 'the set-up notification');
+      const p = api.controller.setup.lastPrompt!;
+      console.log(`TASKLING_SETUP_PROMPT ${JSON.stringify(p)}`);
+      assert.ok(p.actions.length >= 2 && p.actions.every((a) => a.length <= 16), `short buttons: ${JSON.stringify(p.actions)}`);
+      assert.ok(p.actions.includes('Choose Folder…'));
+      assert.match(p.message, /onnx-community\/gemma-3-270m-it-ONNX/);
+      assert.doesNotMatch(p.message, /\([^()]*\(/, 'no nested parentheses');
+      await vscode.commands.executeCommand('notifications.clearAll');
+      const r = await Promise.race([pending, new Promise((res) => setTimeout(() => res('open'), 5_000))]);
+      assert.notEqual(r, true, 'dismissing sets nothing up');
     });
 
     it('reports honest progress: phase and elapsed time in the panel, notification and status bar', async () => {
@@ -236,7 +250,8 @@ function suite(): void {
       } finally { sub.dispose(); sub2.dispose(); }
       assert.ok(lines.length > 0, 'progress was reported');
       assert.ok(lines.every((l) => /\d+ s elapsed$/.test(l)), `every line ends with the elapsed time (${lines.slice(0, 3).join(' | ')})`);
-      assert.ok(lines.some((l) => /prefill and generating|generating/.test(l)), `a phase is named (${lines.join(' | ')})`);
+      assert.ok(lines.some((l) => /prefill of \d+ prompt tokens/.test(l)), `the prefill is named with its prompt tokens (${lines.join(' | ')})`);
+      assert.ok(lines.some((l) => /generating · \d+ tokens? · [\d.]+ tok\/s/.test(l)), `tokens so far and tok/s while generating (${lines.join(' | ')})`);
       assert.ok(!lines.some((l) => /starting…/.test(l)), 'no bare "starting…"');
       assert.ok(states.some((s) => s.startsWith('Contact card|') || s.includes('|')), `the status bar state carries the adapter name and progress (${states.slice(0, 2).join(', ')})`);
       console.log(`TASKLING_PROGRESS_SAMPLE ${lines[lines.length - 1]}`);
