@@ -23,6 +23,7 @@ import { CausalLMSession } from '../../src/core/model/session';
 import { Engine } from '../../src/core/engine';
 import { TasklingError } from '../../src/core/errors';
 import { onnxQ4ToGguf } from '../../tools/gguf/onnxQ4ToGguf';
+import { removeStaleTempFolders } from '../../src/core/import/staleTemp';
 import { REPO_ROOT, TINY_MODEL, WORKER_ENTRY } from './testPaths';
 
 const BIN = join(REPO_ROOT, 'bin', 'taskling.js');
@@ -391,6 +392,40 @@ describe('eval and import-gguf end with the CLI lifetime', () => {
     const again = cli(['import-gguf', gguf, '--out', out, '--quiet']);
     assert.equal(again.status, 1);
     assert.match(again.stderr, /^taskling: INVALID_REQUEST: .*imported already exists and is not empty; choose another folder or pass --force/);
+  });
+
+  test('import-gguf: a SIGKILLed import leaves its temporary folder; the next import into the same parent removes it, a live one stays', async () => {
+    assert.ok(existsSync(REAL_GGUF), `${REAL_GGUF} is missing: run npm run real-model`);
+    const parent = join(tmp, 'killed-imports');
+    mkdirSync(parent);
+    const p = spawnUntil(['import-gguf', REAL_GGUF, '--out', join(parent, 'real')], /import-gguf: +\d+% model_q4\.onnx: /);
+    await p.started;
+    p.child.kill('SIGKILL'); // nothing runs after this: the folder stays
+    await p.exit;
+    const left = readdirSync(parent);
+    assert.equal(left.length, 1, left.join(', '));
+    assert.match(left[0], new RegExp(`^\\.taskling-import-real-${p.child.pid}-\\d+$`));
+    const live = `.taskling-import-other-${process.pid}-1`; // this test process is alive: an import running now
+    mkdirSync(join(parent, live));
+    const gguf = join(tmp, 'tiny-for-stale.gguf');
+    onnxQ4ToGguf(TINY_MODEL, gguf);
+    const out = join(parent, 'tiny');
+    const r = cli(['import-gguf', gguf, '--out', out, '--rotary-positions', '4096']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, `${out}\n`);
+    assert.ok(r.stderr.includes(`import-gguf: removed ${join(parent, left[0])}: the temporary folder of an import that did not finish (its process ${p.child.pid} is gone)`), r.stderr);
+    assert.deepEqual(readdirSync(parent).sort(), [live, 'tiny']);
+  });
+
+  test('removeStaleTempFolders: only folders named <prefix>...-<pid>-<ms> of processes that are gone', () => {
+    const parent = join(tmp, 'stale-unit');
+    mkdirSync(parent);
+    for (const d of ['.taskling-import-a-b-111-5', '.taskling-import-x-old-111-6', '.taskling-import-live-222-7', '.taskling-import-noid', 'other-111-5']) mkdirSync(join(parent, d));
+    writeFileSync(join(parent, '.taskling-import-file-111-8'), 'a file, not a folder');
+    const removed = removeStaleTempFolders(parent, '.taskling-import-', (pid) => pid === 222);
+    assert.deepEqual(removed.map((r) => [basename(r.path), r.pid]).sort(), [['.taskling-import-a-b-111-5', 111], ['.taskling-import-x-old-111-6', 111]]);
+    assert.deepEqual(readdirSync(parent).sort(), ['.taskling-import-file-111-8', '.taskling-import-live-222-7', '.taskling-import-noid', 'other-111-5']);
+    assert.deepEqual(removeStaleTempFolders(join(tmp, 'no-such-folder'), '.taskling-import-'), []);
   });
 
   test('import-gguf: SIGTERM during the (synchronous) conversion of the real GGUF stops it at once, leaving nothing', async () => {

@@ -17,6 +17,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { removeStaleTempFolders } from './staleTemp';
 import { basename, dirname, join, resolve } from 'node:path';
 import { gguf } from '@huggingface/gguf';
 import { CancelledError, TasklingError } from '../errors';
@@ -531,6 +532,7 @@ export async function importGguf(file: string, outDir: string, opts: ImportOptio
 
   const parent = dirname(out);
   try { mkdirSync(parent, { recursive: true }); } catch (e) { throw writeError(e, out); }
+  for (const s of removeStaleTempFolders(parent, TEMP_PREFIX)) log(`removed ${s.path}: the temporary folder of an import that did not finish (its process ${s.pid} is gone)`);
   const tmp = join(parent, `${TEMP_PREFIX}${basename(out)}-${process.pid}-${Date.now()}`);
   const reader = new TensorReader(f);
   const conversions = new Map<string, { stats: ErrorStats; target: string; gguf: string; name: string }>();
