@@ -139,6 +139,13 @@ test('adapter list is grouped by source with task kind, description and items', 
   assert(await probs.evaluate((d) => d.open), 'problems with errors are shown open');
   const link = probs.locator('button.problem-link').first();
   eq((await link.innerText()).trim(), 'broken.adapter.json:14', 'the file name and line, unbroken');
+  const lineBox = await link.evaluate((b) => ({ h: b.getBoundingClientRect().height, lh: parseFloat(getComputedStyle(b).lineHeight) || 16 }));
+  assert(lineBox.h < lineBox.lh * 1.8, `the file name is on one line (${lineBox.h}px for a ${lineBox.lh}px line)`);
+  assert(await page.locator('tl-adapter-list').evaluate((el) => {
+    const r = el.shadowRoot ?? el;
+    const d = r.querySelector('details.problems'); const lb = r.querySelector('[role="listbox"]');
+    return Boolean(d && lb && (d.compareDocumentPosition(lb) & Node.DOCUMENT_POSITION_FOLLOWING));
+  }), 'problems are listed above the adapters, not below a long list');
   await link.click();
   assert((await posted(page)).some((m) => m.type === 'openProblem' && m.index === 0), 'clicking a problem posts openProblem');
   await page.close();

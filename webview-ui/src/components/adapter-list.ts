@@ -57,7 +57,7 @@ export class AdapterList extends LitElement {
     .desc, .items { font-size: 12px; overflow-wrap: anywhere; }
     .option[aria-selected='true'] .muted { color: inherit; opacity: 0.9; }
     .empty { padding: 6px; }
-    .problems { margin-top: 6px; font-size: 12px; }
+    .problems { margin-bottom: 6px; font-size: 12px; }
     .problems ul { margin: 4px 0; padding-left: 16px; }
     .problems li { overflow-wrap: break-word; margin-bottom: 2px; }
     .problems .problem-link { text-align: left; white-space: nowrap; }
@@ -71,7 +71,18 @@ export class AdapterList extends LitElement {
     const list = this.filtered;
     const order = GROUPS.flatMap((g) => list.filter((a) => a.source === g.source));
     const tabStop = order.find((a) => a.id === this.activeId) ?? order.find((a) => a.id === this.selectedId) ?? order[0];
+    // Problems first (open when one is an error), so a broken adapter is not missed below a long list.
     return html`
+      ${this.problems.length ? html`
+        <details class="problems" ?open=${this.problems.some((p) => p.severity === 'error')}>
+          <summary class="warn">${this.problems.length} adapter problem${this.problems.length > 1 ? 's' : ''}</summary>
+          <ul>${this.problems.map((p, index) => html`
+            <li class=${p.severity === 'error' ? 'error' : 'muted'}>
+              <button class="linkbtn mono problem-link" title=${`Open ${p.file}${p.line !== undefined ? ` at line ${p.line}` : ''}`}
+                @click=${() => emitAction(this, { type: 'openProblem', index })}>${baseName(p.file)}${p.line !== undefined ? `:${p.line}` : ''}</button>
+              ${p.jsonPath ? html` <code>${p.jsonPath}</code>` : nothing}: ${p.message}
+            </li>`)}</ul>
+        </details>` : nothing}
       <vscode-textfield class="search" type="search" placeholder="Search adapters" aria-label="Search adapters"
         .value=${this.query} @input=${this.onSearch}></vscode-textfield>
       <div role="listbox" aria-label="Task adapters" @keydown=${this.onKeyDown}>
@@ -87,16 +98,6 @@ export class AdapterList extends LitElement {
         })}
       </div>
       ${order.length ? nothing : html`<div class="empty muted" role="status">${this.adapters.length ? 'No adapter matches the search.' : 'No adapters loaded.'}</div>`}
-      ${this.problems.length ? html`
-        <details class="problems" ?open=${this.problems.some((p) => p.severity === 'error')}>
-          <summary class="warn">${this.problems.length} adapter problem${this.problems.length > 1 ? 's' : ''}</summary>
-          <ul>${this.problems.map((p, index) => html`
-            <li class=${p.severity === 'error' ? 'error' : 'muted'}>
-              <button class="linkbtn mono problem-link" title=${`Open ${p.file}${p.line !== undefined ? ` at line ${p.line}` : ''}`}
-                @click=${() => emitAction(this, { type: 'openProblem', index })}>${baseName(p.file)}${p.line !== undefined ? `:${p.line}` : ''}</button>
-              ${p.jsonPath ? html` <code>${p.jsonPath}</code>` : nothing}: ${p.message}
-            </li>`)}</ul>
-        </details>` : nothing}
     `;
   }
 
