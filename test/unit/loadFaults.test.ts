@@ -51,6 +51,8 @@ const isCode = (code: string, message: string | RegExp) => (e: unknown) => {
 function deepManifest(depth: number): string {
   return `{"id":"deep","name":"Deep","version":"1.0.0","task":"classify","instruction":"i","labels":[{"name":"a","description":"a"},{"name":"b","description":"b"}],"extra":${'['.repeat(depth)}${']'.repeat(depth)}}`;
 }
+/** What a line-break error in a name adds after naming the character. */
+const ONE_LINE = '; write the name on one line (put longer text in "description")';
 const GOOD = { id: 'good', name: 'Good', version: '1.0.0', task: 'classify', instruction: 'Is it good?', labels: [{ name: 'yes', description: 'good' }, { name: 'no', description: 'bad' }] };
 
 /** A copy of the tiny model (real files, so no symbolic link is involved). */
@@ -110,7 +112,7 @@ describe('one bad adapter file stops nothing else', () => {
       ['dir.taskling.json', '', 'cannot read file: not a regular file', null],
       ['huge.taskling.json', '', 'the file is 5.0 MiB; a manifest may be at most 4.0 MiB (it must fit the model\'s context anyway), so it was not read', null],
       ['latin1.taskling.json', '', 'the file is not UTF-8 text', null],
-      ['newline.taskling.json', '/labels/0/name', 'must be a single line: it holds a line break (\\n) at character 2', 1],
+      ['newline.taskling.json', '/labels/0/name', `must be a single line: it holds a line break (\\n) at character 2${ONE_LINE}`, 1],
       ['newline.taskling.json', '/labels/1/name', 'must not start or end with whitespace', 1],
     ]);
   });
@@ -215,7 +217,28 @@ describe('numbers at the boundary', () => {
     assert.deepEqual(g(-1), [['/generation/maxNewTokens', 'must be >= 1']]);
     assert.deepEqual(g(2.5), [['/generation/maxNewTokens', 'must be an integer']]);
     const names = validateAdapter({ ...GOOD, labels: [{ name: 'ab\ncd', description: 'a' }, { name: 'b\t', description: 'b' }] }).errors.map((e) => e.message);
-    assert.deepEqual(names, ['must be a single line: it holds a line break (\\n) at character 3', 'must not start or end with whitespace']);
+    assert.deepEqual(names, [`must be a single line: it holds a line break (\\n) at character 3${ONE_LINE}`, 'must not start or end with whitespace']);
+  });
+
+  test('a label or entity type name holding any line or paragraph separator fails, naming it (RE2 and JavaScript alike)', () => {
+    const separators: [string, string][] = [['\n', '\\n'], ['\r', '\\r'], ['\v', '\\v'], ['\f', '\\f'], ['\u0085', 'U+0085'], ['\u2028', 'U+2028'], ['\u2029', 'U+2029']];
+    for (const [ch, shown] of separators) {
+      const expected = `must be a single line: it holds a line break (${shown}) at character 4${ONE_LINE}`;
+      const asObject = validateAdapter({ ...GOOD, labels: [{ name: `yes${ch}no`, description: 'x' }, { name: 'no' }] });
+      assert.deepEqual(asObject.errors.map((e) => [e.jsonPath, e.message]), [['/labels/0/name', expected]], JSON.stringify(ch));
+      assert.equal(asObject.adapter, undefined);
+      const bare = validateAdapter({ ...GOOD, labels: ['yes', `abc${ch}`] });
+      assert.deepEqual(bare.errors.map((e) => [e.jsonPath, e.message]), [['/labels/1', expected]], JSON.stringify(ch));
+      const entity = validateAdapter({ id: 'ents', name: 'Ents', version: '1.0.0', task: 'extract', instruction: 'Find them.', entityTypes: [{ name: `per${ch}son` }] });
+      assert.deepEqual(entity.errors.map((e) => [e.jsonPath, e.message]), [['/entityTypes/0/name', expected]], JSON.stringify(ch));
+    }
+    // Unicode whitespace at either end (RE2's \\s is ASCII only), and what stays allowed.
+    for (const n of ['\u00a0yes', 'yes\u3000', 'yes\ufeff']) {
+      assert.deepEqual(validateAdapter({ ...GOOD, labels: [n, 'no'] }).errors.map((e) => e.message), ['must not start or end with whitespace'], JSON.stringify(n));
+    }
+    for (const n of ['a', 'yes no', 'tab\tinside', 'caf\u00e9', 'x\u00a0y']) {
+      assert.deepEqual(validateAdapter({ ...GOOD, labels: [n, 'other'] }).errors, [], JSON.stringify(n));
+    }
   });
 });
 

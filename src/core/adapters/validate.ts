@@ -234,14 +234,21 @@ function rewrite(e: ErrorObject, root: unknown): { jsonPath: string; message: st
   }
 }
 
-/** Why a label / entity type name fails `^\S(.*\S)?$`: outer whitespace, or a line break inside (`.` matches no line terminator). */
+/** Characters that end a line: \n, \v, \f, \r, NEL (U+0085), LINE SEPARATOR, PARAGRAPH SEPARATOR. */
+const LINE_BREAK = /[\n\v\f\r\u0085\u2028\u2029]/;
+const LINE_BREAK_NAMES: Record<string, string> = { '\n': '\\n', '\v': '\\v', '\f': '\\f', '\r': '\\r', '\u0085': 'U+0085', '\u2028': 'U+2028', '\u2029': 'U+2029' };
+
+/**
+ * Why a label / entity type name fails the manifest schema's name pattern: a line break anywhere
+ * (JSON's \n, \r, ... or Unicode's U+0085, U+2028, U+2029: the prompt lists one name per line),
+ * or whitespace at either end.
+ */
 function nameProblem(name: unknown): string {
   const s = typeof name === 'string' ? name : '';
-  if (/^\s|\s$/.test(s)) return 'must not start or end with whitespace';
-  const m = /[\n\r\u2028\u2029]/.exec(s);
-  const names: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\u2028': 'U+2028', '\u2029': 'U+2029' };
-  if (m) return `must be a single line: it holds a line break (${names[m[0]]}) at character ${m.index + 1}`;
-  return 'must be one line with no whitespace at either end (pattern ^\\S(.*\\S)?$)';
+  const m = LINE_BREAK.exec(s);
+  if (m) return `must be a single line: it holds a line break (${LINE_BREAK_NAMES[m[0]]}) at character ${m.index + 1}; write the name on one line (put longer text in "description")`;
+  if (/^[\s\u0085]|[\s\u0085]$/.test(s)) return 'must not start or end with whitespace';
+  return 'must be one line with no whitespace at either end';
 }
 
 /** The value at JSON Pointer `ptr` in `root` (undefined when absent). */
