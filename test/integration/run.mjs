@@ -188,10 +188,10 @@ async function runSuite(browser, name, { trust, grep }) {
 // 4. VSIX: package, install into code-server, run Classify from the palette
 async function runVsix(browser) {
   const vsix = join(scratch, 'taskling-linux-x64.vsix');
-  // --no-rewrite-relative-links: README.md shows docs/panel.png, and vsce refuses relative images
-  // unless package.json names a GitHub/GitLab repository (a test VSIX needs no absolute links).
+  // The same packaging as `npm run package` (tools/packageTargets.mjs: linux-x64 binaries only,
+  // README.extension.md as the extension page).
   const t0 = Date.now();
-  const p = spawnSync(process.execPath, [join(root, 'node_modules', '@vscode', 'vsce', 'vsce'), 'package', '--target', 'linux-x64', '--no-rewrite-relative-links', '--out', vsix], { cwd: root, encoding: 'utf8' });
+  const p = spawnSync(process.execPath, [join(root, 'tools', 'packageTargets.mjs'), '--target', 'linux-x64', '--out-dir', scratch], { cwd: root, encoding: 'utf8' });
   if (p.status !== 0 || !existsSync(vsix)) { log(`vsce package failed:\n${p.stdout}\n${p.stderr}`); return false; }
   const size = statSync(vsix).size;
   log(`VSIX ${(size / 1024 / 1024).toFixed(2)} MB packaged in ${(Date.now() - t0) / 1000} s`);
