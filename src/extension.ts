@@ -10,7 +10,9 @@ import { registerCommands, TasklingController } from './host/commands';
 import { readConfig } from './host/config';
 import { EntityDecorations } from './host/decorations';
 import { EngineService } from './host/engineService';
+import { EndpointService } from './host/endpointService';
 import { ModelSetup } from './host/modelSetup';
+import { ModelsView } from './host/modelsView';
 import { PanelProvider } from './host/panel/PanelProvider';
 import { ResultDocuments } from './host/resultDocs';
 import { StatusBar } from './host/statusBar';
@@ -21,6 +23,8 @@ export interface TasklingApi {
   controller: TasklingController;
   quality: QualityService;
   engine: EngineService;
+  /** Tasks on an inference server when `taskling.endpoint.url` is set. */
+  endpoints: EndpointService;
   decorations: EntityDecorations;
   panel: PanelProvider;
   /** The extension context (tests read workspaceState through it). */
@@ -53,6 +57,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<Taskli
     return dir ? { dir, variant: cfg.variant, threads: cfg.threads, loraBranches: hasLoraAdapters() } : undefined;
   }, debug);
   setup.onModelSet = () => engine.warmUp();
+  const endpoints = new EndpointService(context, log);
+  engine.endpoints = endpoints;
+  engine.refreshIdleState();
   const decorations = new EntityDecorations();
   const results = new ResultDocuments();
   const controller = new TasklingController(context, engine, decorations, setup, log, results);
@@ -63,6 +70,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Taskli
   context.subscriptions.push(
     engine, decorations, results, controller, quality, panel, new StatusBar(engine),
     ...registerQualityCommands(quality, controller),
+    vscode.commands.registerCommand('taskling.setEndpointApiKey', () => endpoints.setApiKey()),
+    vscode.commands.registerCommand('taskling.clearEndpointApiKey', () => endpoints.clearApiKey()),
     vscode.window.registerWebviewViewProvider(PanelProvider.viewId, panel, { webviewOptions: { retainContextWhenHidden: true } }),
     ...registerCommands(controller, async () => {
       await vscode.commands.executeCommand('workbench.view.extension.taskling');
@@ -84,10 +93,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<Taskli
   const watcher = vscode.workspace.createFileSystemWatcher('**/*.taskling.json');
   const reload = () => { if (vscode.workspace.isTrusted) void controller.reloadAdapters(); };
   context.subscriptions.push(watcher, watcher.onDidCreate(reload), watcher.onDidChange(reload), watcher.onDidDelete(reload));
+  // The Models view (and, with no model at all, the set-up welcome in its place).
+  context.subscriptions.push(new ModelsView(setup, engine, log));
   await controller.reloadAdapters();
   const activationMs = Date.now() - t0;
   log.info(`[activate] Taskling ${context.extension.packageJSON.version} activated in ${activationMs} ms (${context.extensionMode === vscode.ExtensionMode.Production ? 'production' : 'development'}, trusted: ${vscode.workspace.isTrusted})`);
-  return { controller, quality, engine, decorations, panel, context, activationMs };
+  return { controller, quality, engine, endpoints, decorations, panel, context, activationMs };
 }
 
 export function deactivate(): void {

@@ -11,10 +11,11 @@ import type { TaskAdapter } from '../core/adapters/manifest';
 import { TasklingError } from '../core/errors';
 import { GemmaTokenizer } from '../core/tokenizer';
 import type { TaskResult } from '../core/tasks';
-import { buildReport, EvalRecord, EvalReport, OUTPUT_FAILURE_CODES, ParsedEvalData, RecordResult, ReportError, scoreRecord } from '../core/eval';
+import type { EvalReport, ParsedEvalData } from '../core/eval';
 import {
   CLASSIFY_SCORINGS, ClassifyScoring, EXACT_PROMPTS, type ExactPrompt, EndpointClient, EndpointTaskSettings, planRequests, runBatch, runEndpointTask,
-  scoringFor, STRUCTURED_OUTPUT_FIELDS, StructuredOutputField, type BatchItem,
+  scoringFor, STRUCTURED_OUTPUT_FIELDS, StructuredOutputField, type BatchItem, type EndpointTarget, isLoopbackUrl, MAX_ENDPOINT_TIMEOUT_SECONDS,
+  prepareEndpoint, type PreparedEndpoint, resolveEndpointModel, evaluateOnEndpointWith, type EndpointEvalOptions,
 } from '../core/endpoint';
 import { choiceOpt, flag, intOpt, numOpt, opt, parseArgs, usageError, type OptionSpec, type ParsedArgs } from './args';
 import { lifetime, readInputBytes, splitJsonlBytes, writeOut, type RawLine } from './io';
@@ -95,31 +96,28 @@ async function setup(a: ParsedArgs, adapter: TaskAdapter, onRetry: boolean): Pro
   }
   const concurrency = intOpt(a, 'concurrency', 1) ?? 4;
   if (concurrency > 256) throw usageError(a.cmd, `--concurrency must be at most 256, got ${concurrency}`);
-  // Node's fetch (undici) ends any answer whose headers take longer than 300 s, whatever we set.
-  const timeout = numOpt(a, 'timeout', { above: 0, max: 300 }) ?? 120;
+  const timeout = numOpt(a, 'timeout', { above: 0, max: MAX_ENDPOINT_TIMEOUT_SECONDS }) ?? 120;
   const retries = intOpt(a, 'retries', 0) ?? 5;
-  const scoring = (choiceOpt(a, 'classify-scoring', CLASSIFY_SCORINGS) ?? 'auto') as ClassifyScoring;
-  const structuredOutput = (choiceOpt(a, 'structured-output', STRUCTURED_OUTPUT_FIELDS) ?? 'response_format') as StructuredOutputField;
-  const maxNewTokens = intOpt(a, 'max-new-tokens', 1);
-  let client: EndpointClient;
+  const target: EndpointTarget = {
+    url, apiKey, timeoutSeconds: timeout, retries, model: opt(a, 'model'),
+    classifyScoring: (choiceOpt(a, 'classify-scoring', CLASSIFY_SCORINGS) ?? 'auto') as ClassifyScoring,
+    structuredOutput: (choiceOpt(a, 'structured-output', STRUCTURED_OUTPUT_FIELDS) ?? 'response_format') as StructuredOutputField,
+    maxNewTokens: intOpt(a, 'max-new-tokens', 1),
+    exactPrompt: choiceOpt(a, 'exact-prompt', EXACT_PROMPTS) as ExactPrompt | undefined,
+    onRetry: onRetry ? (r) => console.error(`retry ${r.attempt}/${retries} of ${r.path} in ${(r.delayMs / 1000).toFixed(1)} s: ${r.reason}`) : undefined,
+  };
+  target.tokenizer = await loadTokenizer(a);
+  let prepared: PreparedEndpoint;
   try {
-    client = new EndpointClient({
-      url, apiKey, timeoutMs: timeout * 1000, retries,
-      onRetry: onRetry ? (r) => console.error(`retry ${r.attempt}/${retries} of ${r.path} in ${(r.delayMs / 1000).toFixed(1)} s: ${r.reason}`) : undefined,
-    });
+    prepared = prepareEndpoint(target);
+    if (adapter.task === 'classify') scoringFor(prepared.settings);
   } catch (e) {
     throw usageError(a.cmd, `--endpoint: ${(e as Error).message}`);
   }
-  const tokenizer = await loadTokenizer(a);
-  const exactPrompt = choiceOpt(a, 'exact-prompt', EXACT_PROMPTS) as ExactPrompt | undefined;
-  const settings: EndpointTaskSettings = { model: opt(a, 'model') ?? '', tokenizer, classifyScoring: scoring, structuredOutput, maxNewTokens, exactPrompt };
-  if (adapter.task === 'classify') {
-    try { scoringFor(settings); } catch (e) { throw usageError(a.cmd, (e as Error).message); }
-  }
-  if (!settings.model) settings.model = await onlyModel(client);
+  const { client, settings } = prepared;
+  await resolveEndpointModel(prepared);
   const host = new URL(client.baseUrl).hostname;
-  const local = host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host);
-  console.error(`endpoint ${client.baseUrl} model ${settings.model}${local ? '' : ` (text is sent to ${host})`}; adapter ${adapter.id}@${adapter.version} (${adapter.task}${adapter.task === 'classify' ? `, ${scoringFor(settings)} scoring` : ''}); concurrency ${concurrency}`);
+  console.error(`endpoint ${client.baseUrl} model ${settings.model}${isLoopbackUrl(client.baseUrl) ? '' : ` (text is sent to ${host})`}; adapter ${adapter.id}@${adapter.version} (${adapter.task}${adapter.task === 'classify' ? `, ${scoringFor(settings)} scoring` : ''}); concurrency ${concurrency}`);
   return { client, settings, concurrency };
 }
 
@@ -131,15 +129,6 @@ async function loadTokenizer(a: ParsedArgs): Promise<GemmaTokenizer | undefined>
   } catch (e) {
     throw new TasklingError('TOKENIZER_INVALID', `--tokenizer ${dir}: ${(e as Error).message} (give the folder of the server model with tokenizer.json and tokenizer_config.json)`, dir);
   }
-}
-
-/** The model name when the server lists exactly one. */
-async function onlyModel(client: EndpointClient): Promise<string> {
-  const ids = await client.models();
-  if (ids.length === 1) return ids[0];
-  throw new TasklingError('INVALID_REQUEST', ids.length
-    ? `The server at ${client.baseUrl} serves ${ids.length} models (${ids.slice(0, 10).join(', ')}); choose one with --model NAME.`
-    : `The server at ${client.baseUrl} lists no models; give the model name with --model NAME.`);
 }
 
 /** Inputs of `run` (text or JSONL lines) as batch items. */
@@ -190,49 +179,13 @@ function summaryOf(r: TaskResult): string {
   return `: ${r.validation.valid ? 'valid' : 'INVALID'} JSON`;
 }
 
-/** Options of {@link evaluateOnEndpoint} (what `eval` parsed). */
-export interface EndpointEvalOptions {
-  limit?: number;
-  calibrationBins?: number;
-  signal?: AbortSignal;
-  onRecord?: (index: number, total: number, outcome: { result?: RecordResult; error?: ReportError }) => void;
-}
-
 /**
  * `taskling eval --endpoint ...`: the records through the endpoint (concurrently), scored like a
- * local eval. The report's `model` is `{id: server model, dir: endpoint URL, variant: "endpoint", sha256: ""}`.
+ * local eval ({@link evaluateOnEndpointWith}).
  */
 export async function evaluateOnEndpoint(a: ParsedArgs, adapter: TaskAdapter, data: ParsedEvalData, file: { name: string; sha256: string }, o: EndpointEvalOptions): Promise<EvalReport> {
   const { client, settings, concurrency } = await setup(a, adapter, true);
-  const startedAt = new Date().toISOString();
-  const t0 = performance.now();
-  const records: EvalRecord[] = o.limit !== undefined ? data.records.slice(0, o.limit) : data.records;
-  const lastLine = o.limit !== undefined && records.length < data.records.length ? records[records.length - 1]?.line ?? 0 : Infinity;
-  const errors: ReportError[] = data.errors.filter((e) => e.line <= lastLine).map((e) => ({ line: e.line, stage: 'data', code: e.code, message: e.message }));
-  const results = new Map<number, RecordResult>();
-  const n = records.length;
-  const summary = await runBatch(records.map((r) => ({ line: r.line, text: r.text })), {
-    concurrency, adapterId: adapter.id, signal: o.signal, write: () => undefined,
-    run: (text, signal) => runEndpointTask(client, adapter, text, settings, { signal }),
-    onRecord: (i, out, ms) => {
-      const rec = records[i];
-      let outcome: { result?: RecordResult; error?: ReportError };
-      if (out.result) outcome = { result: scoreRecord(adapter, rec, out.result as TaskResult, ms) };
-      else if (adapter.task !== 'classify' && OUTPUT_FAILURE_CODES.includes(out.error!.code)) outcome = { result: scoreRecord(adapter, rec, { error: out.error! }, ms) };
-      else outcome = { error: { line: rec.line, key: rec.key, stage: 'run', ...out.error! } };
-      if (outcome.result) results.set(i, outcome.result);
-      if (outcome.error) errors.push(outcome.error);
-      o.onRecord?.(i + 1, n, outcome);
-    },
-  });
-  errors.sort((x, y) => x.line - y.line);
-  return buildReport({
-    adapter,
-    model: { id: settings.model, dir: client.baseUrl, variant: 'endpoint', sha256: '' },
-    data: { file: file.name, sha256: file.sha256, lines: data.lines },
-    settings: { limit: o.limit ?? null, calibrationBins: o.calibrationBins ?? 10, maxNewTokens: settings.maxNewTokens ?? null, maxContextTokens: null, usePrefixCache: false },
-    run: { startedAt, durationMs: performance.now() - t0, interrupted: summary.stopped },
-  }, [...results.keys()].sort((x, y) => x - y).map((k) => results.get(k)!), errors);
+  return evaluateOnEndpointWith({ client, settings }, concurrency, adapter, data, file, o);
 }
 
 /**

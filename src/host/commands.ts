@@ -28,6 +28,7 @@ import { EntityDecorations } from './decorations';
 import { EngineService, ModelNotSetUpError } from './engineService';
 import { classifyMessage, contextLimitAdvice, extractMessage, fittingLength, toJsonMessage } from './logic/format';
 import { orderByRecent, pushRecent, taskTitle, toProblem, toSummary } from './logic/adapters';
+import { viaSuffix } from './logic/endpoint';
 import { boundHistory, restoreHistory, StoredRun } from './logic/history';
 import { ProgressTracker, progressLine, progressShort } from './logic/progress';
 import { RunSnapshot, staleReason } from './logic/staleness';
@@ -333,7 +334,11 @@ export class TasklingController implements vscode.Disposable {
         this.log.error(`[run ${runId}] ${chosen.id} failed: ${code}: ${message}`);
         if (code === 'MODEL_NOT_SET_UP') void this.setup.run(message);
         else if (code === 'CONTEXT_TOO_LONG') void this.offerContextFixes(entry, editor, e instanceof Error ? e.message : String(e));
-        else void this.notify('error', `Taskling: ${chosen.name} failed: ${message}`);
+        else if (code.startsWith('ENDPOINT_')) {
+          void this.notify('error', `Taskling: ${chosen.name} failed: ${message}`, 'Open Endpoint Settings').then((a) => {
+            if (a) void vscode.commands.executeCommand('workbench.action.openSettings', 'taskling.endpoint');
+          });
+        } else void this.notify('error', `Taskling: ${chosen.name} failed: ${message}`);
       }
     } finally {
       cts.dispose();
@@ -366,7 +371,7 @@ export class TasklingController implements vscode.Disposable {
       progress.report({ message: line, increment });
       this.progressEmitter.fire({ runId, message: line, newTokens: r.newTokens, tokensPerSecond: r.tokensPerSecond, fraction: r.fraction });
       if (this.engine.state.kind === 'running') {
-        this.engine.setState({ kind: 'running', adapterId: adapter.id, adapterName: adapter.name, newTokens: r.newTokens, tokensPerSecond: r.tokensPerSecond, progress: progressShort(r, tracker.stepNoun) });
+        this.engine.setState({ kind: 'running', adapterId: adapter.id, adapterName: adapter.name, newTokens: r.newTokens, tokensPerSecond: r.tokensPerSecond, progress: progressShort(r, tracker.stepNoun), via: this.engine.state.via });
       }
     };
     const stateSub = this.engine.onDidChangeState((s) => {
@@ -432,7 +437,7 @@ export class TasklingController implements vscode.Disposable {
       const r = record.result as ClassifyResult;
       const msg = classifyMessage(adapter.name, r);
       this.log.info(`[run ${record.runId}] ${msg}`);
-      void this.notify('info', `Taskling — ${msg}`, 'Open Panel', ...feedback).then((a) => {
+      void this.notify('info', `Taskling — ${msg}${viaSuffix(record.result)}`, 'Open Panel', ...feedback).then((a) => {
         if (a === 'Open Panel') void vscode.commands.executeCommand('taskling.openPanel');
         onFeedback(a);
       });
@@ -442,7 +447,7 @@ export class TasklingController implements vscode.Disposable {
       if (editor.document.version === entry.snapshot.version) this.decorations.set(editor.document, spans);
       const msg = extractMessage(adapter.name, r.entities, r.ungrounded.length);
       this.log.info(`[run ${record.runId}] ${msg}`);
-      void this.notify('info', `Taskling — ${msg}`, 'Open Panel', 'Clear Highlights', ...feedback).then((a) => {
+      void this.notify('info', `Taskling — ${msg}${viaSuffix(record.result)}`, 'Open Panel', 'Clear Highlights', ...feedback).then((a) => {
         if (a === 'Open Panel') void vscode.commands.executeCommand('taskling.openPanel');
         if (a === 'Clear Highlights') this.decorations.clear(editor.document);
         onFeedback(a);
@@ -457,7 +462,7 @@ export class TasklingController implements vscode.Disposable {
       } catch (e) {
         this.log.error(`[run ${record.runId}] could not open the JSON result: ${e instanceof Error ? e.message : e}`);
       }
-      void this.notify('info', `Taskling — ${msg}`, 'Preview Replace…', 'Replace Selection').then((a) => {
+      void this.notify('info', `Taskling — ${msg}${viaSuffix(record.result)}`, 'Preview Replace…', 'Replace Selection').then((a) => {
         if (a === 'Preview Replace…') void this.previewReplace(record.runId);
         if (a === 'Replace Selection') void this.replaceSelection(record.runId);
       });

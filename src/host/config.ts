@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import * as path from 'node:path';
 import type { ModelVariantName } from '../shared/protocol';
 import { clampContextTokens, clampMaxNewTokens, clampThreads, trustedValue } from './logic/settings';
+import { resolveEndpointSettings } from './logic/endpoint';
 
 /** Effective settings for one run. Paths are absolute (or empty). */
 export interface TasklingConfig {
@@ -66,4 +67,17 @@ export function readConfig(): TasklingConfig {
     hubUrl: (trustedValue(c.inspect<string>('hubUrl'), trusted) || 'https://huggingface.co').replace(/\/+$/, ''),
     trusted,
   };
+}
+
+/**
+ * The endpoint tasks run on (`taskling.endpoint.*`), or `settings` undefined when
+ * `taskling.endpoint.url` is empty (the default: tasks run on this machine). In an untrusted
+ * workspace only user settings are read; `ignored` names the workspace values that were not.
+ */
+export function readEndpointSettings(): ReturnType<typeof resolveEndpointSettings> {
+  const c = vscode.workspace.getConfiguration('taskling.endpoint');
+  return resolveEndpointSettings({
+    url: c.inspect<string>('url'), model: c.inspect<string>('model'), concurrency: c.inspect<number>('concurrency'),
+    timeoutSeconds: c.inspect<number>('timeoutSeconds'), apiKeyEnv: c.inspect<string>('apiKeyEnv'),
+  }, vscode.workspace.isTrusted);
 }

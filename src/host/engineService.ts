@@ -6,6 +6,10 @@
  * the panel opens (`warmUp`), reloads after a crash or a settings change, reports
  * {@link EngineState} to the status bar and panel, and turns a CancellationToken into the
  * worker's cancel.
+ *
+ * The one place the editor chooses where a task runs: with `taskling.endpoint.url` set
+ * ({@link EndpointService}), runTask and evaluate go to that server instead of the worker, and
+ * the state says "via URL (model NAME)"; otherwise the local engine.
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
@@ -16,6 +20,7 @@ import type { TaskAdapter } from '../core/adapters/manifest';
 import { modelFolderProblem } from './logic/modelCheck';
 import { writeWorkerLog } from './logic/workerLog';
 import { readConfig } from './config';
+import type { EndpointService } from './endpointService';
 
 /** Where the model comes from for a load. */
 export interface ModelTarget {
@@ -61,6 +66,8 @@ export class EngineService implements vscode.Disposable {
   private info: ModelInfo | undefined;
   /** Number of worker crashes seen (tests read it). */
   crashes = 0;
+  /** Set by the extension entry: where tasks run when `taskling.endpoint.url` is set. */
+  endpoints: EndpointService | undefined;
 
   /**
    * @param workerPath  absolute path of dist/worker.js.
@@ -126,6 +133,11 @@ export class EngineService implements vscode.Disposable {
   /** Recomputes notSetUp/ready after a settings change (does not load anything). */
   refreshIdleState(): void {
     if (this.current.kind === 'running' || this.current.kind === 'loading') return;
+    const ep = this.endpoints?.settings();
+    if (ep) {
+      this.setState({ kind: 'ready', modelId: ep.model || 'server model', variant: 'endpoint', loaded: true, via: this.endpoints!.label(ep) });
+      return;
+    }
     const t = this.resolveTarget();
     if (!t || modelFolderProblem(t.dir, t.variant)) this.setState({ kind: 'notSetUp' });
     else if (this.current.kind !== 'error' || this.loadedKey === undefined) {
@@ -178,7 +190,7 @@ export class EngineService implements vscode.Disposable {
 
   /** Warm-up without failing: loads the model if one is set up (panel open, first task). */
   warmUp(): void {
-    if (!this.resolveTarget()) return;
+    if (!this.resolveTarget() || this.endpoints?.settings()) return;
     this.ensureLoaded().catch((e) => this.log.debug(`[engine] warm-up skipped: ${e instanceof Error ? e.message : e}`));
   }
 
@@ -193,6 +205,15 @@ export class EngineService implements vscode.Disposable {
     const sub = hooks.token?.onCancellationRequested(() => controller.abort());
     const onOuter = () => controller.abort();
     hooks.signal?.addEventListener('abort', onOuter, { once: true });
+    const ep = this.endpoints?.settings();
+    if (ep) {
+      try {
+        return await this.onEndpoint(ep, adapter, hooks.onStart, () => this.endpoints!.run(ep, adapter, text, controller.signal));
+      } finally {
+        sub?.dispose();
+        hooks.signal?.removeEventListener('abort', onOuter);
+      }
+    }
     try {
       await this.ensureLoaded();
       if (controller.signal.aborted) throw new WorkerCallError('CANCELLED', 'The run was cancelled.');
@@ -242,6 +263,18 @@ export class EngineService implements vscode.Disposable {
   async evaluate(adapter: TaskAdapter, data: string, file: { name: string; sha256: string }, hooks: { token?: vscode.CancellationToken; onProgress?: (done: number, total: number) => string | void; maxContextTokens?: number; maxNewTokens?: number } = {}): Promise<unknown> {
     const controller = new AbortController();
     const sub = hooks.token?.onCancellationRequested(() => controller.abort());
+    const ep = this.endpoints?.settings();
+    if (ep) {
+      try {
+        const via = this.endpoints!.label(ep);
+        return await this.onEndpoint(ep, adapter, undefined, () => this.endpoints!.evaluate(ep, adapter, data, file, controller.signal, (done, n) => {
+          const line = hooks.onProgress?.(done, n);
+          this.setState({ kind: 'running', adapterId: adapter.id, adapterName: adapter.name, via, progress: `evaluating ${line || `${done}/${n}`}` });
+        }), 'evaluating');
+      } finally {
+        sub?.dispose();
+      }
+    }
     try {
       await this.ensureLoaded();
       if (controller.signal.aborted) throw new WorkerCallError('CANCELLED', 'The evaluation was cancelled.');
@@ -266,6 +299,22 @@ export class EngineService implements vscode.Disposable {
         const t = this.resolveTarget();
         this.setState(t && this.info ? { kind: 'ready', modelId: path.basename(t.dir), variant: t.variant } : { kind: 'notSetUp' });
       }
+    }
+  }
+
+  /** Runs `work` on the endpoint with the running state saying where, then back to ready (via the endpoint). */
+  private async onEndpoint<T>(ep: NonNullable<ReturnType<EndpointService['settings']>>, adapter: TaskAdapter, onStart: (() => void) | undefined, work: () => Promise<T>, progress?: string): Promise<T> {
+    const started = Date.now();
+    this.setState({ kind: 'running', adapterId: adapter.id, adapterName: adapter.name, via: this.endpoints!.label(ep), progress });
+    onStart?.();
+    try {
+      const result = await work();
+      this.log.info(`[engine] ${adapter.id} ${this.endpoints!.label(ep)} in ${Date.now() - started} ms`);
+      return result;
+    } finally {
+      // Back to idle: refreshIdleState leaves a running state alone, so clear it first.
+      if (this.current.kind === 'running') this.current = { kind: 'notSetUp' };
+      this.refreshIdleState();
     }
   }
 

@@ -1,17 +1,22 @@
 /**
  * Status bar item showing the engine state: no model / model not loaded (a model folder is set
- * up but the worker has not loaded it yet) / loading / ready / running with tokens/s / error.
+ * up but the worker has not loaded it yet) / loading / ready / running with tokens/s / error;
+ * with `taskling.endpoint.url` set, "via URL (model NAME)" (ready or running).
  * Clicking it opens the panel (which also warms the model up).
  */
 import * as vscode from 'vscode';
 import type { EngineService } from './engineService';
 import { statusText } from './logic/format';
+import { endpointStatus } from './logic/endpoint';
 
 type EngineLike = Pick<EngineService, 'state' | 'modelLoaded' | 'onDidChangeState'>;
 
 /** Status bar text and tooltip (codicons in `$(...)`); `modelLoaded` splits the idle `ready` state. */
 export function statusBarText(engine: Pick<EngineLike, 'state' | 'modelLoaded'>): { text: string; tooltip: string } {
   const s = engine.state;
+  if ((s.kind === 'ready' || s.kind === 'running') && s.via) {
+    return endpointStatus(s.via, s.kind === 'running' ? { adapterName: s.adapterName ?? s.adapterId, progress: s.progress } : undefined);
+  }
   const base = statusText(s);
   const open = ' — click to open the Taskling panel';
   switch (s.kind) {

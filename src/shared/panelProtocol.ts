@@ -43,11 +43,15 @@ export type EngineState =
     kind: 'ready'; modelId: string; variant: string;
     /** False while the model folder is set up but not loaded in the worker yet (it loads on the first run). */
     loaded?: boolean;
+    /** Set when tasks run on an inference server (`taskling.endpoint.url`): "via URL (model NAME)". */
+    via?: string;
   }
   | {
     kind: 'running'; adapterId: string; tokensPerSecond?: number; newTokens?: number;
     /** The adapter's display name and a short progress line ("chunk 3/34 · ~2 min left"). */
     adapterName?: string; progress?: string;
+    /** Set when the task runs on an inference server: "via URL (model NAME)". */
+    via?: string;
   }
   | { kind: 'error'; message: string };
 

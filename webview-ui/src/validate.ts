@@ -53,14 +53,14 @@ function engine(v: unknown): EngineState {
     case 'notSetUp': return { kind: 'notSetUp' };
     case 'loading': return { kind: 'loading', message: optStr(v.message) };
     case 'ready': return {
-      kind: 'ready', modelId: isStr(v.modelId) ? v.modelId : '?', variant: isStr(v.variant) ? v.variant : '',
+      kind: 'ready', modelId: isStr(v.modelId) ? v.modelId : '?', variant: isStr(v.variant) ? v.variant : '', via: isStr(v.via) ? v.via : undefined,
       loaded: typeof v.loaded === 'boolean' ? v.loaded : undefined,
     };
     case 'running': return {
       kind: 'running', adapterId: isStr(v.adapterId) ? v.adapterId : '',
       adapterName: optStr(v.adapterName), progress: isStr(v.progress) ? v.progress.slice(0, 200) : undefined,
       tokensPerSecond: isNum(v.tokensPerSecond) ? v.tokensPerSecond : undefined,
-      newTokens: isInt(v.newTokens) ? v.newTokens : undefined,
+      newTokens: isInt(v.newTokens) ? v.newTokens : undefined, via: optStr(v.via),
     };
     case 'error': return { kind: 'error', message: isStr(v.message) ? v.message : 'Unknown error' };
     default: return { kind: 'notSetUp' };
@@ -148,6 +148,8 @@ export interface ProvenanceView {
   decoding?: { strategy: string; temperature?: number; maxNewTokens?: number; seed?: number };
   tokens?: { prompt: number; prefixReused: number; generated: number };
   timings?: { prefillMs: number; decodeMs: number; tokensPerSecond: number; totalMs: number; forwardPasses: number };
+  /** Set when the result came from an inference server (core's EndpointProvenance). */
+  endpoint?: { url: string; model: string; requests: number; scoring?: string };
 }
 
 const prob = (v: unknown): number => (isNum(v) ? Math.min(1, Math.max(0, v)) : 0);
@@ -209,6 +211,9 @@ export function asProvenance(r: unknown): ProvenanceView | undefined {
     seed: isNum(p.decoding.seed) ? p.decoding.seed : undefined,
   };
   if (isObj(p.tokens)) out.tokens = { prompt: num(p.tokens, 'prompt'), prefixReused: num(p.tokens, 'prefixReused'), generated: num(p.tokens, 'generated') };
+  if (isObj(p.endpoint) && isStr(p.endpoint.url)) {
+    out.endpoint = { url: p.endpoint.url, model: String(p.endpoint.model ?? ''), requests: num(p.endpoint, 'requests'), scoring: isStr(p.endpoint.scoring) ? p.endpoint.scoring : undefined };
+  }
   if (isObj(p.timings)) out.timings = {
     prefillMs: num(p.timings, 'prefillMs'), decodeMs: num(p.timings, 'decodeMs'), tokensPerSecond: num(p.timings, 'tokensPerSecond'),
     totalMs: num(p.timings, 'totalMs'), forwardPasses: num(p.timings, 'forwardPasses'),

@@ -2,3 +2,5 @@
 export * from './client';
 export * from './tasks';
 export * from './batch';
+export * from './target';
+export * from './eval';

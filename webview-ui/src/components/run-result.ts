@@ -8,6 +8,7 @@ import type { RunRecord } from '../../../src/shared/panelProtocol';
 import { asClassify, asExtract, asProvenance, asToJson, ProvenanceView } from '../validate';
 import { base } from '../styles';
 import { TASK_LABEL, chars, clock, ms, oneLine } from '../format';
+import { endpointLabel } from '../../../src/shared/where';
 import './classify-result';
 import './entity-result';
 import './json-result';
@@ -39,6 +40,7 @@ export class RunResultView extends LitElement {
     }
     .nw { white-space: nowrap; }
     .raw { white-space: pre-wrap; overflow-wrap: anywhere; }
+    .where { font-size: 12px; margin: 2px 0 4px; overflow-wrap: anywhere; }
   `];
 
   override render() {
@@ -51,6 +53,7 @@ export class RunResultView extends LitElement {
         <span class="badge">${TASK_LABEL[r.task]}</span>
         <span class="muted">#${r.runId}${r.startedAt ? ` · ${clock(r.startedAt)}` : ''}</span>
       </div>
+      ${prov?.endpoint ? html`<div class="where muted" title="The text was sent to this server (taskling.endpoint.url)">Ran ${endpointLabel(prov.endpoint.url, prov.endpoint.model)}${prov.endpoint.scoring ? ` · ${prov.endpoint.scoring} scoring` : ''}</div>` : nothing}
       <div class="input muted" title=${r.input.slice(0, 500)}>Input (${chars(r.inputLength ?? r.input.length)}${r.restored ? ', from the previous session' : ''}): “${oneLine(r.input, 90)}”</div>
       ${r.error?.code === 'CANCELLED'
         ? html`<div class="cancelled" role="status">Cancelled. ${r.error.message}</div>`
@@ -94,6 +97,7 @@ export class RunResultView extends LitElement {
         <dl>
           ${p.model ? html`<dt>Model</dt><dd>${p.model.id}${p.model.variant ? ` (${p.model.variant})` : ''}</dd>
             <dt>SHA-256</dt><dd class="mono" title=${p.model.sha256}>${p.model.sha256.slice(0, 16)}${p.model.sha256.length > 16 ? '…' : ''}</dd>` : nothing}
+          ${p.endpoint ? html`<dt>Ran</dt><dd>${endpointLabel(p.endpoint.url, p.endpoint.model)}, ${p.endpoint.requests} request${p.endpoint.requests === 1 ? '' : 's'}${p.endpoint.scoring ? `, ${p.endpoint.scoring} scoring` : ''}</dd>` : nothing}
           ${p.adapter ? html`<dt>Adapter</dt><dd>${p.adapter.id}${p.adapter.version ? `@${p.adapter.version}` : ''}</dd>` : nothing}
           ${p.lora ? html`<dt>LoRA</dt><dd class="mono" title=${`${p.lora.path}\nSHA-256 ${p.lora.sha256}`}>${p.lora.sha256.slice(0, 16)}…</dd>` : nothing}
           ${p.decoding ? html`<dt>Decoding</dt><dd>${p.decoding.strategy}${p.decoding.temperature !== undefined ? `, T=${p.decoding.temperature}` : ''}${p.decoding.maxNewTokens !== undefined ? `, max ${p.decoding.maxNewTokens} new` : ''}${p.decoding.seed !== undefined ? `, seed ${p.decoding.seed}` : ''}</dd>` : nothing}

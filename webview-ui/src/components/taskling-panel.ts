@@ -253,10 +253,12 @@ export class TasklingPanel extends LitElement {
       case 'notSetUp': return html`<div class="engine" role="status"><span class="dot off"></span>Model not set up.
         <vscode-button secondary @click=${() => this.post({ type: 'setUpModel' })}>Set up model</vscode-button></div>`;
       case 'loading': return html`<div class="engine" role="status"><span class="dot busy"></span>Loading model${e.message ? `: ${e.message}` : '…'}</div>`;
-      case 'ready': return e.loaded === false
+      case 'ready': return e.via
+        ? html`<div class="engine muted" role="status"><span class="dot ready"></span>Tasks run ${e.via}: the selected text is sent to that server</div>`
+        : e.loaded === false
         ? html`<div class="engine muted" role="status"><span class="dot off"></span>${e.modelId}${e.variant ? ` · ${e.variant}` : ''} · set up, not loaded yet (loads on the first run)</div>`
         : html`<div class="engine muted" role="status"><span class="dot ready"></span>${e.modelId}${e.variant ? ` · ${e.variant}` : ''} · loaded</div>`;
-      case 'running': return html`<div class="engine" role="status"><span class="dot busy"></span>Running ${e.adapterName ?? e.adapterId}${e.progress ? ` · ${e.progress}` : `${e.newTokens !== undefined ? ` · ${e.newTokens} tokens` : ''}${e.tokensPerSecond ? ` · ${e.tokensPerSecond.toFixed(1)} tok/s` : ''}`}</div>`;
+      case 'running': return html`<div class="engine" role="status"><span class="dot busy"></span>Running ${e.adapterName ?? e.adapterId}${e.via ? ` ${e.via}` : ''}${e.progress ? ` · ${e.progress}` : `${e.newTokens !== undefined ? ` · ${e.newTokens} tokens` : ''}${e.tokensPerSecond ? ` · ${e.tokensPerSecond.toFixed(1)} tok/s` : ''}`}</div>`;
       case 'error': return html`<div class="engine" role="alert"><span class="dot err"></span><span class="error">${e.message}</span>
         <vscode-button secondary @click=${() => this.post({ type: 'setUpModel' })}>Set up model</vscode-button></div>`;
     }
