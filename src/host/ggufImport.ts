@@ -43,6 +43,8 @@ function errorCode(e: unknown): string {
 
 export class GgufImport implements vscode.Disposable {
   private current: AbortController | undefined;
+  /** The running conversion's last progress report (undefined when none runs). */
+  progress: ImportProgress | undefined;
 
   constructor(
     private readonly setup: ModelSetup,
@@ -163,6 +165,7 @@ export class GgufImport implements vscode.Disposable {
         let reported = 0;
         let lastMessage = '';
         const onProgress = (p: ImportProgress) => {
+          this.progress = p;
           const message = importProgressMessage(p);
           const pct = Math.round(p.fraction * 100);
           if (message === lastMessage && pct === reported) return;
@@ -187,6 +190,7 @@ export class GgufImport implements vscode.Disposable {
       return { ok: false, code, message };
     } finally {
       this.current = undefined;
+      this.progress = undefined;
       void vscode.commands.executeCommand('setContext', 'taskling.importRunning', false);
     }
     for (const l of conversionTable(result.tensors)) this.log.info(`[import] ${l}`);
@@ -216,11 +220,11 @@ export class GgufImport implements vscode.Disposable {
     if (!(await this.setup.useFolder(dir, readConfig().variant))) return false;
     const cfg = readConfig();
     if (cfg.trusted && path.resolve(cfg.modelPath) !== path.resolve(dir)) {
+      // Not awaited: the import's outcome does not wait for this answer.
       const here = 'Use It in This Workspace Too';
-      const pick = await vscode.window.showWarningMessage(`Taskling: your user setting now names the imported model, but this workspace's settings set taskling.modelPath to ${cfg.modelPath}, which takes precedence here.`, here);
-      if (pick === here) {
-        await vscode.workspace.getConfiguration('taskling').update('modelPath', dir, vscode.ConfigurationTarget.Workspace);
-      }
+      void vscode.window.showWarningMessage(`Taskling: your user setting now names the imported model, but this workspace's settings set taskling.modelPath to ${cfg.modelPath}, which takes precedence here.`, here).then(async (pick) => {
+        if (pick === here) await vscode.workspace.getConfiguration('taskling').update('modelPath', dir, vscode.ConfigurationTarget.Workspace);
+      });
     }
     this.setup.onModelSet?.();
     return true;

@@ -10,7 +10,8 @@
 // 5. drives the sidebar panel as a person would (panelUi.mjs: activity bar, adapter list, Run,
 //    result bars, history); each of its checks counts as a test.
 // Prints `SUITE_RESULT {"passed":N,"failed":N,"skipped":N}`; exits non-zero on failure.
-// Screenshots go to .test-artifacts/ (panel-in-vscode.png: the panel with a result).
+// Screenshots go to .test-artifacts/ (panel-in-vscode.png: the panel with a result; a suite test
+// printing `TASKLING_SCREENSHOT <name>` gets <name>-<suite>.png of that moment).
 // Env: TASKLING_SKIP_VSIX=1 skips step 4, TASKLING_SKIP_PANEL_UI=1 skips step 5,
 // TASKLING_ONLY_PANEL_UI=1 runs only step 5, TASKLING_TEST_GREP=pattern runs only the matching
 // tests of step 3's dev suite (and no untrusted suite).
@@ -158,6 +159,9 @@ async function runSuite(browser, name, { trust, grep }) {
   page.on('console', (m) => {
     const t = m.text().replace(/^%c\s*\w+\s+color: #\w+\s?/, '');
     lines.push(t);
+    // A test asks for a screenshot of what the workbench shows now (e.g. a progress notification).
+    const shot = /TASKLING_SCREENSHOT ([\w-]+)/.exec(t);
+    if (shot) void page.screenshot({ path: join(artifacts, `${shot[1]}-${name}.png`) }).catch(() => undefined);
     if (/^\s*(✔|✓|\d+\) |[0-9]+ (passing|failing|pending)|MOCHA_COUNTS|TASKLING_|AssertionError|Error:|\s+at )|Taskling in VS Code|^\s{2,}\S/.test(t) && !/open-vsx|ENOTFOUND/.test(t)) console.log(`  [${name}] ${t}`);
   });
   const remote = (p) => `vscode-remote://127.0.0.1:${server.port}${p}`;
