@@ -195,7 +195,7 @@ export class TasklingController implements vscode.Disposable {
       adapters: this.registry.list().map(toSummary),
       problems: this.registry.problems().map(toProblem),
       selectedAdapterId: this.selectedAdapterId,
-      engine: this.engine.state.kind === 'ready' ? { ...this.engine.state, loaded: this.engine.modelLoaded } : this.engine.state,
+      engine: this.engine.state,
       history: this.runs.map((r) => r.record).slice().reverse(),
       hasSelection: Boolean(ed && !activeEditorProblem(textEditorFacts(ed), activeTabFacts())),
       quality: this.quality?.state(),

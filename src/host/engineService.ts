@@ -96,8 +96,13 @@ export class EngineService implements vscode.Disposable {
     this.refreshIdleState();
   }
 
+  /**
+   * The one model state every view shows (panel, status bar, Models view): an idle `ready` carries
+   * `loaded` — whether the worker holds this model now (an endpoint's state sets it itself).
+   */
   get state(): EngineState {
-    return this.current;
+    const s = this.current;
+    return s.kind === 'ready' && s.loaded === undefined ? { ...s, loaded: this.modelLoaded } : s;
   }
 
   /** Loaded model facts, when loaded. */

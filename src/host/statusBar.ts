@@ -23,7 +23,7 @@ export function statusBarText(engine: Pick<EngineLike, 'state' | 'modelLoaded'>)
     case 'notSetUp': return { text: '$(circle-slash) Taskling: no model', tooltip: `${base.tooltip.replace(/ — click.*$/, '')}${open}` };
     case 'loading': return { text: '$(loading~spin) Taskling: loading', tooltip: base.tooltip };
     case 'ready':
-      return engine.modelLoaded
+      return (s.loaded ?? engine.modelLoaded)
         ? { text: '$(check) Taskling: ready', tooltip: `${base.tooltip}${open}` }
         : {
           text: '$(circle-large-outline) Taskling: model not loaded',
