@@ -191,6 +191,10 @@ test('adapter templates validate as they are, for every task kind', async () => 
   const v = validateAdapter(c, 'x.taskling.json');
   assert.ok(v.adapter, JSON.stringify(v.errors));
   assert.deepEqual((c.examples as unknown[])[0], { input: 'Buy now!!!', output: 'spam' });
+  // Labels and entity types in the shorthand: names only, no placeholder descriptions in the prompt.
+  assert.deepEqual(c.labels, ['spam', 'ham']);
+  assert.deepEqual(v.adapter && v.adapter.task === 'classify' && v.adapter.labels, [{ name: 'spam' }, { name: 'ham' }]);
+  assert.deepEqual(adapterTemplate('extract', { id: 'e', name: 'E', items: ['PERSON'] }).entityTypes, ['PERSON']);
 });
 
 test('set-up notification: short buttons, the details in the message without nested parentheses', async () => {

@@ -1,8 +1,9 @@
 /**
  * Filled adapter templates for *New Adapter…* and *Create Adapter from Selection…* (pure; no
- * `vscode` import). Every template is a valid manifest as core validates it today (labels and
- * entity types as `{ name, description }` objects, descriptions filled in), so a new adapter
- * loads before the user has edited anything; the placeholders say what to change.
+ * `vscode` import). Every template is a valid manifest, so a new adapter loads before the user
+ * has edited anything. Labels and entity types are written as names alone (the manifest's
+ * shorthand; a description can be added by turning one into `{ "name", "description" }`), so the
+ * prompt holds no placeholder descriptions.
  */
 import type { TaskKindName } from '../../shared/panelProtocol';
 
@@ -45,7 +46,7 @@ export function adapterTemplate(task: TaskKindName, o: TemplateOptions): Record<
     return {
       ...head,
       instruction: `Classify the text into one of these labels: ${labels.join(', ')}. Answer with one label.`,
-      labels: labels.map((name) => ({ name, description: `When the text is ${name}.` })),
+      labels,
       examples: sample && label ? [{ input: sample, output: label }] : [],
       generation: { maxNewTokens: 8, temperature: 0 },
     };
@@ -55,7 +56,7 @@ export function adapterTemplate(task: TaskKindName, o: TemplateOptions): Record<
     return {
       ...head,
       instruction: `List every mention of ${types.join(', ')} in the text, copying each mention exactly as written.`,
-      entityTypes: types.map((name) => ({ name, description: `A mention of ${name}.` })),
+      entityTypes: types,
       examples: [],
       generation: { maxNewTokens: 256, temperature: 0 },
     };
