@@ -215,6 +215,9 @@ function suite(): void {
       assert.match(api.controller.lastNotice?.message ?? '', /blob\.bin is not open as text.*Open a text file/, `says which tab is focused (${api.controller.lastNotice?.message})`);
       assert.equal(api.controller.panelState().history.length, before, 'no run recorded');
       assert.equal(api.controller.panelState().hasSelection, false, 'the panel does not offer the hidden selection');
+      await new Promise((r) => setTimeout(r, 600));
+      console.log('TASKLING_SCREENSHOT binary-refused');
+      await new Promise((r) => setTimeout(r, 800));
       await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
       // With the editor active but nothing selected, it says so too.
       const ed2 = await sampleEditor();
@@ -232,6 +235,9 @@ function suite(): void {
       assert.ok(p.actions.includes('Choose Folder…'));
       assert.match(p.message, /onnx-community\/gemma-3-270m-it-ONNX/);
       assert.doesNotMatch(p.message, /\([^()]*\(/, 'no nested parentheses');
+      await new Promise((r) => setTimeout(r, 600));
+      console.log('TASKLING_SCREENSHOT setup-prompt');
+      await new Promise((r) => setTimeout(r, 800));
       await vscode.commands.executeCommand('notifications.clearAll');
       const r = await Promise.race([pending, new Promise((res) => setTimeout(() => res('open'), 5_000))]);
       assert.notEqual(r, true, 'dismissing sets nothing up');
@@ -242,7 +248,11 @@ function suite(): void {
       select(ed, 0, 55);
       const lines: string[] = [];
       const states: string[] = [];
-      const sub = api.controller.onProgress((p) => lines.push(p.message));
+      let shot = false;
+      const sub = api.controller.onProgress((p) => {
+        lines.push(p.message);
+        if (!shot && /tok\/s/.test(p.message)) { shot = true; console.log('TASKLING_SCREENSHOT run-progress'); }
+      });
       const sub2 = api.engine.onDidChangeState((s) => { if (s.kind === 'running' && s.progress) states.push(`${s.adapterName}|${s.progress}`); });
       try {
         const rec = await vscode.commands.executeCommand<RunRecord>('taskling.convertToJson', 'contact-card');
