@@ -4,7 +4,7 @@
  *   taskling generate --model DIR [--variant q4|fp32|...] [--schema FILE | --choice a,b,c | --regex RE]
  *                     [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
  *                     [--threads N] [--raw [--parse-special]] "prompt"
- *   taskling run --adapter ID|FILE --model DIR [--input FILE | - | "text"] [--jsonl] ...
+ *   taskling run --adapter ID|FILE [--model DIR] [--input FILE | - | "text"] [--jsonl] ...
  *   taskling adapters [--folder DIR]
  *
  * Output goes to stdout; timings and progress go to stderr. Exit codes: 0 success, 1 error (with
@@ -24,7 +24,7 @@ import { runTask, TaskRuntime } from '../core/tasks';
 import { AdapterRegistry, loadAdapterFile, loadAdapterFolder, readManifestId } from '../core/adapters/load';
 import type { AdapterError, TaskAdapter } from '../core/adapters/manifest';
 import { MODEL_VARIANTS } from '../core/model/modelFolder';
-import { IMPORT_GGUF_USAGE, importGgufCommand } from './importGguf';
+import { IMPORT_GGUF_USAGE, IMPORT_HF_USAGE, importGgufCommand, importHfCommand } from './importGguf';
 import { evalCommand, EVAL_USAGE } from './eval';
 import { exportTrainingCommand, EXPORT_TRAINING_USAGE } from './exportTraining';
 import { checkEndpointMix, ENDPOINT_OPTIONS, ENDPOINT_USAGE, exportRequestsCommand, runOnEndpoint } from './endpoint';
@@ -34,12 +34,13 @@ const USAGE = `Usage:
   taskling generate --model DIR [--variant V] [--schema FILE | --choice a,b | --regex RE]
                     [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
                     [--threads N] [--raw [--parse-special]] "prompt"
-  taskling run --adapter ID|FILE --model DIR [--input FILE | - | "text"] [--jsonl]
+  taskling run --adapter ID|FILE [--model DIR] [--input FILE | - | "text"] [--jsonl]
                [--variant V] [--threads N] [--no-prefix-cache] [--max-context-tokens N]
                [--max-new-tokens N] [--max-string-chars N] [--folder DIR]
 ${EVAL_USAGE}
   taskling adapters [--folder DIR]       list and validate built-in and workspace adapters
 ${IMPORT_GGUF_USAGE}
+${IMPORT_HF_USAGE}
 ${EXPORT_TRAINING_USAGE}
 ${ENDPOINT_USAGE}
   taskling help
@@ -49,6 +50,8 @@ ${ENDPOINT_USAGE}
   is a JSON string or {"text": ...}; each output line is {"input": i, "line": n, ...result}
   or {"input": i, "line": n, "error": {...}} (line numbers count blank lines too).
   --folder is the workspace adapter folder (default .taskling/adapters under the current folder).
+  run and eval use the adapter file's "model": {"path": DIR} when --model is not given (e.g. a
+  folder written by import-hf or import-gguf).
   Exit codes: 0 ok, 1 error, 2 bad usage, 130 interrupted (Ctrl-C).`;
 
 const GENERATE_OPTIONS: OptionSpec = {
@@ -85,6 +88,8 @@ async function command(cmd: string | undefined, rest: string[]): Promise<number>
         return await evalCommand(rest, { usage: USAGE, engineOptions, resolveAdapter });
       case 'import-gguf':
         return await importGgufCommand(rest);
+      case 'import-hf':
+        return await importHfCommand(rest);
       case 'export-training':
         return await exportTrainingCommand(rest, { usage: USAGE, resolveAdapter });
       case 'export-requests':
@@ -339,9 +344,8 @@ async function run(argv: string[]): Promise<number> {
   const a = parseArgs('run', argv, RUN_OPTIONS);
   if (flag(a, 'help')) { console.log(USAGE); return 0; }
   const id = opt(a, 'adapter');
-  const model = opt(a, 'model');
   const endpoint = opt(a, 'endpoint') !== undefined; // --model is then the server's model name (optional)
-  if (!id || (!model && !endpoint)) throw usageError('run', '--adapter and --model are required (see taskling help)');
+  if (!id) throw usageError('run', '--adapter is required (see taskling help)');
   const inputFile = opt(a, 'input');
   if (inputFile !== undefined && a.positionals.length) throw usageError('run', 'give either --input or text, not both');
   checkEndpointMix(a);
@@ -356,6 +360,9 @@ async function run(argv: string[]): Promise<number> {
 
   const adapter = await resolveAdapter(id, opt(a, 'folder'));
   if (!adapter) return 1;
+  // --model, else the adapter file's "model": {"path": DIR} (made absolute against the file by loadAdapterFile).
+  const model = opt(a, 'model') ?? (endpoint ? undefined : adapter.model?.path);
+  if (!model && !endpoint) throw usageError('run', `--model is required (adapter ${adapter.id} names no model folder)`);
 
   // `-` (alone, or as --input) means standard input, with the same checks as a file.
   const fromStdin = inputFile === '-' || (a.positionals.length === 1 && a.positionals[0] === '-');

@@ -1,8 +1,8 @@
 /**
- * Worker-thread entry of the GGUF import (bundled as dist/importWorker.js; out/src/worker/importMain.js
- * unbundled), started by {@link ./importThread}. Used by `taskling import-gguf` and by the VS Code
- * command "Taskling: Import Model from GGUF…", so neither the CLI's nor the extension host's main
- * thread runs the conversion.
+ * Worker-thread entry of the model imports (bundled as dist/importWorker.js; out/src/worker/importMain.js
+ * unbundled), started by {@link ./importThread}. Used by `taskling import-gguf`, `taskling import-hf`
+ * (a Hugging Face checkpoint folder) and by the VS Code command "Taskling: Import Model from
+ * GGUF…", so neither the CLI's nor the extension host's main thread runs the conversion.
  *
  * The conversion is synchronous for ~30-40 s (the graph builder pulls every tensor through
  * synchronous callbacks), so on the caller's own thread no SIGINT / SIGTERM listener, stdout
@@ -16,11 +16,13 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { importGguf, probeGguf, type ImportOptions } from '../core/import/importGguf';
+import { importHf, type HfImportOptions } from '../core/import/importHf';
 
 /** What the caller hands the worker. `stop` holds one Int32: 1 = stop as soon as possible. */
 export type ImportWorkerData =
   | { kind: 'import'; file: string; out: string; opts: Omit<ImportOptions, 'signal' | 'onLog' | 'onProgress'>; stop: SharedArrayBuffer }
-  | { kind: 'probe'; file: string; stop: SharedArrayBuffer };
+  | { kind: 'probe'; file: string; stop: SharedArrayBuffer }
+  | { kind: 'importHf'; dir: string; out: string; opts: Omit<HfImportOptions, 'signal' | 'onLog' | 'onProgress'>; stop: SharedArrayBuffer };
 
 if (parentPort) {
   const port = parentPort;
@@ -28,14 +30,14 @@ if (parentPort) {
   const flag = new Int32Array(data.stop);
   // importGguf only reads `signal.aborted` (between tensors and hash reads), which a getter over the shared flag answers synchronously.
   const signal = { get aborted() { return Atomics.load(flag, 0) === 1; } } as unknown as AbortSignal;
-  const work: Promise<unknown> = data.kind === 'probe'
-    ? probeGguf(data.file)
-    : importGguf(data.file, data.out, {
-      ...data.opts,
-      signal,
-      onLog: (line) => port.postMessage({ kind: 'log', line }),
-      onProgress: (p) => port.postMessage({ kind: 'progress', p }),
-    });
+  const hooks = {
+    signal,
+    onLog: (line: string) => port.postMessage({ kind: 'log', line }),
+    onProgress: (p: unknown) => port.postMessage({ kind: 'progress', p }),
+  };
+  const work: Promise<unknown> = data.kind === 'probe' ? probeGguf(data.file)
+    : data.kind === 'importHf' ? importHf(data.dir, data.out, { ...data.opts, ...hooks })
+      : importGguf(data.file, data.out, { ...data.opts, ...hooks });
   work.then(
     (result) => port.postMessage({ kind: 'done', result }),
     (e: unknown) => {

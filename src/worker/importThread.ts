@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { GgufProbe, ImportOptions, ImportProgress, ImportResult } from '../core/import/importGguf';
 import { CancelledError, TasklingError, type TasklingErrorCode } from '../core/errors';
+import type { HfImportOptions } from '../core/import/importHf';
 import type { ImportWorkerData } from './importMain';
 
 /** The worker entry next to this module: dist/importWorker.js (bundle) or out/src/worker/importMain.js. */
@@ -71,4 +72,16 @@ export function importInThread(file: string, out: string, opts: ImportOptions = 
  */
 export function probeInThread(file: string, signal?: AbortSignal): Promise<GgufProbe> {
   return runThread<GgufProbe>({ kind: 'probe', file, stop: new SharedArrayBuffer(4) }, signal);
+}
+
+/**
+ * `importHf(dir, out, opts)` (a Hugging Face Gemma 3 checkpoint folder, see
+ * ../core/import/importHf.ts) in a worker thread, with the same options and result;
+ * `opts.signal` aborting makes it stop at its next check, remove its temporary folder and reject
+ * with CancelledError.
+ * @throws the import's TasklingError, rebuilt from the worker's message (code, message, file).
+ */
+export function importHfInThread(dir: string, out: string, opts: HfImportOptions = {}): Promise<ImportResult> {
+  const { signal, onLog, onProgress, ...plain } = opts;
+  return runThread<ImportResult>({ kind: 'importHf', dir, out, opts: plain, stop: new SharedArrayBuffer(4) }, signal, onLog, onProgress);
 }

@@ -59,7 +59,7 @@ describe('taskling CLI: usage', () => {
 
   test('missing --model is a usage error', () => {
     assertUsage(cli(['generate', 'hello']), /taskling generate: --model and a prompt are required/);
-    assertUsage(cli(['run', '--adapter', 'sentiment', 'hello']), /taskling run: --adapter and --model are required/);
+    assertUsage(cli(['run', '--adapter', 'sentiment', 'hello']), /taskling run: --model is required \(adapter sentiment names no model folder\)/);
   });
 
   test('bad option values are refused before the model loads', () => {

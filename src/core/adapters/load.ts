@@ -316,8 +316,8 @@ export async function loadAdapterFile(path: string, kind: AdapterSource['kind'] 
     const got = await readManifestText(file);
     if ('error' in got) return { errors: [{ file, jsonPath: '', message: got.error, severity: 'error' }] };
     const r = parseAdapterText(got.text, file);
-    // A run-time LoRA is named relative to its manifest: made absolute here, where the file is known.
-    if (r.adapter?.model?.lora && !isAbsolute(r.adapter.model.lora)) r.adapter.model = { ...r.adapter.model, lora: resolve(dirname(file), r.adapter.model.lora) };
+    // A model folder and a run-time LoRA are named relative to their manifest: made absolute here, where the file is known.
+    if (r.adapter?.model) r.adapter.model = resolveModelRef(r.adapter, { kind, file });
     // Its files are checked now (config and safetensors header, not the weights), so a missing or
     // broken LoRA marks this adapter broken at load; shapes against the model are checked at first use.
     const loraProblem = r.adapter?.model?.lora ? checkPeftLoraFiles(r.adapter.model.lora) : null;

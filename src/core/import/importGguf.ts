@@ -11,20 +11,19 @@
  * The container is parsed with @huggingface/gguf (header, metadata, tensor offsets); each tensor is
  * read from the file and dequantized to float32 here ({@link ./ggmlDequant}), then requantized into
  * the graph's MatMulNBits blocks (symmetric 4-bit block 32, or 8-bit where {@link WeightMapping}
- * says) by the graph builder shared with the test-model generator ({@link ./gemma3Graph}).
- * Everything is written to a temporary folder beside DIR and renamed to DIR at the end, so DIR
- * never holds a half-written model.
+ * says) by the graph builder shared with the test-model generator ({@link ./gemma3Graph}), through
+ * the writer shared with the Hugging Face checkpoint import ({@link ./modelWriter}): everything is
+ * written to a temporary folder beside DIR and renamed to DIR at the end, so DIR never holds a
+ * half-written model.
  */
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { removeStaleTempFolders } from './staleTemp';
-import { basename, dirname, join, resolve } from 'node:path';
+import { closeSync, existsSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { gguf } from '@huggingface/gguf';
-import { CancelledError, TasklingError } from '../errors';
-import { buildGemma3Graph, Gemma3Dims, gemma3ConfigJson, QuantizedTensorReport } from './gemma3Graph';
+import { TasklingError } from '../errors';
+import { Gemma3Dims, gemma3ConfigJson } from './gemma3Graph';
 import { dequantize, ggmlBytes, ggmlTypeInfo, ggmlTypeName, SUPPORTED_GGML_TYPES } from './ggmlDequant';
 import { buildTokenizerFiles, GgufVocab } from './ggufTokenizer';
-import { ExternalDataWriter } from './onnxBuilder';
+import { abortCheck, checkOutDir, CommonImportOptions, ConversionStats, sha256File, writeJson, writeModelFolder } from './modelWriter';
 
 /** Version of the importer, recorded in taskling-import.json (bump when the output changes). */
 export const IMPORTER_VERSION = '1';
@@ -41,36 +40,13 @@ export const IMPORTER_VERSION = '1';
 export type WeightMapping = 'q4' | 'q8' | 'auto';
 export const WEIGHT_MAPPINGS: readonly WeightMapping[] = ['q4', 'q8', 'auto'];
 
-export interface ImportOptions {
+/** Options of {@link importGguf} (`rotaryPositions` defaults to the GGUF's context_length). */
+export interface ImportOptions extends CommonImportOptions {
   /** Linear-weight mapping (default `q4`). */
   weights?: WeightMapping;
-  /** Also write onnx/model.onnx (fp32 weights, ~1.1 GB for 270M). */
-  fp32?: boolean;
-  /** Replace DIR when it exists (default: refuse). */
-  overwrite?: boolean;
-  /** Rows of the rotary caches (default: the GGUF's context_length). */
-  rotaryPositions?: number;
-  signal?: AbortSignal;
-  /** Progress, never going back; see {@link ImportProgress}. */
-  onProgress?: (p: ImportProgress) => void;
-  /** One line per event worth logging (assumed defaults, tokenizer evidence, per-tensor errors). */
-  onLog?: (line: string) => void;
 }
 
-/**
- * One progress report of {@link importGguf}.
- * - `fraction`: [0, 1] of the work (tensor bytes read and converted; 1 at the end);
- * - `stage`: what runs now, e.g. `reading the GGUF header`, `building the tokenizer`,
- *   `model_q4.onnx: blk.3.ffn_up.weight` (graph file: GGUF tensor), `hashing the GGUF`,
- *   `moving into place`, `done`;
- * - `tensors` (while the weights are converted): GGUF tensors finished so far over all graphs
- *   and the total (the GGUF's tensor count times the graphs written: 1, or 2 with fp32).
- */
-export interface ImportProgress {
-  fraction: number;
-  stage: string;
-  tensors?: { done: number; total: number };
-}
+export type { ImportProgress } from './modelWriter';
 
 /** Conversion error of one stored tensor, against the dequantized GGUF values. */
 export interface TensorConversion {
@@ -106,7 +82,6 @@ interface TensorInfo {
 }
 
 const MAGIC = 'GGUF';
-const TEMP_PREFIX = '.taskling-import-';
 
 function err(code: 'MODEL_FILE_INVALID' | 'MODEL_FILE_TRUNCATED' | 'MODEL_MISMATCH' | 'MODEL_UNSUPPORTED' | 'MODEL_FILE_MISSING' | 'TOKENIZER_INVALID', file: string, msg: string): TasklingError {
   return new TasklingError(code, `${file}: ${msg}`, file);
@@ -441,53 +416,6 @@ class TensorReader {
   }
 }
 
-/** Per-tensor error accumulator. */
-class ErrorStats {
-  maxAbs = 0;
-  errSq = 0;
-  srcSq = 0;
-  add(r: QuantizedTensorReport): void {
-    const { source, stored } = r;
-    for (let i = 0; i < source.length; i++) {
-      const e = stored[i] - source[i];
-      const a = Math.abs(e);
-      if (a > this.maxAbs) this.maxAbs = a;
-      this.errSq += e * e;
-      this.srcSq += source[i] * source[i];
-    }
-  }
-  get rel(): number {
-    return this.srcSq > 0 ? Math.sqrt(this.errSq / this.srcSq) : 0;
-  }
-}
-
-function sha256File(path: string, signal?: AbortSignal): string {
-  const h = createHash('sha256');
-  const fd = openSync(path, 'r');
-  const buf = Buffer.allocUnsafe(8 << 20);
-  try {
-    let n: number;
-    while ((n = readSync(fd, buf, 0, buf.length, null)) > 0) {
-      if (signal?.aborted) throw new CancelledError('The import was cancelled.');
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex');
-}
-
-/** Maps a write failure onto DISK_FULL / WRITE_FAILED naming the folder. */
-function writeError(e: unknown, outDir: string): TasklingError {
-  if (e instanceof TasklingError) return e;
-  const code = (e as NodeJS.ErrnoException).code;
-  const msg = (e as Error).message ?? String(e);
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new TasklingError('DISK_FULL', `No space left on the disk of ${outDir} while writing the imported model (${msg}). Free some space (the q4 model needs about 0.5 GB for Gemma 3 270M, fp32 1.2 GB more) and run the import again; nothing was left in ${outDir}.`, outDir);
-  }
-  return new TasklingError('WRITE_FAILED', `Cannot write the imported model beside ${outDir}: ${msg}. Choose a folder you can write to; nothing was left in ${outDir}.`, outDir);
-}
-
 /**
  * Imports a Gemma 3 GGUF into `outDir` (see the module comment).
  * @throws TasklingError: `MODEL_FILE_MISSING` / `MODEL_FILE_INVALID` / `MODEL_FILE_TRUNCATED`
@@ -502,11 +430,9 @@ export async function importGguf(file: string, outDir: string, opts: ImportOptio
   const log = opts.onLog ?? (() => {});
   const progress = opts.onProgress ?? (() => {});
   const signal = opts.signal;
-  const checkAbort = () => { if (signal?.aborted) throw new CancelledError('The import was cancelled.'); };
+  const checkAbort = abortCheck(signal);
   const out = resolve(outDir);
-  if (existsSync(out) && !opts.overwrite && (!statSync(out).isDirectory() || readdirSync(out).length > 0)) {
-    throw new TasklingError('INVALID_REQUEST', `${out} already exists and is not empty; choose another folder or pass --force to replace it.`, out);
-  }
+  checkOutDir(out, opts.overwrite);
 
   progress({ fraction: 0, stage: 'reading the GGUF header' });
   const f = await openGguf(file);
@@ -530,144 +456,69 @@ export async function importGguf(file: string, outDir: string, opts: ImportOptio
   const linearBits = (hf: string): 4 | 8 => (mapping === 'q8' ? 8 : mapping === 'auto' && sourceBits(hf) > 4 ? 8 : 4);
   const lmHeadBits: 4 | 8 = mapping === 'q4' ? 4 : mapping === 'q8' || sourceBits('model.embed_tokens.weight') > 4 ? 8 : 4;
 
-  const parent = dirname(out);
-  try { mkdirSync(parent, { recursive: true }); } catch (e) { throw writeError(e, out); }
-  for (const s of removeStaleTempFolders(parent, TEMP_PREFIX)) log(`removed ${s.path}: the temporary folder of an import that did not finish (its process ${s.pid} is gone)`);
-  const tmp = join(parent, `${TEMP_PREFIX}${basename(out)}-${process.pid}-${Date.now()}`);
   const reader = new TensorReader(f);
-  const conversions = new Map<string, { stats: ErrorStats; target: string; gguf: string; name: string }>();
-  const graphCount = opts.fp32 ? 2 : 1;
-  const totalBytes = [...f.tensors.values()].reduce((a, t) => a + t.bytes, 0) * graphCount;
-  let doneBytes = 0;
-  // Tensors finished, per graph file (the tied embedding is read a second time for an 8-bit lm_head: counted once).
-  const finished = new Set<string>();
-  const tensorsTotal = f.tensors.size * graphCount;
-  const advance = (bytes: number, stage: string, finishedTensor?: string) => {
-    doneBytes += bytes;
-    if (finishedTensor) finished.add(`${stage.split(':')[0]}/${finishedTensor}`);
-    progress({ fraction: Math.min(0.95, 0.02 + 0.93 * Math.min(1, doneBytes / totalBytes)), stage, tensors: { done: finished.size, total: tensorsTotal } });
-  };
+  const tensorOf = (hf: string) => f.tensors.get(ggufTensorName(hf))!;
   try {
-    mkdirSync(join(tmp, 'onnx'), { recursive: true });
-    const weights = (pass: string) => ({
-      norm: (hf: string) => {
-        checkAbort();
-        const t = f.tensors.get(ggufTensorName(hf))!;
-        const w = reader.rows(t, 0, 1);
-        advance(t.bytes, `${pass}: ${t.name}`, t.name);
-        return w;
+    const written = writeModelFolder({
+      out, dims, fp32: opts.fp32, producer: `taskling-import-gguf ${IMPORTER_VERSION}`, linearBits, lmHeadBits,
+      source: {
+        norm: (hf) => reader.rows(tensorOf(hf), 0, 1),
+        linear: (hf) => { const t = tensorOf(hf); return reader.rows(t, 0, t.ne[1]); },
+        embeddingRows: function* (hf, rows) {
+          const t = tensorOf(hf);
+          const chunk = 8192;
+          for (let r = 0; r < rows; r += chunk) yield reader.rows(t, r, Math.min(chunk, rows - r));
+        },
       },
-      linear: (hf: string) => {
+      sourceBytes: (hf) => tensorOf(hf).bytes,
+      sourceName: ggufTensorName,
+      tensorCount: f.tensors.size,
+      passBytes: [...f.tensors.values()].reduce((a, t) => a + t.bytes, 0),
+      signal, onProgress: progress, onLog: log,
+      finish: (tmp, graphs) => {
+        const tensors = tensorTable(f, graphs.conversions);
+        progress({ fraction: 0.95, stage: 'hashing the GGUF' });
+        const sha256 = sha256File(f.path, signal);
         checkAbort();
-        const t = f.tensors.get(ggufTensorName(hf))!;
-        const w = reader.rows(t, 0, t.ne[1]);
-        advance(t.bytes, `${pass}: ${t.name}`, t.name);
-        return w;
-      },
-      embeddingRows: function* (hf: string, rows: number) {
-        const t = f.tensors.get(ggufTensorName(hf))!;
-        const chunk = 8192;
-        for (let r = 0; r < rows; r += chunk) {
-          checkAbort();
-          const n = Math.min(chunk, rows - r);
-          yield reader.rows(t, r, n);
-          advance((t.bytes * n) / rows, `${pass}: ${t.name}`, r + n >= rows ? t.name : undefined);
-        }
+        const eos = [vocab.eos];
+        const eot = vocab.tokens.indexOf('<end_of_turn>');
+        if (eot >= 0 && !eos.includes(eot)) eos.push(eot);
+        if (vocab.tokens[1] === '<eos>' && !eos.includes(1)) eos.push(1);
+        eos.sort((a, b) => a - b);
+        writeJson(join(tmp, 'config.json'), gemma3ConfigJson(dims, { bos: vocab.bos, eos: vocab.eos, pad: vocab.pad }, {
+          taskling_import: { source: basename(f.path), sha256, weights: mapping, rotary_cache_positions: dims.rotaryCachePositions },
+        }));
+        writeJson(join(tmp, 'generation_config.json'), {
+          bos_token_id: vocab.bos, eos_token_id: eos, pad_token_id: vocab.pad, do_sample: true, top_k: 64, top_p: 0.95,
+          transformers_version: '4.55.0',
+        });
+        writeFileSync(join(tmp, 'tokenizer.json'), JSON.stringify(tok.tokenizerJson));
+        writeJson(join(tmp, 'tokenizer_config.json'), tok.tokenizerConfig);
+        writeJson(join(tmp, 'special_tokens_map.json'), tok.specialTokensMap);
+        writeJson(join(tmp, 'taskling-import.json'), {
+          importer: 'taskling import-gguf', importer_version: IMPORTER_VERSION,
+          source: { file: basename(f.path), bytes: f.size, sha256, name, architecture: 'gemma3', metadata_keys: Object.keys(f.metadata).length },
+          weights: mapping, fp32: !!opts.fp32, notes, op_counts: graphs.opCounts,
+          tensors: tensors.map((t) => ({ ...t, maxAbsError: Number(t.maxAbsError.toPrecision(4)), relRmsError: Number(t.relRmsError.toPrecision(4)) })),
+        });
       },
     });
-    const report = (r: QuantizedTensorReport) => {
-      const key = r.name;
-      let c = conversions.get(key);
-      if (!c) {
-        const g = r.name === 'lm_head.weight' ? 'token_embd.weight' : ggufTensorName(r.name);
-        c = { stats: new ErrorStats(), target: r.bits === 32 ? 'f32' : `q${r.bits}`, gguf: g, name: r.name };
-        conversions.set(key, c);
-      }
-      c.stats.add(r);
-    };
-    const graphs: { dtype: 'q4' | 'fp32'; file: string }[] = [{ dtype: 'q4', file: 'model_q4.onnx' }];
-    if (opts.fp32) graphs.push({ dtype: 'fp32', file: 'model.onnx' });
-    const opCounts: Record<string, Record<string, number>> = {};
-    for (const gdef of graphs) {
-      const writer = new ExternalDataWriter(join(tmp, 'onnx', `${gdef.file}_data`), `${gdef.file}_data`);
-      let built;
-      try {
-        built = buildGemma3Graph(dims, weights(gdef.file), writer, {
-          dtype: gdef.dtype, producer: `taskling-import-gguf ${IMPORTER_VERSION}`,
-          linearBits, lmHeadBits, report: gdef.dtype === 'q4' ? report : undefined,
-        });
-      } finally {
-        writer.close();
-      }
-      writeFileSync(join(tmp, 'onnx', gdef.file), built.graphBytes);
-      opCounts[gdef.file] = built.opCounts;
-    }
-    // Norms are stored as read (float32): record them with zero error.
-    const tensors: TensorConversion[] = [];
-    for (const t of f.tensors.values()) {
-      if (t.ne.length === 1) tensors.push({ gguf: t.name, name: t.name, shape: t.ne, sourceType: ggmlTypeName(t.type), target: 'f32', maxAbsError: 0, relRmsError: 0 });
-    }
-    for (const c of conversions.values()) {
-      const t = f.tensors.get(c.gguf)!;
-      tensors.push({ gguf: c.gguf, name: c.name, shape: [t.ne[1], t.ne[0]], sourceType: ggmlTypeName(t.type), target: c.target, maxAbsError: c.stats.maxAbs, relRmsError: c.stats.rel });
-    }
-
-    progress({ fraction: 0.95, stage: 'hashing the GGUF' });
-    const sha256 = sha256File(f.path, signal);
-    checkAbort();
-    const eos = [vocab.eos];
-    const eot = vocab.tokens.indexOf('<end_of_turn>');
-    if (eot >= 0 && !eos.includes(eot)) eos.push(eot);
-    if (vocab.tokens[1] === '<eos>' && !eos.includes(1)) eos.push(1);
-    eos.sort((a, b) => a - b);
-    const j = (o: unknown) => JSON.stringify(o, null, 2) + '\n';
-    writeFileSync(join(tmp, 'config.json'), j(gemma3ConfigJson(dims, { bos: vocab.bos, eos: vocab.eos, pad: vocab.pad }, {
-      taskling_import: { source: basename(f.path), sha256, weights: mapping, rotary_cache_positions: dims.rotaryCachePositions },
-    })));
-    writeFileSync(join(tmp, 'generation_config.json'), j({
-      bos_token_id: vocab.bos, eos_token_id: eos, pad_token_id: vocab.pad, do_sample: true, top_k: 64, top_p: 0.95,
-      transformers_version: '4.55.0',
-    }));
-    writeFileSync(join(tmp, 'tokenizer.json'), JSON.stringify(tok.tokenizerJson));
-    writeFileSync(join(tmp, 'tokenizer_config.json'), j(tok.tokenizerConfig));
-    writeFileSync(join(tmp, 'special_tokens_map.json'), j(tok.specialTokensMap));
-    writeFileSync(join(tmp, 'taskling-import.json'), j({
-      importer: 'taskling import-gguf', importer_version: IMPORTER_VERSION,
-      source: { file: basename(f.path), bytes: f.size, sha256, name, architecture: 'gemma3', metadata_keys: Object.keys(f.metadata).length },
-      weights: mapping, fp32: !!opts.fp32, notes, op_counts: opCounts,
-      tensors: tensors.map((t) => ({ ...t, maxAbsError: Number(t.maxAbsError.toPrecision(4)), relRmsError: Number(t.relRmsError.toPrecision(4)) })),
-    }));
-    checkAbort();
-    progress({ fraction: 0.99, stage: 'moving into place' });
-    if (existsSync(out)) {
-      const old = join(parent, `${TEMP_PREFIX}${basename(out)}-old-${process.pid}-${Date.now()}`);
-      renameSync(out, old);
-      try { renameSync(tmp, out); } catch (e) { renameSync(old, out); throw e; }
-      rmSync(old, { recursive: true, force: true });
-    } else {
-      renameSync(tmp, out);
-    }
-    const files = listFiles(out);
-    progress({ fraction: 1, stage: 'done' });
-    return { outDir: out, files, tensors, seconds: (performance.now() - t0) / 1000, notes };
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    if (e instanceof TasklingError) throw e;
-    throw writeError(e, out);
+    return { outDir: written.outDir, files: written.files, tensors: tensorTable(f, written.conversions), seconds: (performance.now() - t0) / 1000, notes };
   } finally {
     reader.close();
   }
 }
 
-function listFiles(dir: string, rel = ''): { path: string; bytes: number }[] {
-  const outList: { path: string; bytes: number }[] = [];
-  for (const name of readdirSync(join(dir, rel)).sort()) {
-    const p = rel ? `${rel}/${name}` : name;
-    const full = join(dir, p);
-    const st = statSync(full);
-    if (st.isDirectory()) outList.push(...listFiles(dir, p));
-    else outList.push({ path: p, bytes: st.size });
+/** Per-tensor rows: norms (stored as read, float32, zero error) then each quantized weight against its dequantized GGUF values. */
+function tensorTable(f: GgufFile, conversions: ConversionStats[]): TensorConversion[] {
+  const tensors: TensorConversion[] = [];
+  for (const t of f.tensors.values()) {
+    if (t.ne.length === 1) tensors.push({ gguf: t.name, name: t.name, shape: t.ne, sourceType: ggmlTypeName(t.type), target: 'f32', maxAbsError: 0, relRmsError: 0 });
   }
-  return outList;
+  for (const c of conversions) {
+    const g = c.name === 'lm_head.weight' ? 'token_embd.weight' : ggufTensorName(c.name);
+    const t = f.tensors.get(g)!;
+    tensors.push({ gguf: g, name: c.name, shape: [t.ne[1], t.ne[0]], sourceType: ggmlTypeName(t.type), target: c.target, maxAbsError: c.maxAbsError, relRmsError: c.relRmsError });
+  }
+  return tensors;
 }
-

@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { TasklingError } from '../errors';
+import { decodeFloat32, firstNonFinite, FLOAT_DTYPES, parseSafetensors as parseSafetensorsHeader, type SafetensorsEntry, type SafetensorsFail } from './safetensors';
 
 /** The seven projections a LoRA may target, in graph order within a layer. */
 export const LORA_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
@@ -103,90 +104,26 @@ export interface LoraWeights {
   byteLength: number;
 }
 
-interface SafetensorsEntry { dtype: string; shape: number[]; begin: number; end: number }
-
-const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1 };
+const SAVE_AGAIN = 'Save the adapter again.';
 
 /**
- * Parses a safetensors file's header and checks every tensor's byte range against the file.
+ * Parses a LoRA's safetensors header (./safetensors.ts with LoRA errors).
  * @throws LoraError `LORA_FILE_TRUNCATED` (shorter than its header or a tensor's end),
  *   `LORA_FILE_INVALID` (header not JSON / malformed entries).
  */
-export function parseSafetensors(bytes: Uint8Array, file: string, fileSize = bytes.length): { tensors: Map<string, SafetensorsEntry>; dataStart: number } {
-  if (fileSize < 8 || bytes.length < 8) throw new LoraError('LORA_FILE_TRUNCATED', `${file} is ${fileSize} bytes, shorter than a safetensors header (8 bytes): it is truncated or not a safetensors file. Save the adapter again.`, file);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = view.getBigUint64(0, true);
-  if (n > BigInt(fileSize - 8) || n > BigInt(bytes.length - 8)) throw new LoraError('LORA_FILE_TRUNCATED', `${file}: its header says ${n} bytes of JSON but the file has ${fileSize - 8} after the length: it is truncated (or not a safetensors file). Save the adapter again.`, file);
-  let header: unknown;
-  try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + Number(n))));
-  } catch (e) {
-    throw new LoraError('LORA_FILE_INVALID', `${file}: the safetensors header is not valid JSON (${(e as Error).message}); the file is corrupt or not a safetensors file.`, file);
-  }
-  if (!header || typeof header !== 'object' || Array.isArray(header)) throw new LoraError('LORA_FILE_INVALID', `${file}: the safetensors header is not a JSON object.`, file);
-  const dataStart = 8 + Number(n);
-  const dataLen = fileSize - dataStart;
-  const tensors = new Map<string, SafetensorsEntry>();
-  for (const [name, v] of Object.entries(header as Record<string, unknown>)) {
-    if (name === '__metadata__') continue;
-    const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    const shapeOk = Array.isArray(e?.shape) && e.shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0);
-    const offsOk = Array.isArray(e?.data_offsets) && e.data_offsets.length === 2 && e.data_offsets.every((d) => Number.isSafeInteger(d) && (d as number) >= 0);
-    if (typeof e?.dtype !== 'string' || !shapeOk || !offsOk) throw new LoraError('LORA_FILE_INVALID', `${file}: tensor ${JSON.stringify(name)} has a malformed header entry (needs dtype, shape, data_offsets).`, file);
-    const [begin, end] = e.data_offsets as number[];
-    const shape = e.shape as number[];
-    if (end > dataLen) throw new LoraError('LORA_FILE_TRUNCATED', `${file}: tensor ${name} ends at byte ${end} of the data but the file holds ${dataLen}: the file is truncated. Save the adapter again.`, file);
-    const per = DTYPE_BYTES[e.dtype];
-    const count = shape.reduce((a, b) => a * b, 1);
-    if (end < begin || (per !== undefined && end - begin !== count * per)) throw new LoraError('LORA_FILE_INVALID', `${file}: tensor ${name} (${e.dtype} [${shape.join(', ')}]) has ${end - begin} bytes of data, expected ${per === undefined ? '?' : count * per}.`, file);
-    tensors.set(name, { dtype: e.dtype, shape, begin, end });
-  }
-  return { tensors, dataStart };
+function parseSafetensors(bytes: Uint8Array, file: string, fileSize = bytes.length): { tensors: Map<string, SafetensorsEntry>; dataStart: number } {
+  const fail: SafetensorsFail = (fault, message) => new LoraError(fault === 'truncated' ? 'LORA_FILE_TRUNCATED' : 'LORA_FILE_INVALID', message, file);
+  return parseSafetensorsHeader(bytes, file, fileSize, fail, SAVE_AGAIN);
 }
 
 /** float32 values of one tensor (F32, F16 or BF16). */
 function toFloat32(bytes: Uint8Array, dataStart: number, t: SafetensorsEntry, name: string, file: string): Float32Array {
+  if (!FLOAT_DTYPES.includes(t.dtype)) throw new LoraError('LORA_DTYPE_UNSUPPORTED', `${file}: tensor ${name} is ${t.dtype}; LoRA tensors must be F32, F16 or BF16. Save the adapter in one of those (peft's default keeps the training dtype).`, file);
   const n = t.shape.reduce((a, b) => a * b, 1);
-  const at = bytes.byteOffset + dataStart + t.begin;
-  const view = new DataView(bytes.buffer, at, t.end - t.begin);
-  // Typed-array views where the data is aligned (little-endian hosts: every platform Node runs on here).
-  const u16 = at % 2 === 0 ? new Uint16Array(bytes.buffer, at, n) : null;
-  const out = new Float32Array(n);
-  if (t.dtype === 'F32') {
-    if (at % 4 === 0) out.set(new Float32Array(bytes.buffer, at, n));
-    else for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
-  } else if (t.dtype === 'BF16') {
-    const u = new Uint32Array(out.buffer);
-    if (u16) for (let i = 0; i < n; i++) u[i] = u16[i] << 16;
-    else for (let i = 0; i < n; i++) u[i] = view.getUint16(i * 2, true) << 16;
-  } else if (t.dtype === 'F16') {
-    const table = halfTable();
-    for (let i = 0; i < n; i++) out[i] = table[u16 ? u16[i] : view.getUint16(i * 2, true)];
-  }
-  else throw new LoraError('LORA_DTYPE_UNSUPPORTED', `${file}: tensor ${name} is ${t.dtype}; LoRA tensors must be F32, F16 or BF16. Save the adapter in one of those (peft's default keeps the training dtype).`, file);
-  for (let i = 0; i < n; i++) {
-    if (out[i] - out[i] !== 0) throw new LoraError('LORA_FILE_INVALID', `${file}: tensor ${name} holds ${out[i]} at index ${i}; the adapter diverged in training or the file is corrupt.`, file);
-  }
+  const out = decodeFloat32(bytes.subarray(dataStart + t.begin, dataStart + t.end), t.dtype, n);
+  const bad = firstNonFinite(out);
+  if (bad >= 0) throw new LoraError('LORA_FILE_INVALID', `${file}: tensor ${name} holds ${out[bad]} at index ${bad}; the adapter diverged in training or the file is corrupt.`, file);
   return out;
-}
-
-let HALF: Float32Array | null = null;
-/** float32 value of every float16 bit pattern (256 KiB, built on first use). */
-function halfTable(): Float32Array {
-  if (!HALF) {
-    HALF = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) HALF[h] = half(h);
-  }
-  return HALF;
-}
-
-function half(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
 const KEY = /(?:^|\.)layers\.(\d+)\.(self_attn|mlp)\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.lora_(A|B)(?:\.default)?\.weight$/;
