@@ -8,12 +8,15 @@
 // 4. packages the VSIX (vsce --target linux-x64), installs it into a fresh code-server and runs
 //    "Taskling: Classify Selection" through the UI (command palette) from the installed VSIX,
 // 5. drives the sidebar panel as a person would (panelUi.mjs: activity bar, adapter list, Run,
-//    result bars, history); each of its checks counts as a test.
+//    result bars, history); each of its checks counts as a test,
+// 6. drives "Taskling: Import Model from GGUF…" the same way (ggufUi.mjs: file dialog, weights
+//    and folder picks, progress, Use This Model).
 // Prints `SUITE_RESULT {"passed":N,"failed":N,"skipped":N}`; exits non-zero on failure.
 // Screenshots go to .test-artifacts/ (panel-in-vscode.png: the panel with a result; a suite test
 // printing `TASKLING_SCREENSHOT <name>` gets <name>-<suite>.png of that moment).
 // Env: TASKLING_SKIP_VSIX=1 skips step 4, TASKLING_SKIP_PANEL_UI=1 skips step 5,
-// TASKLING_ONLY_PANEL_UI=1 runs only step 5, TASKLING_TEST_GREP=pattern runs only the matching
+// TASKLING_ONLY_PANEL_UI=1 runs only step 5, TASKLING_SKIP_GGUF_UI=1 / TASKLING_ONLY_GGUF_UI=1
+// skip / run only step 6, TASKLING_TEST_GREP=pattern runs only the matching
 // tests of step 3's dev suite (and no untrusted suite).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, cpSync } from 'node:fs';
@@ -22,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureCodeServer } from './codeServer.mjs';
 import { runPanelUi } from './panelUi.mjs';
+import { runGgufUi } from './ggufUi.mjs';
 
 const root = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
 const artifacts = join(root, '.test-artifacts');
@@ -251,18 +255,22 @@ async function runVsix(browser) {
 let ok = true;
 const browser = await openBrowser();
 try {
-  const only = process.env.TASKLING_ONLY_VSIX || process.env.TASKLING_ONLY_PANEL_UI;
+  const only = process.env.TASKLING_ONLY_VSIX || process.env.TASKLING_ONLY_PANEL_UI || process.env.TASKLING_ONLY_GGUF_UI;
   // TASKLING_TEST_GREP=pattern: only the dev suite's tests matching it (no untrusted suite).
   const grep = process.env.TASKLING_TEST_GREP;
   if (!only) ok = (await runSuite(browser, 'dev', { trust: false, grep })) && ok;
   // Untrusted workspace (workspace trust enabled, never granted): built-ins only.
   if (!only && !grep) ok = (await runSuite(browser, 'untrusted', { trust: true, grep: 'activates|workspace trust' })) && ok;
-  if (!process.env.TASKLING_SKIP_VSIX && !process.env.TASKLING_ONLY_PANEL_UI) {
+  if (!process.env.TASKLING_SKIP_VSIX && !process.env.TASKLING_ONLY_PANEL_UI && !process.env.TASKLING_ONLY_GGUF_UI) {
     const v = await runVsix(browser);
     if (v) counts.passed++; else { counts.failed++; ok = false; }
   }
-  if (!process.env.TASKLING_SKIP_PANEL_UI && !process.env.TASKLING_ONLY_VSIX) {
+  if (!process.env.TASKLING_SKIP_PANEL_UI && !process.env.TASKLING_ONLY_VSIX && !process.env.TASKLING_ONLY_GGUF_UI) {
     const results = await runPanelUi({ browser, makeEnv, startServer, root, artifacts, log });
+    for (const r of results) { if (r.ok) counts.passed++; else { counts.failed++; ok = false; } }
+  }
+  if (!process.env.TASKLING_SKIP_GGUF_UI && (!only || process.env.TASKLING_ONLY_GGUF_UI)) {
+    const results = await runGgufUi({ browser, makeEnv, startServer, root, artifacts, log });
     for (const r of results) { if (r.ok) counts.passed++; else { counts.failed++; ok = false; } }
   }
 } catch (e) {
