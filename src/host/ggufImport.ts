@@ -18,11 +18,11 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { conversionSummary, conversionTable } from '../core/import/conversionReport';
+import { conversionTable } from '../core/import/conversionReport';
 import type { GgufProbe, ImportProgress, ImportResult, WeightMapping } from '../core/import/importGguf';
 import { importInThread, probeInThread } from '../worker/importThread';
 import { formatBytes } from './logic/format';
-import { freeFolder, importErrorMessage, importFolderName, importProgressMessage, parseImportArgs, WEIGHT_CHOICES, type ImportArgs } from './logic/ggufImport';
+import { conversionHeadline, freeFolder, importErrorMessage, importFolderName, importProgressMessage, parseImportArgs, WEIGHT_CHOICES, type ImportArgs } from './logic/ggufImport';
 import { readConfig } from './config';
 import type { ModelSetup } from './modelSetup';
 
@@ -196,14 +196,13 @@ export class GgufImport implements vscode.Disposable {
     for (const l of conversionTable(result.tensors)) this.log.info(`[import] ${l}`);
     for (const f of result.files) this.log.info(`[import]   ${f.path} ${formatBytes(f.bytes)}`);
     this.log.info(`[import] done in ${result.seconds.toFixed(1)} s: ${result.outDir}`);
-    const summary = conversionSummary(result.tensors).slice(1).map((l) => l.trim().replace(/\s+/g, ' ')).join('; ');
     let used = false;
     if (a.use === true) {
       used = await this.useImported(result.outDir);
     } else if (a.use === undefined) {
       const useIt = 'Use This Model';
       const pick = await vscode.window.showInformationMessage(
-        `Taskling: imported ${path.basename(a.file)} into ${result.outDir} in ${result.seconds.toFixed(0)} s (${result.tensors.length} tensors; ${summary}). The conversion report is in the log.`,
+        `Taskling: imported ${path.basename(a.file)} into ${result.outDir} in ${result.seconds.toFixed(0)} s: ${conversionHeadline(result.tensors)}. The per-tensor report is in the log.`,
         useIt, 'Show Log');
       if (pick === useIt) used = await this.useImported(result.outDir);
       else if (pick) this.log.show();

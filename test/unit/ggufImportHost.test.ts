@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { freeFolder, importErrorMessage, importFolderName, importProgressMessage, parseImportArgs, WEIGHT_CHOICES } from '../../src/host/logic/ggufImport';
+import { conversionHeadline, freeFolder, importErrorMessage, importFolderName, importProgressMessage, parseImportArgs, WEIGHT_CHOICES } from '../../src/host/logic/ggufImport';
 import { importInThread, probeInThread } from '../../src/worker/importThread';
 import { readModelFolder } from '../../src/core/model/modelFolder';
 import type { ImportProgress } from '../../src/core/import/importGguf';
@@ -55,6 +55,13 @@ test('progress text names the phase, and the tensors done / total while converti
   assert.equal(importProgressMessage({ fraction: 0.4, stage: 'model_q4.onnx: blk.4.ffn_up.weight', tensors: { done: 57, total: 236 } }),
     'Converting weights (model_q4.onnx): 57 of 236 tensors, blk.4.ffn_up.weight');
   assert.equal(importProgressMessage({ fraction: 0.96, stage: 'hashing the GGUF' }), 'Hashing the GGUF (provenance)');
+});
+
+test('the result headline groups tensors by source -> target with the worst relative RMS error', () => {
+  const t = (sourceType: string, target: string, shape: number[], relRmsError: number) => ({ sourceType, target, shape, relRmsError });
+  assert.equal(conversionHeadline([t('Q5_0', 'q4', [1024, 640], 0.031), t('Q5_0', 'q4', [640, 1024], 0.0405), t('Q8_0', 'q8', [262144, 640], 0.0021), t('F32', 'f32', [640], 0), t('F32', 'f32', [640], 0)]),
+    '2 Q5_0 -> q4 (rel. RMS error up to 4.05%); 1 Q8_0 -> q8 (up to 0.21%); 2 norms as F32');
+  assert.equal(conversionHeadline([]), '');
 });
 
 test('error messages keep the core message and add what to do once', () => {

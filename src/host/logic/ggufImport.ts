@@ -4,7 +4,7 @@
  * text, error advice, and the check of the command's argument object.
  */
 import { basename, join } from 'node:path';
-import type { GgufProbe, ImportProgress, WeightMapping } from '../../core/import/importGguf';
+import type { GgufProbe, ImportProgress, TensorConversion, WeightMapping } from '../../core/import/importGguf';
 
 /** One entry of the weights quick pick. */
 export interface WeightChoice {
@@ -80,6 +80,28 @@ export function importProgressMessage(p: ImportProgress): string {
     done: 'Done',
   };
   return phases[p.stage] ?? p.stage;
+}
+
+/**
+ * One-line conversion summary for the result notification: per (GGUF block type -> stored type)
+ * pair the tensor count and the largest relative RMS error against the GGUF's values, e.g.
+ * "43 Q4_0 -> q8 (rel. RMS error up to 0.53%); 1 Q4_0 -> q4 (up to 0.00%); 37 norms as F32".
+ * Norms (1-D tensors stored as float32 unchanged) are counted apart.
+ */
+export function conversionHeadline(tensors: readonly Pick<TensorConversion, 'sourceType' | 'target' | 'shape' | 'relRmsError'>[]): string {
+  const groups = new Map<string, { n: number; worst: number }>();
+  let norms = 0;
+  for (const t of tensors) {
+    if (t.target === 'f32' && t.shape.length === 1) { norms++; continue; }
+    const k = `${t.sourceType} -> ${t.target}`;
+    const g = groups.get(k) ?? { n: 0, worst: 0 };
+    g.n++;
+    g.worst = Math.max(g.worst, t.relRmsError);
+    groups.set(k, g);
+  }
+  const parts = [...groups].map(([k, g], i) => `${g.n} ${k} (${i === 0 ? 'rel. RMS error ' : ''}up to ${(g.worst * 100).toFixed(2)}%)`);
+  if (norms) parts.push(`${norms} norms as F32`);
+  return parts.join('; ');
 }
 
 /**
