@@ -7,6 +7,8 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 VENV="$ROOT/.cache/venv"
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install --upgrade pip
-"$VENV/bin/pip" install ${TORCH_SPEC:-"torch==2.13.0+cpu" --extra-index-url https://download.pytorch.org/whl/cpu}
+# The CPU wheel of torch 2.13.0 is what pip finds here (the machine's pip configuration); elsewhere set
+# TORCH_SPEC, e.g. TORCH_SPEC="torch==2.13.0 --index-url <the PyTorch CPU index>".
+"$VENV/bin/pip" install ${TORCH_SPEC:-torch==2.13.0}
 "$VENV/bin/pip" install -r "$ROOT/tools/finetune/requirements.txt"
 echo "venv ready: $VENV/bin/python"
