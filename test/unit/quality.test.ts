@@ -9,7 +9,7 @@ import type { TaskAdapter } from '../../src/core/adapters/manifest';
 import { parseJsonLocated } from '../../src/core/adapters/load';
 import { validateAdapter } from '../../src/core/adapters/validate';
 import { appendRecord, parseDataset, readDataset, serializeRecord } from '../../src/core/datasets/store';
-import { buildReport, parseEvalRecords, scoreRecord, type RecordResult } from '../../src/core/eval';
+import { buildReport, formatReport, parseEvalRecords, scoreRecord, type RecordResult } from '../../src/core/eval';
 import {
   appendExampleEdit, buildRecord, builtinCopyText, compareView, datasetView, evalDataFromDataset, exampleFromRecord, insertLine, removeLine, reportFileName, reportView, selectionSpan, writeFileAtomic,
 } from '../../src/host/logic/quality';
@@ -233,7 +233,7 @@ test('protocol: quality messages validated, bad ones dropped', () => {
   ]) assert.equal(isPanelToHost(bad), false, JSON.stringify(bad));
 });
 
-test('worker evaluate: core/eval in the worker thread, one progress event per record, report matches the data; cancel rejects', async () => {
+test('worker evaluate: core/eval in the worker thread, one progress event per record, report matches the data; cancel answers a partial report', async () => {
   const { EngineClient, WorkerCallError } = await import('../../src/worker/client');
   const { TINY_MODEL, WORKER_ENTRY } = await import('./testPaths');
   const client = new EngineClient({ workerPath: WORKER_ENTRY });
@@ -258,7 +258,15 @@ test('worker evaluate: core/eval in the worker thread, one progress event per re
     const p = client.call('evaluate', { adapter: sentiment as unknown as Record<string, unknown>, data: data + Array.from({ length: 40 }, (_, i) => JSON.stringify({ text: `t${i}`, label: 'mixed' })).join('\n'), file: { name: 'd', sha256: 'x' } }, {
       signal: ac.signal, onEvent: (e) => { if (e.event === 'progress') ac.abort(); },
     });
-    await assert.rejects(p, (e) => e instanceof WorkerCallError && e.code === 'CANCELLED');
+    // Cancel after the first record: the answer is the report over the records done, marked partial.
+    const part = await p as import('../../src/core/eval').EvalReport;
+    assert.equal(part.partial, true);
+    assert.equal(part.run.interrupted, true);
+    assert.equal(part.run.recordsTotal, 43);
+    assert.ok(part.run.recordsDone! >= 1 && part.run.recordsDone! < 43, `records done ${part.run.recordsDone}`);
+    assert.equal(part.records.length, part.run.recordsDone);
+    assert.match(formatReport(part), /^{\n  "format": "taskling-eval-report",\n  "formatVersion": 1,\n  "partial": true,/);
+    assert.equal(report.partial, undefined, 'a complete report has no "partial"');
     await assert.rejects(client.call('evaluate', { adapter: { id: 'bad' }, data, file: { name: 'd', sha256: 'x' } }), (e) => e instanceof WorkerCallError && e.code === 'ADAPTER_INVALID');
   } finally {
     await client.dispose();

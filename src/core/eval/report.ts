@@ -4,11 +4,13 @@
  * (`taskling eval --compare`, see `compare.ts`).
  *
  * Format (`format: "taskling-eval-report"`, `formatVersion: 1`); keys always in this order:
+ * - `partial: true` only when the run was stopped before every record was done;
  * - `adapter`: id, version, task (+ multiLabel / threshold for classify);
- * - `model`: id (folder name), dir, variant, sha256 of graph + weights (`modelFileHash`);
+ * - `model`: id (folder name), dir, variant, sha256 of graph + weights (`modelFileHash`), and
+ *   `lora: {path, sha256}` when the adapter has a run-time LoRA;
  * - `data`: the file as given, its sha256, non-blank lines, records scored, lines with errors;
  * - `settings`: the options that change results (limit, bins, token budgets, prefix cache);
- * - `run`: startedAt (ISO 8601), durationMs, interrupted;
+ * - `run`: startedAt (ISO 8601), durationMs, interrupted, recordsDone, recordsTotal;
  * - `metrics`: by task (see {@link ClassifyReportMetrics} and the others) plus `latency` and `tokens`;
  * - `records`: per scored record, in file order (one line each in the saved file);
  * - `errors`: per bad line or failed record `{line, key?, stage, code, message}`.
@@ -142,10 +144,17 @@ export interface EvalReport {
   format: typeof REPORT_FORMAT;
   formatVersion: typeof REPORT_FORMAT_VERSION;
   adapter: { id: string; version: string; task: TaskAdapter['task']; multiLabel?: boolean; threshold?: number };
-  model: { id: string; dir: string; variant: string; sha256: string };
+  /**
+   * Present (`true`) only when the run was stopped (Ctrl-C, Cancel) before every record was done:
+   * the metrics then cover `run.recordsDone` of `run.recordsTotal` records.
+   */
+  partial?: true;
+  /** `lora`: the adapter's run-time LoRA (`model.lora`) the results were computed with: its folder and sha256 (adapter_model.safetensors + adapter_config.json). */
+  model: { id: string; dir: string; variant: string; sha256: string; lora?: { path: string; sha256: string } };
   data: { file: string; sha256: string; lines: number; scored: number; errors: number };
   settings: { limit: number | null; calibrationBins: number; maxNewTokens: number | null; maxContextTokens: number | null; usePrefixCache: boolean };
-  run: { startedAt: string; durationMs: number; interrupted: boolean };
+  /** `recordsDone` / `recordsTotal`: records run (scored or failed) and records to run (absent in reports written before they were added). */
+  run: { startedAt: string; durationMs: number; interrupted: boolean; recordsDone?: number; recordsTotal?: number };
   metrics: ReportMetrics;
   records: RecordResult[];
   errors: ReportError[];
@@ -296,6 +305,7 @@ export function buildReport(meta: ReportMeta, records: RecordResult[], errors: R
   return {
     format: REPORT_FORMAT,
     formatVersion: REPORT_FORMAT_VERSION,
+    ...(meta.run.interrupted ? { partial: true as const } : {}),
     adapter: { id: a.id, version: a.version, task: a.task, ...(a.task === 'classify' ? { multiLabel: !!a.multiLabel, threshold: a.threshold ?? (a.multiLabel ? 0.5 : 0) } : {}) },
     model: meta.model,
     data: { ...meta.data, scored: records.length, errors: errors.length },

@@ -27,7 +27,9 @@ export interface EvaluateOptions extends Pick<TaskOptions, 'usePrefixCache' | 'm
  * Runs `adapter` on every record and scores the results.
  * A record whose task fails is a `run` error in the report (its line and message) and the run goes
  * on; {@link OUTPUT_FAILURE_CODES} are scored as wrong answers instead. Cancellation (`signal`)
- * stops after the current record: the report covers the records done and has `interrupted: true`.
+ * stops after the current record: the report covers the records done and has `interrupted: true`
+ * and `partial: true` (`run.recordsDone` of `run.recordsTotal`). `model.lora` names the run-time
+ * LoRA (path, sha256) the results were computed with, from their provenance.
  * @param data  from `parseEvalRecords`; its `errors` become `data` errors in the report.
  * @param file  the data file's name as given and its sha256 (hex), recorded in the report.
  */
@@ -43,6 +45,8 @@ export async function evaluate(runtime: TaskRuntime, adapter: TaskAdapter, data:
     usePrefixCache: opts.usePrefixCache, maxContextTokens: opts.maxContextTokens, maxNewTokens: opts.maxNewTokens, maxStringChars: opts.maxStringChars, signal: opts.signal,
   };
   let interrupted = false;
+  let done = 0;
+  let lora: { path: string; sha256: string } | undefined;
   const n = records.length;
   for (let i = 0; i < n; i++) {
     if (opts.signal?.aborted) { interrupted = true; break; }
@@ -51,6 +55,7 @@ export async function evaluate(runtime: TaskRuntime, adapter: TaskAdapter, data:
     let outcome: { result?: RecordResult; error?: ReportError };
     try {
       const r = await runTask(runtime, adapter, rec.text, { ...taskOpts, onProgress: opts.onProgress && ((m) => opts.onProgress!(i + 1, n, m)) });
+      lora ??= r.provenance.lora;
       outcome = { result: scoreRecord(adapter, rec, r, now() - start) };
     } catch (e) {
       if (e instanceof TasklingError && e.code === 'CANCELLED') { interrupted = true; break; }
@@ -61,18 +66,19 @@ export async function evaluate(runtime: TaskRuntime, adapter: TaskAdapter, data:
     }
     if (outcome.result) results.push(outcome.result);
     if (outcome.error) errors.push(outcome.error);
+    done++;
     opts.onRecord?.(i + 1, n, outcome);
   }
   errors.sort((a, b) => a.line - b.line);
   const f = runtime.engine.folder;
   return buildReport({
     adapter,
-    model: { id: basename(f.dir), dir: f.dir, variant: f.variant, sha256: runtime.modelSha256() },
+    model: { id: basename(f.dir), dir: f.dir, variant: f.variant, sha256: runtime.modelSha256(), ...(lora ? { lora } : {}) },
     data: { file: file.name, sha256: file.sha256, lines: data.lines },
     settings: {
       limit: opts.limit ?? null, calibrationBins: opts.calibrationBins ?? 10,
       maxNewTokens: opts.maxNewTokens ?? null, maxContextTokens: opts.maxContextTokens ?? null, usePrefixCache: opts.usePrefixCache ?? true,
     },
-    run: { startedAt, durationMs: now() - t0, interrupted },
+    run: { startedAt, durationMs: now() - t0, interrupted, recordsDone: done, recordsTotal: n },
   }, results, errors);
 }
