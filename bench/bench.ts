@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // Taskling benchmark (`npm run bench`; never part of `npm test`). See bench/README.md.
-//   node out/bench/bench.js [--threads N] [--reps N] [--skip synthetic,real,acc4,transformers,llama,cold]
+//   node out/bench/bench.js [--threads N] [--reps N] [--skip synthetic,real,acc4,transformers,llama,cold,lora]
 //                           [--task-reps N] [--real-task-reps N] [--cold-reps N] [--out bench/results.json]
-// Prints the CPU and its SIMD features, the machine's read bandwidth and FMA peak, then two
+// Prints the CPU and its SIMD features, the machine's read bandwidth and FMA peak, then three
 // sections: the synthetic full-size q4 test model (ours vs transformers.js vs llama.cpp on the
-// same weights) and the real Gemma 3 270M (ours vs llama.cpp on the original GGUF, with the
-// issue's targets as PASS/FAIL lines; skipped with a note when models/real is missing).
+// same weights), the real Gemma 3 270M (ours vs llama.cpp on the original GGUF, with the
+// issue's targets as PASS/FAIL lines; skipped with a note when models/real is missing), and
+// run-time LoRAs (bench/lora.ts: switch cost vs a merged model, decode and classify with a LoRA,
+// rank 0 and no branches, memory per LoRA; on the real model, else the full test model).
 // Every runtime runs in its own child process (peak RSS per runtime), one after the other, on the
 // same prompt ids, greedy decoding, same thread count.
 import { execFileSync } from 'node:child_process';
@@ -19,6 +21,7 @@ import type { BandwidthResult } from './memBandwidth';
 import { describeCpu, readCpuInfo } from './cpuInfo';
 import { arg, buildPrompts, ceilingLines, classifyFloor, fmtMs, fmtRate, loadNow, log, mib, noteLines, PeerRun, ratio, ROOT, runChild, runPeerChild, speedCell, table, targetLines, TasksExtra } from './shared';
 import { realSection } from './realModel';
+import { loraModelDir, loraSection } from './lora';
 
 const MODEL_DIR = path.join(ROOT, 'models/test/gemma3-full');
 const GGUF = path.join(ROOT, 'models/test/gemma3-full-gguf/gemma3-full-q4_0.gguf');
@@ -162,7 +165,14 @@ async function main(): Promise<void> {
   const synthetic = skip.has('synthetic') ? null : await syntheticSection(threads, reps, skip, bw);
   const real = skip.has('real') ? { lines: ['', '== Real model: skipped (--skip real)'], json: { skipped: '--skip real' } } : await realSection({ threads, reps, skip, bw });
 
-  const out = [...top, ...(synthetic?.lines ?? ['', '== Synthetic: skipped (--skip synthetic)']), ...real.lines];
+  let lora: { lines: string[]; json: Record<string, unknown> } = { lines: ['', '== Run-time LoRA: skipped (--skip lora)'], json: { skipped: '--skip lora' } };
+  if (!skip.has('lora')) {
+    const dir = loraModelDir(MODEL_DIR);
+    if (dir === MODEL_DIR) ensureModel();
+    lora = await loraSection(dir, threads);
+  }
+
+  const out = [...top, ...(synthetic?.lines ?? ['', '== Synthetic: skipped (--skip synthetic)']), ...real.lines, ...lora.lines];
   out.push('', `load average at end ${loadNow()}`);
   console.log(out.join('\n'));
 
@@ -170,7 +180,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(outFile, JSON.stringify({
     started, finished: new Date().toISOString(),
     machine: { cpu: cpu.model, cpuId: cpu.id, simd: { present: cpu.present, absent: cpu.absent, source: cpu.source }, cores: os.cpus().length, totalMemBytes: os.totalmem(), node: process.version, loadAvgStart: load0, loadAvgEnd: os.loadavg() },
-    bandwidth: bw, synthetic: synthetic?.json ?? null, real: real.json,
+    bandwidth: bw, synthetic: synthetic?.json ?? null, real: real.json, lora: lora.json,
     table: out.join('\n'),
   }, null, 2) + '\n');
   log(`wrote ${path.relative(ROOT, outFile)}`);

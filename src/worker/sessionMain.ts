@@ -55,6 +55,9 @@ async function handle(m: ToSessionThread): Promise<void> {
     case 'unlora':
       await s.detachLora(m.sha256);
       return;
+    case 'release':
+      caches.get(m.cache)?.release();
+      return;
     case 'fork':
       caches.set(m.cache, cacheOf(m.from).fork());
       return;

@@ -31,6 +31,8 @@ export type ToSessionThread =
   /** Makes a LoRA resident (its arrays are transferred). */
   | { op: 'lora'; id: number; weights: LoraWeights }
   | { op: 'unlora'; sha256: string }
+  /** Empties cache `cache` for reuse, keeping its LoRA's feeds (even when that LoRA was detached since). */
+  | { op: 'release'; cache: number }
   | { op: 'fork'; cache: number; from: number }
   | { op: 'rewind'; cache: number; length: number }
   | { op: 'free'; cache: number }
@@ -114,7 +116,7 @@ class RemoteKVCache implements KVCacheState {
 
   release(): void {
     this.idle('release');
-    this.owner.send({ op: 'new', cache: this.id, lora: this.lora?.sha256 }); // replaces the thread's entry with an empty cache
+    this.owner.send({ op: 'release', cache: this.id });
     this.length = 0;
   }
 }

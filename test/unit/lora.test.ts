@@ -298,6 +298,38 @@ test('tasks: an adapter with model.lora runs with that LoRA in the session threa
   }
 });
 
+for (const layout of ['in this thread', 'session thread'] as const) test(`concurrent runs alternating 3 LoRAs under a bound of one LoRA (${layout}): no LoRA is evicted while a run uses it; each result equals its run alone`, async () => {
+  const engine = await Engine.load(TINY_MODEL, { variant: 'fp32', threads: 1, loraBranches: true, openSession: layout === 'session thread' ? (f, o) => ThreadedSession.load(f, o) : undefined });
+  try {
+    const sentiment = getBuiltinAdapter('sentiment') as ClassifyAdapter;
+    const adapters = ['X', 'Y', 'Z'].map((n, i) => {
+      writePeftLora(join(tmp, `race-${n}`), dims, { r: 4, alpha: 8, seed: 40 + i, sigma: 0.1 });
+      return { ...sentiment, id: `race-${n}`, model: { lora: join(tmp, `race-${n}`) } };
+    });
+    const texts = ['The update broke my build again.', 'Support answered within the hour, thanks!', 'It works, I guess.'];
+    const probs = (r: ClassifyResult) => r.labels.map((l) => [l.label, l.probability]);
+    // Each (adapter, text) alone, one at a time, with room for every LoRA.
+    const alone = new TaskRuntime(engine);
+    const want = new Map<string, unknown>();
+    for (const a of adapters) for (const t of texts) want.set(`${a.id}|${t}`, probs((await runTask(alone, a, t)) as ClassifyResult));
+    // The bound holds one LoRA: every acquire of another one evicts the previous unless it is in use.
+    const bytes = readPeftLora(adapters[0].model.lora, base).byteLength;
+    for (const usePrefixCache of [false, true]) {
+      const tight = new TaskRuntime(engine, undefined, bytes + 1);
+      const jobs = Array.from({ length: 18 }, (_, i) => ({ a: adapters[i % 3], t: texts[Math.floor(i / 3) % 3] }));
+      const got = await Promise.all(jobs.map(({ a, t }) => runTask(tight, a, t, { usePrefixCache }) as Promise<ClassifyResult>));
+      got.forEach((r, i) => {
+        assert.deepEqual(probs(r), want.get(`${jobs[i].a.id}|${jobs[i].t}`), `job ${i} (${jobs[i].a.id}, prefix cache ${usePrefixCache})`);
+        assert.equal(r.provenance.lora?.path, jobs[i].a.model.lora);
+      });
+      assert.ok(tight.loras.bytes <= bytes + 1, `after the runs the bound holds again (${tight.loras.bytes} bytes resident)`);
+      assert.equal(tight.loras.resident().length, 1);
+    }
+  } finally {
+    await engine.dispose();
+  }
+});
+
 test('an engine loaded without LoRA branches refuses an adapter with model.lora, naming the fix', async () => {
   const engine = await Engine.load(TINY_MODEL, { variant: 'q4', threads: 1 });
   try {

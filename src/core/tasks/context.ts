@@ -13,7 +13,7 @@ import type { ChatMessage, TaskPhaseName } from '../../shared/protocol';
 import type { TaskAdapter } from '../adapters/manifest';
 import { buildMessages } from '../adapters/prompt';
 import { LoraError, loraBaseDims } from '../model/lora';
-import { LoraStore, ResidentLora } from '../model/loraStore';
+import { LoraLease, LoraStore, ResidentLora } from '../model/loraStore';
 
 /** Phase of one model pass, as reported through {@link TaskOptions.onPhase} (the wire name of shared/protocol.ts). */
 export type TaskPhase = TaskPhaseName;
@@ -81,12 +81,13 @@ export class TaskRuntime {
 
   /**
    * The run-time LoRA of `adapter` (`model.lora`, an absolute path once the adapter was loaded
-   * from its file), resident in the session; null when it has none.
+   * from its file), resident in the session and pinned there until the lease is released (hand it
+   * to {@link prefill}, which releases it); null when it has none.
    * @throws LoraError (code `ADAPTER_INVALID`) for a LoRA that cannot be used (see readPeftLora),
    *   or a relative path (an adapter not loaded from a file); TasklingError `ADAPTER_INVALID` when
    *   the model was loaded without LoRA branches.
    */
-  async loraFor(adapter: TaskAdapter): Promise<ResidentLora | null> {
+  async loraFor(adapter: TaskAdapter): Promise<LoraLease | null> {
     const p = adapter.model?.lora;
     if (!p) return null;
     if (!isAbsolute(p)) throw new LoraError('LORA_FILE_MISSING', `The adapter ${JSON.stringify(adapter.id)} names the LoRA ${JSON.stringify(p)} by a relative path, which only resolves against the adapter's file; load the adapter from its *.taskling.json file or give an absolute path.`, p);
@@ -126,10 +127,19 @@ export class TaskRuntime {
 
   /**
    * Prefills `ids` into a new {@link Generator}, reusing the KV cache of `prefixIds` when
-   * `usePrefixCache` (computing and storing it on the first call).
+   * `usePrefixCache` (computing and storing it on the first call), with `lora`'s feeds (released
+   * here once the KV cache holds them, whatever happens).
    * @returns the generator and how many tokens came from the prefix cache.
    */
-  async prefill(ids: number[], prefixIds: number[], params: Omit<GeneratorParams, 'eosTokenIds'>, usePrefixCache = true, lora: ResidentLora | null = null): Promise<{ generator: Generator; prefixReused: number }> {
+  async prefill(ids: number[], prefixIds: number[], params: Omit<GeneratorParams, 'eosTokenIds'>, usePrefixCache = true, lora: LoraLease | null = null): Promise<{ generator: Generator; prefixReused: number }> {
+    try {
+      return await this.prefillWith(ids, prefixIds, params, usePrefixCache, lora);
+    } finally {
+      lora?.release();
+    }
+  }
+
+  private async prefillWith(ids: number[], prefixIds: number[], params: Omit<GeneratorParams, 'eosTokenIds'>, usePrefixCache: boolean, lora: ResidentLora | null): Promise<{ generator: Generator; prefixReused: number }> {
     throwIfAborted(params.signal);
     const full: GeneratorParams = { suppressTokenIds: this.engine.suppressTokenIds, ...params, eosTokenIds: this.engine.folder.eosTokenIds };
     const session = this.engine.session;
