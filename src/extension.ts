@@ -17,6 +17,7 @@ import { PanelProvider } from './host/panel/PanelProvider';
 import { ResultDocuments } from './host/resultDocs';
 import { StatusBar } from './host/statusBar';
 import { QualityService, registerQualityCommands } from './host/quality';
+import { registerBatchCommands } from './host/batchRun';
 
 /** What `activate` returns (integration tests use it through `extension.exports`). */
 export interface TasklingApi {
@@ -70,6 +71,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Taskli
   context.subscriptions.push(
     engine, decorations, results, controller, quality, panel, new StatusBar(engine),
     ...registerQualityCommands(quality, controller),
+    ...registerBatchCommands(controller, log),
     vscode.commands.registerCommand('taskling.setEndpointApiKey', () => endpoints.setApiKey()),
     vscode.commands.registerCommand('taskling.clearEndpointApiKey', () => endpoints.clearApiKey()),
     vscode.window.registerWebviewViewProvider(PanelProvider.viewId, panel, { webviewOptions: { retainContextWhenHidden: true } }),

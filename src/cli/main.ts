@@ -28,7 +28,8 @@ import { IMPORT_GGUF_USAGE, IMPORT_HF_USAGE, importGgufCommand, importHfCommand 
 import { evalCommand, EVAL_USAGE } from './eval';
 import { exportTrainingCommand, EXPORT_TRAINING_USAGE } from './exportTraining';
 import { checkEndpointMix, ENDPOINT_OPTIONS, ENDPOINT_USAGE, exportRequestsCommand, runOnEndpoint } from './endpoint';
-import { decodeInput, installProcessGuards, lifetime, readInput, readInputBytes, splitJsonlBytes, writeOut, type RawLine } from './io';
+import { decodeInput, installProcessGuards, lifetime, readInput, readInputBytes, splitJsonlBytes, writeOut } from './io';
+import { jsonlItems, type BatchItem } from '../core/batch';
 
 const USAGE = `Usage:
   taskling generate --model DIR [--variant V] [--schema FILE | --choice a,b | --regex RE]
@@ -93,7 +94,7 @@ async function command(cmd: string | undefined, rest: string[]): Promise<number>
       case 'export-training':
         return await exportTrainingCommand(rest, { usage: USAGE, resolveAdapter });
       case 'export-requests':
-        return await exportRequestsCommand(rest, { usage: USAGE, resolveAdapter }, parseJsonl);
+        return await exportRequestsCommand(rest, { usage: USAGE, resolveAdapter }, jsonlItems);
       case 'adapters':
         return await adapters(rest);
       case undefined:
@@ -307,39 +308,6 @@ async function problemsForId(reg: AdapterRegistry, id: string): Promise<Map<stri
   return out;
 }
 
-/** One input of a run: its text, or why its line could not be used. */
-interface InputItem {
-  /** 1-based line number in the input (JSONL only). */
-  line?: number;
-  text?: string;
-  error?: { code: string; message: string };
-}
-
-/** JSONL lines (decoded one by one, see splitJsonlBytes) into inputs; blank lines are skipped but counted in line numbers. */
-function parseJsonl(lines: RawLine[]): InputItem[] {
-  const items: InputItem[] = [];
-  lines.forEach(({ line, text: l, error }) => {
-    if (error !== undefined || l === undefined) {
-      items.push({ line, error: { code: 'INVALID_INPUT', message: `${error ?? `line ${line} is empty`}; the other lines are still run` } });
-      return;
-    }
-    let v: unknown;
-    try {
-      v = JSON.parse(l);
-    } catch (e) {
-      items.push({ line, error: { code: 'INVALID_INPUT', message: `line ${line} is not JSON (${(e as Error).message}); each line must be a JSON string or an object with a "text" field` } });
-      return;
-    }
-    const text = typeof v === 'string' ? v
-      : v && typeof v === 'object' && typeof (v as { text?: unknown }).text === 'string' ? (v as { text: string }).text
-        : undefined;
-    if (text === undefined) items.push({ line, error: { code: 'INVALID_INPUT', message: `line ${line}: expected a JSON string or an object with a "text" field` } });
-    else if (!text.trim()) items.push({ line, error: { code: 'INVALID_INPUT', message: `line ${line}: the text is empty` } });
-    else items.push({ line, text });
-  });
-  return items;
-}
-
 async function run(argv: string[]): Promise<number> {
   const a = parseArgs('run', argv, RUN_OPTIONS);
   if (flag(a, 'help')) { console.log(USAGE); return 0; }
@@ -369,16 +337,16 @@ async function run(argv: string[]): Promise<number> {
   const jsonl = flag(a, 'jsonl');
   const source = a.positionals.length && !fromStdin ? undefined : await readInputBytes(fromStdin ? '-' : inputFile);
   if (!source && (!a.positionals.length || fromStdin)) return 1;
-  let items: InputItem[];
+  let items: BatchItem[];
   if (source && jsonl) {
-    items = parseJsonl(splitJsonlBytes(source.bytes));
+    items = jsonlItems(splitJsonlBytes(source.bytes));
   } else {
     const decoded = source ? decodeInput(source.bytes, source.name) : { text: a.positionals.join(' ') };
     if ('error' in decoded) {
       console.error(`taskling: ${decoded.error}`);
       return 1;
     }
-    items = jsonl ? parseJsonl(splitJsonlBytes(Buffer.from(decoded.text))) : [{ text: decoded.text }];
+    items = jsonl ? jsonlItems(splitJsonlBytes(Buffer.from(decoded.text))) : [{ text: decoded.text }];
   }
   if (!items.length || (!jsonl && !items[0].text?.trim())) {
     console.error('taskling run: the input is empty; give the text, --input FILE, or pipe text on standard input');
