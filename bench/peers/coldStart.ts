@@ -32,6 +32,7 @@ runPeer(r, async () => {
     r.extra = {
       coldStartMs: t2 - t0, engineLoadMs: t1 - t0, firstClassifyMs: t2 - t1,
       tokenizerLoadMs: e.info.tokenizerLoadMs, sessionLoadMs: e.info.sessionLoadMs,
+      tokenizerPhases: e.tokenizer.loadTimings, engineNotes: e.info.engineNotes,
       top: (res as { top?: string | null }).top ?? null, tokens: res.provenance.tokens,
     };
     await e.dispose();

@@ -25,6 +25,11 @@ export interface EngineOptions extends SessionOptions {
    * passes one that runs the graph in a thread of its own (src/worker/sessionThread.ts).
    */
   openSession?: (folder: ModelFolder, opts: SessionOptions) => Promise<ForwardSession>;
+  /**
+   * Folder for the tokenizer's compact form when the model folder is not writable (see
+   * GemmaTokenizer.fromModelDir). Default: `TASKLING_CACHE_DIR`, else the user cache folder.
+   */
+  tokenizerCacheDir?: string;
 }
 
 /** Streaming and cancellation hooks of one call. */
@@ -80,9 +85,9 @@ export class Engine {
     const t0 = performance.now();
     const variant = opts.variant ?? 'q4';
     const folder = readModelFolder(modelDir, variant);
-    const { openSession = CausalLMSession.load, variant: _v, ...sessionOpts } = opts;
+    const { openSession = CausalLMSession.load, variant: _v, tokenizerCacheDir, ...sessionOpts } = opts;
     const sessionP = openSession(folder, sessionOpts);
-    const tokP = GemmaTokenizer.fromModelDir(modelDir).catch((e: unknown) => {
+    const tokP = GemmaTokenizer.fromModelDir(modelDir, { cacheDir: tokenizerCacheDir }).catch((e: unknown) => {
       if (e instanceof TokenizerFileError) throw new TasklingError('TOKENIZER_INVALID', `${e.message}. ${e.advice ?? 'The file may be truncated: download the model again or choose another folder.'}`, e.file);
       throw e;
     });
@@ -108,7 +113,7 @@ export class Engine {
       sessionLoadMs: session.loadMs,
       tokenizerLoadMs: tokenizer.loadTimings.totalMs,
       loadMs: performance.now() - t0,
-      engineNotes: session.logitsNote,
+      engineNotes: [session.logitsNote, tokenizer.compactNote].filter(Boolean).join('; ') || undefined,
     };
     return new Engine(folder, session, tokenizer, info);
   }

@@ -12,6 +12,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
+import {
+  BpeInternals, CompactTokenizer, buildCompact, compactFormDisabled, compactLocations, defaultCacheDir, installRankTable,
+  readCompact, serializeCompact, sourceKey, TOKENIZERS_LIBRARY_VERSION, writeCompact,
+} from './compactForm';
 
 /** One chat message as accepted by the Gemma 3 chat template. `content` is plain text. */
 export interface ChatMessage {
@@ -48,14 +52,34 @@ export interface ChatTemplateOptions {
 
 /** Timings of {@link GemmaTokenizer.fromModelDir}, in ms (wall clock, `performance.now()`). */
 export interface TokenizerLoadTimings {
-  /** Reading both files from disk. */
+  /** Reading both files from disk (and the compact form, when one is read). */
   readMs: number;
-  /** `JSON.parse` of both files. */
+  /** sha256 of both files (the compact form's key), checking and decoding the compact form (its body sha256, vocab strings); 0 when the compact form is off. */
+  hashMs: number;
+  /** `JSON.parse` of tokenizer_config.json, and of tokenizer.json unless the compact form was used. */
   parseMs: number;
-  /** Building the `@huggingface/tokenizers` object (BPE merges table, regexes). */
+  /** Building the `@huggingface/tokenizers` object (vocab and merge tables) and checking the chat template. */
   constructMs: number;
+  /** Building and writing the compact form after a load from tokenizer.json; 0 otherwise. */
+  writeMs: number;
   /** Whole load. */
   totalMs: number;
+  /** Where the vocab and merges came from: `compact` (the checked compact form) or `json` (tokenizer.json). */
+  source: 'compact' | 'json';
+}
+
+/** Options of {@link GemmaTokenizer.fromModelDir}. */
+export interface TokenizerLoadOptions {
+  /**
+   * Use and keep the compact form (see compactForm.ts). Default true, unless the environment sets
+   * `TASKLING_TOKENIZER_CACHE=0`. Off: tokenizer.json is parsed every time and nothing is written.
+   */
+  compact?: boolean;
+  /**
+   * Folder for the compact form when the model folder is not writable (one file per key).
+   * Default: `TASKLING_CACHE_DIR`, else the user cache folder (`~/.cache/taskling` on Linux).
+   */
+  cacheDir?: string;
 }
 
 /**
@@ -101,24 +125,56 @@ function tokenContent(t: string | { content: string } | undefined): string | und
   return typeof t === 'string' ? t : t?.content;
 }
 
-async function readJson<T>(file: string): Promise<{ value: T; readMs: number; parseMs: number }> {
-  const t0 = performance.now();
-  let text: string;
+async function readBytes(file: string): Promise<Buffer> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new TokenizerFileError(file, code === 'ENOENT' ? 'file not found' : `cannot read (${code === 'EACCES' ? 'permission denied, EACCES' : code ?? String(err)})`, {
       cause: err, advice: code === 'ENOENT' ? undefined : 'Make the file readable by the user running Taskling, or choose another model folder.',
     });
   }
-  const t1 = performance.now();
+}
+
+function parseJson<T>(file: string, bytes: Buffer): T {
   try {
-    const value = JSON.parse(text) as T;
-    return { value, readMs: t1 - t0, parseMs: performance.now() - t1 };
+    return JSON.parse(bytes.toString('utf8')) as T;
   } catch (err) {
     throw new TokenizerFileError(file, `invalid JSON (${(err as Error).message})`, { cause: err });
   }
+}
+
+/** The library's BPE model inside `lib`, checked to have the fields the compact form replaces. */
+function bpeModel(lib: Tokenizer): BpeInternals {
+  const model = (lib as unknown as { model?: BpeInternals }).model;
+  if (!model || typeof model.add_node !== 'function' || !(model.tokens_to_ids instanceof Map) || !Array.isArray(model.vocab) || !(model.bpe_ranks instanceof Map)) {
+    throw new Error(`@huggingface/tokenizers internals changed: no BPE tables to replace (expected version ${TOKENIZERS_LIBRARY_VERSION})`);
+  }
+  return model;
+}
+
+/**
+ * Gives the library tokenizer `lib`, constructed from `form.skeleton` (empty vocab and merges),
+ * the tables it would have built from the full tokenizer.json: `tokens_to_ids` and `vocab` in the
+ * order the BPE constructor builds them, `unk_token_id`, then the added tokens written over them
+ * as the Tokenizer constructor does, and the merge ranks as an id-pair table (installRankTable).
+ */
+function adoptCompactTables(lib: Tokenizer, form: CompactTokenizer): void {
+  const model = bpeModel(lib);
+  const added = (lib as unknown as LibraryInternals).added_tokens as unknown as { content: string; id: number }[];
+  const map = new Map<string, number>();
+  const { vocabKeys, vocabIds } = form;
+  for (let i = 0; i < vocabKeys.length; i++) map.set(vocabKeys[i], vocabIds[i]);
+  model.tokens_to_ids = map;
+  model.unk_token_id = map.get(model.unk_token as string);
+  const vocab = new Array<string>(map.size);
+  for (const [k, v] of map) vocab[v] = k;
+  for (const t of added) {
+    map.set(t.content, t.id);
+    vocab[t.id] = t.content;
+  }
+  model.vocab = vocab;
+  installRankTable(model, form.merges);
 }
 
 /**
@@ -202,7 +258,13 @@ export class GemmaTokenizer {
   /** Id of `pad_token` from tokenizer_config.json, or undefined. */
   readonly padId: number | undefined;
   /** Load timings in ms; zeros when built with the constructor directly. */
-  loadTimings: TokenizerLoadTimings = { readMs: 0, parseMs: 0, constructMs: 0, totalMs: 0 };
+  loadTimings: TokenizerLoadTimings = { readMs: 0, hashMs: 0, parseMs: 0, constructMs: 0, writeMs: 0, totalMs: 0, source: 'json' };
+  /**
+   * What {@link fromModelDir} did with the compact form, for the load log: e.g. `tokenizer from
+   * the compact form /m/.tokenizer.taskling-compact.bin`, or `tokenizer.json parsed (no compact
+   * form yet); compact form written to ...`. Empty when built with the constructor directly.
+   */
+  compactNote = '';
 
   private readonly tokenizer: Tokenizer;
   private readonly template: Template | undefined;
@@ -218,18 +280,25 @@ export class GemmaTokenizer {
   private piecesCache: string[] | undefined;
 
   /**
-   * Builds from already-parsed files.
-   * @param tokenizerJson parsed tokenizer.json (BPE model with `vocab` object and `added_tokens`).
+   * Builds from already-parsed files, or from a compact form.
+   * @param tokenizerJson parsed tokenizer.json (BPE model with `vocab` object and `added_tokens`);
+   *   with `compact`, its `skeleton`.
    * @param config parsed tokenizer_config.json.
+   * @param compact the vocab and merges in compact form (compactForm.ts), read by fromModelDir.
    * @throws Error when tokenizer.json has no `model.vocab` or the chat template does not parse.
    */
-  constructor(tokenizerJson: object, config: object) {
+  constructor(tokenizerJson: object, config: object, compact?: CompactTokenizer) {
     const tj = tokenizerJson as TokenizerJson;
     this.config = config as TokenizerConfigJson;
     const vocab = tj.model?.vocab;
     if (!vocab || typeof vocab !== 'object') throw new Error('tokenizer.json has no model.vocab object');
     const raw: string[] = [];
-    for (const key in vocab) raw[vocab[key]] = key;
+    if (compact) {
+      const { vocabKeys, vocabIds } = compact;
+      for (let i = 0; i < vocabKeys.length; i++) raw[vocabIds[i]] = vocabKeys[i];
+    } else {
+      for (const key in vocab) raw[vocab[key]] = key;
+    }
     const added = tj.added_tokens ?? [];
     for (const a of added) raw[a.id] = a.content;
     for (let i = 0; i < raw.length; i++) if (raw[i] === undefined) raw[i] = '';
@@ -239,6 +308,7 @@ export class GemmaTokenizer {
     for (const a of added) if (a.special) this.special[a.id] = 1;
 
     this.tokenizer = new Tokenizer(tokenizerJson, config);
+    if (compact) adoptCompactTables(this.tokenizer, compact);
     this.plain = plainTextView(this.tokenizer);
     this.specialContents = added.filter((a) => a.special && a.content).map((a): [string, number] => [a.content, a.id]).sort((x, y) => y[0].length - x[0].length);
 
@@ -263,26 +333,78 @@ export class GemmaTokenizer {
 
   /**
    * Loads `tokenizer.json` and `tokenizer_config.json` from a model folder (e.g. the
-   * onnx-community/gemma-3-270m-it-ONNX snapshot). Takes ~2.5-3.5 s for Gemma 3's 33 MB file,
-   * mostly JSON.parse and building the BPE merges table; timings land in {@link loadTimings}.
+   * onnx-community/gemma-3-270m-it-ONNX snapshot).
+   *
+   * With the compact form on (the default, see {@link TokenizerLoadOptions}): both files are read
+   * as bytes and hashed, and the compact form keyed by that hash is used when one is found in the
+   * model folder (`.tokenizer.taskling-compact.bin`) or the cache folder and passes its checks
+   * (key, format and library version, size, body sha256), with the same encodings as from the
+   * JSON (tokenizerCompact.test.ts). Gemma 3, 2-core machine with a load average of ~13: 0.75-1.1 s
+   * this way, 3.4-7.7 s from tokenizer.json (JSON.parse and the 514,906-entry merges table; idle
+   * ~3 s). Otherwise tokenizer.json is parsed and the compact form is
+   * written for next time: into the model folder, or the cache folder when that is not writable;
+   * a stale, truncated or corrupt one is replaced. What happened is in {@link compactNote},
+   * timings in {@link loadTimings}.
    * @param dir folder holding both files.
    * @throws TokenizerFileError naming the file that is missing, unreadable or not valid JSON,
    *   or whose content the tokenizer library rejects; tokenizer_config.json when its
-   *   `chat_template` does not parse or fails to render a one-message user chat.
+   *   `chat_template` does not parse or fails to render a one-message user chat. A compact form
+   *   that cannot be read or written is never an error (the note says so).
    */
-  static async fromModelDir(dir: string): Promise<GemmaTokenizer> {
+  static async fromModelDir(dir: string, opts: TokenizerLoadOptions = {}): Promise<GemmaTokenizer> {
     const t0 = performance.now();
     const tokFile = join(dir, 'tokenizer.json');
     const cfgFile = join(dir, 'tokenizer_config.json');
-    const [tok, cfg] = await Promise.all([readJson<object>(tokFile), readJson<object>(cfgFile)]);
-    const t1 = performance.now();
-    let result: GemmaTokenizer;
-    try {
-      result = new GemmaTokenizer(tok.value, cfg.value);
-      releaseConstructionTables(tok.value as TokenizerJson);
-    } catch (err) {
-      if (err instanceof ChatTemplateError) throw new TokenizerFileError(cfgFile, err.message, { cause: err, advice: TEMPLATE_ADVICE });
-      throw new TokenizerFileError(tokFile, `invalid tokenizer data (${(err as Error).message})`, { cause: err });
+    const useCompact = opts.compact ?? !compactFormDisabled();
+    const [tokBytes, cfgBytes] = await Promise.all([readBytes(tokFile), readBytes(cfgFile)]);
+    let readMs = performance.now() - t0;
+    let hashMs = 0;
+    let found: ReturnType<typeof readCompact> = { problems: [], readMs: 0, checkMs: 0 };
+    let locations: string[] = [];
+    let key = '';
+    if (useCompact) {
+      const th = performance.now();
+      key = sourceKey(tokBytes, cfgBytes);
+      hashMs = performance.now() - th;
+      locations = compactLocations(dir, key, opts.cacheDir ?? defaultCacheDir());
+      found = readCompact(locations, key);
+      readMs += found.readMs;
+      hashMs += found.checkMs;
+    }
+    const tParse = performance.now();
+    const cfg = parseJson<object>(cfgFile, cfgBytes);
+    let parseMs = performance.now() - tParse;
+    let result: GemmaTokenizer | undefined;
+    let fromCompact = false;
+    const notes: string[] = [];
+    let tConstruct = performance.now();
+    if (found.form) {
+      try {
+        result = new GemmaTokenizer(found.form.skeleton, cfg, found.form);
+        fromCompact = true;
+        notes.push(`tokenizer from the compact form ${found.file}`);
+      } catch (err) {
+        if (err instanceof ChatTemplateError) throw new TokenizerFileError(cfgFile, err.message, { cause: err, advice: TEMPLATE_ADVICE });
+        notes.push(`compact form ${found.file} not used (${(err as Error).message})`);
+      }
+    }
+    let writeMs = 0;
+    if (!result) {
+      const tp = performance.now();
+      const tok = parseJson<object>(tokFile, tokBytes);
+      parseMs += performance.now() - tp;
+      tConstruct = performance.now();
+      try {
+        result = new GemmaTokenizer(tok, cfg);
+      } catch (err) {
+        if (err instanceof ChatTemplateError) throw new TokenizerFileError(cfgFile, err.message, { cause: err, advice: TEMPLATE_ADVICE });
+        throw new TokenizerFileError(tokFile, `invalid tokenizer data (${(err as Error).message})`, { cause: err });
+      }
+      const tw = performance.now();
+      if (useCompact) notes.push(result.keepCompactForm(tok, key, locations, found.problems));
+      else notes.push('tokenizer.json parsed (compact form off)');
+      writeMs = performance.now() - tw;
+      releaseConstructionTables(tok as TokenizerJson);
     }
     // A template that parses but raises (raise_exception, an unknown filter) would otherwise fail
     // every run with a message that names no file: render a one-message chat once, now.
@@ -295,12 +417,32 @@ export class GemmaTokenizer {
     }
     const t2 = performance.now();
     result.loadTimings = {
-      readMs: Math.max(tok.readMs, cfg.readMs),
-      parseMs: tok.parseMs + cfg.parseMs,
-      constructMs: t2 - t1,
-      totalMs: t2 - t0,
+      readMs, hashMs, parseMs, constructMs: t2 - tConstruct - writeMs, writeMs, totalMs: t2 - t0, source: fromCompact ? 'compact' : 'json',
     };
+    result.compactNote = notes.join('; ');
     return result;
+  }
+
+  /**
+   * After a load from tokenizer.json: builds the compact form from the parsed JSON `tok` (before
+   * its construction tables are released), writes it to the first writable of `locations`, and
+   * switches this tokenizer's merge lookup to the same id-pair table the compact form loads into
+   * (drops the library's 514,906-key string table). `key` is the sourceKey of the files;
+   * `problems` are the reasons found files were not used (stale, truncated, ...).
+   * @returns the note for {@link compactNote}.
+   */
+  private keepCompactForm(tok: object, key: string, locations: string[], problems: string[]): string {
+    const why = problems.length ? ` (${problems.join('; ')})` : ' (no compact form yet)';
+    let form: ReturnType<typeof buildCompact>;
+    try {
+      form = buildCompact(tok as { model?: Record<string, unknown> }, bpeModel(this.tokenizer));
+    } catch (err) {
+      form = { unsupported: (err as Error).message };
+    }
+    if ('unsupported' in form) return `tokenizer.json parsed${why}; no compact form: ${form.unsupported}`;
+    installRankTable(bpeModel(this.tokenizer), form.merges);
+    const written = writeCompact(locations, serializeCompact(form, key));
+    return `tokenizer.json parsed${why}; ${written.file ? `compact form written to ${written.file}` : `compact form not written: ${written.problems.join('; ')}`}`;
   }
 
   /**
