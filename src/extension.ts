@@ -83,7 +83,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Taskli
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (!e.affectsConfiguration('taskling')) return;
       engine.refreshIdleState();
-      if (e.affectsConfiguration('taskling.adapterFolders') || e.affectsConfiguration('taskling.adapters')) void controller.reloadAdapters();
+      // The model too: run-time LoRAs are checked against its config.json when adapters load.
+      if (e.affectsConfiguration('taskling.adapterFolders') || e.affectsConfiguration('taskling.adapters') || e.affectsConfiguration('taskling.modelPath') || e.affectsConfiguration('taskling.modelVariant')) void controller.reloadAdapters();
     }),
     vscode.workspace.onDidGrantWorkspaceTrust(() => {
       log.info('[trust] workspace trusted: loading workspace adapters and settings');

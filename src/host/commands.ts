@@ -17,6 +17,7 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { AdapterRegistry, loadAdapterFolder, loadAdaptersFromSettings, RegisteredAdapter } from '../core/adapters/load';
+import { loraBaseDimsOfFolder } from '../core/model/lora';
 import type { TaskAdapter } from '../core/adapters/manifest';
 import type { ExtractResult } from '../core/tasks/extract';
 import type { ClassifyResult } from '../core/tasks/classify';
@@ -133,19 +134,25 @@ export class TasklingController implements vscode.Disposable {
   // -------------------------------------------------------------------------------------------
   // Adapters
 
-  /** Reloads workspace/settings adapters (workspace ones only when trusted). */
+  /**
+   * Reloads workspace/settings adapters (workspace ones only when trusted). Run-time LoRAs are
+   * checked against the configured model's config.json here, so one made for another model marks
+   * its adapter broken now rather than failing its first run.
+   */
   async reloadAdapters(): Promise<void> {
     const cfg = readConfig();
+    const modelDir = cfg.modelPath || this.setup.downloadedFolder(cfg.variant);
+    const loraBase = modelDir ? loraBaseDimsOfFolder(modelDir) : undefined;
     const ws = { adapters: [] as Awaited<ReturnType<typeof loadAdapterFolder>>['adapters'], errors: [] as Awaited<ReturnType<typeof loadAdapterFolder>>['errors'] };
     if (cfg.trusted) {
       for (const dir of cfg.adapterFolders) {
-        const r = await loadAdapterFolder(dir, 'workspace');
+        const r = await loadAdapterFolder(dir, 'workspace', loraBase);
         ws.adapters.push(...r.adapters);
         ws.errors.push(...r.errors);
       }
     }
     this.registry.setWorkspace(ws);
-    this.registry.setSettings(await loadAdaptersFromSettings(cfg.adapters, cfg.baseDir));
+    this.registry.setSettings(await loadAdaptersFromSettings(cfg.adapters, cfg.baseDir, loraBase));
     for (const p of this.registry.problems()) this.log[p.severity === 'note' ? 'info' : 'warn'](`[adapters] ${p.file}${p.jsonPath ? ` ${p.jsonPath}` : ''}: ${p.message}`);
     this.log.info(`[adapters] ${this.registry.list().length} adapters (${ws.adapters.length} from workspace folders${cfg.trusted ? '' : '; workspace adapters ignored until the workspace is trusted'})`);
   }

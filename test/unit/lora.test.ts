@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readModelFolder } from '../../src/core/model/modelFolder';
 import { CausalLMSession } from '../../src/core/model/session';
-import { LoraError, loraBaseDims, LoraModule, readPeftLora, LORA_MODULES } from '../../src/core/model/lora';
+import { LoraError, loraBaseDims, loraBaseDimsOfFolder, LoraModule, readPeftLora, LORA_MODULES } from '../../src/core/model/lora';
 import { PrefixCache } from '../../src/core/generation/prefixCache';
 import { Engine } from '../../src/core/engine';
 import { ThreadedSession } from '../../src/worker/sessionThread';
@@ -19,7 +19,7 @@ import { TaskRuntime, runTask } from '../../src/core/tasks';
 import type { ClassifyResult } from '../../src/core/tasks/classify';
 import type { ClassifyAdapter } from '../../src/core/adapters/manifest';
 import { getBuiltinAdapter } from '../../src/core/adapters/builtin';
-import { loadAdapterFile } from '../../src/core/adapters/load';
+import { loadAdapterFile, loadAdapterFolder, loadAdaptersFromSettings } from '../../src/core/adapters/load';
 import { TasklingError } from '../../src/core/errors';
 import { TINY_MODEL } from './testPaths';
 import { LoraMatrices, safetensorsBytes, writeMergedFp32, writeMergedQ4, writePeftLora } from './loraFixtures';
@@ -373,4 +373,49 @@ test('loadAdapterFile marks an adapter whose LoRA files are missing or broken, a
     assert.equal(r.errors[0].jsonPath, '/model/lora');
     assert.match(r.errors[0].message, want, name);
   }
+});
+
+test('adapters loaded for a model: a LoRA of other shapes, layers or ranks marks its adapter broken at /model/lora at load; without the model only the files are checked', async () => {
+  const dir = join(tmp, 'manifests-model');
+  mkdirSync(join(dir, 'loras'), { recursive: true });
+  const forModel = loraBaseDimsOfFolder(TINY_MODEL);
+  assert.deepEqual(forModel, base, 'dims from the folder\'s config.json');
+  assert.equal(loraBaseDimsOfFolder(join(tmp, 'no-such-model')), undefined);
+  const cases: [string, () => void, RegExp | null][] = [
+    ['fits', () => writePeftLora(join(dir, 'loras', 'fits'), dims, { r: 4, alpha: 8, modules: ['q_proj', 'down_proj'], seed: 1 }), null],
+    ['hidden128', () => writePeftLora(join(dir, 'loras', 'hidden128'), { ...dims, modules: { ...dims.modules, q_proj: [128, 1024] } }, { r: 4, alpha: 8, modules: ['q_proj'], seed: 1 }), /LORA_SHAPE_MISMATCH.*another model/],
+    ['layers', () => writePeftLora(join(dir, 'loras', 'layers'), { ...dims, layers: dims.layers + 2 }, { r: 4, alpha: 8, modules: ['v_proj'], seed: 1 }), new RegExp(`LORA_TARGET_MISMATCH.*layer ${dims.layers}.*${dims.layers} layers`)],
+    ['rank', () => writePeftLora(join(dir, 'loras', 'rank'), dims, { r: 4, alpha: 8, modules: ['k_proj'], seed: 1, config: { r: 8 } }), /LORA_RANK_INVALID.*says 8/],
+    ['targets', () => writePeftLora(join(dir, 'loras', 'targets'), dims, { r: 4, alpha: 8, modules: ['q_proj', 'up_proj'], seed: 1, config: { target_modules: ['q_proj'] } }), /LORA_TARGET_MISMATCH.*up_proj/],
+  ];
+  for (const [name, make, want] of cases) {
+    make();
+    writeFileSync(join(dir, `${name}.taskling.json`), JSON.stringify({ ...getBuiltinAdapter('sentiment'), id: `lora-${name}`, model: { lora: `loras/${name}` } }));
+    const withModel = await loadAdapterFile(join(dir, `${name}.taskling.json`), 'workspace', forModel);
+    const without = await loadAdapterFile(join(dir, `${name}.taskling.json`));
+    assert.deepEqual(without.errors, [], `${name}: the files alone are fine`);
+    if (!want) {
+      assert.deepEqual(withModel.errors, [], name);
+      assert.ok(withModel.adapter);
+      continue;
+    }
+    assert.equal(withModel.adapter, undefined, name);
+    assert.equal(withModel.errors.length, 1, name);
+    assert.equal(withModel.errors[0].jsonPath, '/model/lora');
+    assert.match(withModel.errors[0].message, want, name);
+    // The same LoRA fails readPeftLora with the same kind at first use.
+    const kind = /^(LORA_[A-Z_]+)/.exec(withModel.errors[0].message)![1];
+    assert.throws(() => readPeftLora(join(dir, 'loras', name), base), (e: unknown) => e instanceof LoraError && e.kind === kind);
+  }
+  // A folder: the broken ones are reported, the fitting one loads; other adapters are unaffected.
+  const folder = await loadAdapterFolder(dir, 'workspace', forModel);
+  assert.deepEqual(folder.adapters.map((a) => a.adapter.id), ['lora-fits']);
+  assert.deepEqual(folder.errors.map((e) => e.file.split('/').pop()).sort(), ['hidden128.taskling.json', 'layers.taskling.json', 'rank.taskling.json', 'targets.taskling.json']);
+  // Settings: a path entry and an inline adapter with an absolute LoRA path.
+  const inline = { ...getBuiltinAdapter('sentiment'), id: 'inline-lora', model: { lora: join(dir, 'loras', 'hidden128') } };
+  const st = await loadAdaptersFromSettings(['fits.taskling.json', inline], dir, forModel);
+  assert.deepEqual(st.adapters.map((a) => a.adapter.id), ['lora-fits']);
+  assert.equal(st.errors.length, 1);
+  assert.equal(st.errors[0].jsonPath, '/1/model/lora');
+  assert.match(st.errors[0].message, /LORA_SHAPE_MISMATCH/);
 });

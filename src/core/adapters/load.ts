@@ -14,7 +14,7 @@
  */
 import { open, readdir } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { checkPeftLoraFiles } from '../model/lora';
+import { checkPeftLoraFiles, LoraBaseDims } from '../model/lora';
 import { BUILTIN_ADAPTERS, builtinFileName } from './builtin';
 import {
   MANIFEST_SUFFIX,
@@ -307,10 +307,15 @@ async function readManifestText(file: string): Promise<{ text: string } | { erro
  * @returns `{adapter, errors}`: `adapter` (with `source: {kind, file: absolutePath}`) when the
  *   file is valid; otherwise `errors`, each naming the file: unreadable, not a regular file, over
  *   {@link MAX_MANIFEST_BYTES}, not UTF-8, invalid JSON or nested deeper than
- *   {@link MAX_MANIFEST_DEPTH} (with line/column), schema or semantic violations (JSON Pointers).
+ *   {@link MAX_MANIFEST_DEPTH} (with line/column), schema or semantic violations (JSON Pointers),
+ *   a run-time LoRA (`model.lora`) whose files are missing or broken, or, given `loraBase`, whose
+ *   tensors do not fit that model (at `/model/lora`).
+ * @param loraBase dims of the model the adapters are loaded for ({@link loraBaseDims} of its
+ *   config.json): LoRA shapes, layers and target modules are checked against it now, not at the
+ *   first run. Without it only what the LoRA's own files say is checked.
  *   Never throws: an unexpected failure inside validation is reported as this file's error.
  */
-export async function loadAdapterFile(path: string, kind: AdapterSource['kind'] = 'workspace'): Promise<{ adapter?: LoadedAdapter; errors: AdapterError[] }> {
+export async function loadAdapterFile(path: string, kind: AdapterSource['kind'] = 'workspace', loraBase?: LoraBaseDims): Promise<{ adapter?: LoadedAdapter; errors: AdapterError[] }> {
   const file = resolve(path);
   try {
     const got = await readManifestText(file);
@@ -319,8 +324,8 @@ export async function loadAdapterFile(path: string, kind: AdapterSource['kind'] 
     // A model folder and a run-time LoRA are named relative to their manifest: made absolute here, where the file is known.
     if (r.adapter?.model) r.adapter.model = resolveModelRef(r.adapter, { kind, file });
     // Its files are checked now (config and safetensors header, not the weights), so a missing or
-    // broken LoRA marks this adapter broken at load; shapes against the model are checked at first use.
-    const loraProblem = r.adapter?.model?.lora ? checkPeftLoraFiles(r.adapter.model.lora) : null;
+    // broken LoRA, or one of another model (with loraBase), marks this adapter broken at load.
+    const loraProblem = r.adapter?.model?.lora ? checkPeftLoraFiles(r.adapter.model.lora, loraBase) : null;
     if (loraProblem) return { errors: [{ file, jsonPath: '/model/lora', message: loraProblem.message, severity: 'error' }] };
     return r.adapter ? { adapter: { adapter: r.adapter, source: { kind, file } }, errors: [] } : { errors: r.errors };
   } catch (e) {
@@ -351,9 +356,10 @@ export async function readManifestId(path: string): Promise<string | undefined> 
  *
  * @param dir   folder path, e.g. `<workspace>/.taskling/adapters` (the default location).
  * @param kind  source kind to record (`workspace` by default).
+ * @param loraBase  dims of the model the adapters are for: see {@link loadAdapterFile}.
  * Never throws.
  */
-export async function loadAdapterFolder(dir: string, kind: AdapterSource['kind'] = 'workspace'): Promise<LoadResult> {
+export async function loadAdapterFolder(dir: string, kind: AdapterSource['kind'] = 'workspace', loraBase?: LoraBaseDims): Promise<LoadResult> {
   const folder = resolve(dir);
   let names: string[];
   try {
@@ -366,7 +372,7 @@ export async function loadAdapterFolder(dir: string, kind: AdapterSource['kind']
     return { adapters: [], errors: [{ file: folder, jsonPath: '', message: `cannot read folder: ${(e as Error).message}`, severity: 'error' }] };
   }
   // loadAdapterFile never rejects: one bad file is one file's errors, the others still load.
-  const results = await Promise.all(names.map((n) => loadAdapterFile(join(folder, n), kind)));
+  const results = await Promise.all(names.map((n) => loadAdapterFile(join(folder, n), kind, loraBase)));
   return collect(results);
 }
 
@@ -378,16 +384,21 @@ export async function loadAdapterFolder(dir: string, kind: AdapterSource['kind']
  *
  * @param entries  the setting value (non-arrays give one error).
  * @param baseDir  folder for relative paths (default `process.cwd()`).
+ * @param loraBase  dims of the model the adapters are for: see {@link loadAdapterFile} (an inline
+ *   adapter's absolute `model.lora` is checked too).
  * Never throws.
  */
-export async function loadAdaptersFromSettings(entries: unknown, baseDir = process.cwd()): Promise<LoadResult> {
+export async function loadAdaptersFromSettings(entries: unknown, baseDir = process.cwd(), loraBase?: LoraBaseDims): Promise<LoadResult> {
   if (entries === undefined || entries === null) return { adapters: [], errors: [] };
   if (!Array.isArray(entries)) {
     return { adapters: [], errors: [{ file: '<settings>', jsonPath: '', message: 'must be an array of manifest paths or inline manifests', severity: 'error' }] };
   }
   const results = await Promise.all(entries.map(async (entry, i) => {
-    if (typeof entry === 'string') return loadAdapterFile(isAbsolute(entry) ? entry : join(baseDir, entry), 'settings');
+    if (typeof entry === 'string') return loadAdapterFile(isAbsolute(entry) ? entry : join(baseDir, entry), 'settings', loraBase);
     const r = validateAdapter(entry, '<settings>');
+    const lora = r.adapter?.model?.lora;
+    const loraProblem = lora && isAbsolute(lora) ? checkPeftLoraFiles(lora, loraBase) : null;
+    if (loraProblem) return { errors: [{ file: '<settings>', jsonPath: `/${i}/model/lora`, message: loraProblem.message, severity: 'error' as const }] };
     if (r.adapter) return { adapter: { adapter: r.adapter, source: { kind: 'settings' as const } }, errors: [] };
     return { errors: r.errors.map((e) => ({ ...e, jsonPath: `/${i}${e.jsonPath}` })) };
   }));

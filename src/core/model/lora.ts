@@ -72,6 +72,20 @@ export function loraBaseDims(config: { num_hidden_layers: number; hidden_size: n
   };
 }
 
+/**
+ * {@link LoraBaseDims} of the model folder `dir` (its config.json, as the engine reads it), or
+ * undefined when the folder cannot be read as a Gemma 3 model (loading the model then says why).
+ */
+export function loraBaseDimsOfFolder(dir: string): LoraBaseDims | undefined {
+  try {
+    const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Parameters<typeof loraBaseDims>[0];
+    const keys = ['num_hidden_layers', 'hidden_size', 'num_attention_heads', 'num_key_value_heads', 'head_dim'] as const;
+    return keys.every((k) => Number.isInteger(c[k]) && c[k] > 0) ? loraBaseDims(c) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The LoRA of one projection, laid out as the graph's branch inputs take it. */
 export interface LoraPair {
   layer: number;
@@ -239,15 +253,53 @@ function readLoraConfig(configFile: string): LoraConfig {
 export function readPeftLora(path: string, base: LoraBaseDims): LoraWeights {
   const { dir, weightsFile, configFile } = loraPaths(path);
   const configBytes = readLoraFile(configFile, 'adapter_config.json');
-  const { cfg, r, alpha, rslora, targets, targetRe } = parseLoraConfig(configBytes, configFile);
+  const config = parseLoraConfig(configBytes, configFile);
   const bytes = readLoraFile(weightsFile, basename(weightsFile));
 
   const parsed = parseSafetensors(bytes, weightsFile);
-  const tensors = parsed.tensors;
   // The data region in a buffer of its own, so tensors sit at aligned offsets (the JSON header's
   // length is arbitrary) and are read through typed-array views.
   const data = new Uint8Array(bytes.subarray(parsed.dataStart));
-  const dataStart = 0;
+  const pairs: LoraPair[] = [];
+  for (const s of checkLoraTensors(parsed.tensors, config, base, weightsFile)) {
+    const { rank, inF, outF } = s;
+    const a0 = toFloat32(data, 0, s.A[1], s.A[0], weightsFile); // [r, in]
+    const b0 = toFloat32(data, 0, s.B[1], s.B[0], weightsFile); // [out, r]
+    const al = patternValue(config.cfg.alpha_pattern, s.modulePath) ?? config.alpha;
+    const scale = config.rslora ? al / Math.sqrt(rank) : al / rank;
+    const a = new Float32Array(inF * rank);
+    for (let k = 0; k < rank; k++) for (let i = 0; i < inF; i++) a[i * rank + k] = a0[k * inF + i];
+    const b = new Float32Array(rank * outF);
+    for (let o = 0; o < outF; o++) for (let k = 0; k < rank; k++) b[k * outF + o] = scale * b0[o * rank + k];
+    pairs.push({ layer: s.layer, module: s.module, rank, scale, a, b, inFeatures: inF, outFeatures: outF });
+  }
+  pairs.sort((x, y) => x.layer - y.layer || LORA_MODULES.indexOf(x.module) - LORA_MODULES.indexOf(y.module));
+  const sha256 = createHash('sha256').update(bytes).update(configBytes).digest('hex');
+  const targetModules = LORA_MODULES.filter((m) => pairs.some((p) => p.module === m));
+  return { dir, sha256, targetModules, pairs, byteLength: pairs.reduce((s, p) => s + (p.a.length + p.b.length) * 4, 0) };
+}
+
+/** One (layer, module) of a LoRA file whose tensors passed {@link checkLoraTensors}. */
+interface CheckedPair {
+  layer: number;
+  module: LoraModule;
+  modulePath: string;
+  A: [string, SafetensorsEntry];
+  B: [string, SafetensorsEntry];
+  rank: number;
+  inF: number;
+  outF: number;
+}
+
+/**
+ * Checks a LoRA's tensor names and shapes (from the safetensors header alone) against its config
+ * and the base model: every tensor a lora_A / lora_B of one of the seven projections, of a layer
+ * the base has, of a module target_modules selects, A and B in pairs, shapes `[r, in]` / `[out, r]`
+ * with the base's in/out features, 1 <= r <= min(512, in, out) and r as the config says.
+ * @throws LoraError as {@link readPeftLora} (all kinds but the file, config and dtype ones).
+ */
+function checkLoraTensors(tensors: Map<string, SafetensorsEntry>, config: LoraConfig, base: LoraBaseDims, weightsFile: string): CheckedPair[] {
+  const { cfg, r, targets, targetRe } = config;
   const found = new Map<string, { A?: [string, SafetensorsEntry]; B?: [string, SafetensorsEntry]; layer: number; module: LoraModule }>();
   for (const [name, t] of tensors) {
     const m = KEY.exec(name);
@@ -269,7 +321,7 @@ export function readPeftLora(path: string, base: LoraBaseDims): LoraWeights {
     found.set(key, slot);
   }
   if (found.size === 0) throw new LoraError('LORA_TARGET_MISMATCH', `${weightsFile} holds no lora_A / lora_B tensors of ${LORA_MODULES.join(', ')}.`, weightsFile);
-  const pairs: LoraPair[] = [];
+  const out: CheckedPair[] = [];
   for (const s of found.values()) {
     if (!s.A || !s.B) throw new LoraError('LORA_TARGET_MISMATCH', `${weightsFile}: layer ${s.layer} ${s.module} has lora_${s.A ? 'A' : 'B'} but no lora_${s.A ? 'B' : 'A'}: the file is incomplete.`, weightsFile);
     const [inF, outF] = base.modules[s.module];
@@ -287,37 +339,28 @@ export function readPeftLora(path: string, base: LoraBaseDims): LoraWeights {
       throw new LoraError('LORA_RANK_INVALID', `${weightsFile}: layer ${s.layer} ${s.module} has rank ${rank}; the rank must be 1..${Math.min(MAX_LORA_RANK, inF, outF)} (at most ${MAX_LORA_RANK} and min(in, out) of the projection).`, weightsFile);
     }
     if (rank !== wantRank) throw new LoraError('LORA_RANK_INVALID', `${weightsFile}: layer ${s.layer} ${s.module} has rank ${rank} but adapter_config.json says ${wantRank}.`, weightsFile);
-    const a0 = toFloat32(data, dataStart, aT, aName, weightsFile); // [r, in]
-    const b0 = toFloat32(data, dataStart, bT, bName, weightsFile); // [out, r]
-    const al = patternValue(cfg.alpha_pattern, modulePath) ?? alpha;
-    const scale = rslora ? al / Math.sqrt(rank) : al / rank;
-    const a = new Float32Array(inF * rank);
-    for (let k = 0; k < rank; k++) for (let i = 0; i < inF; i++) a[i * rank + k] = a0[k * inF + i];
-    const b = new Float32Array(rank * outF);
-    for (let o = 0; o < outF; o++) for (let k = 0; k < rank; k++) b[k * outF + o] = scale * b0[o * rank + k];
-    pairs.push({ layer: s.layer, module: s.module, rank, scale, a, b, inFeatures: inF, outFeatures: outF });
+    out.push({ layer: s.layer, module: s.module, modulePath, A: s.A, B: s.B, rank, inF, outF });
   }
-  pairs.sort((x, y) => x.layer - y.layer || LORA_MODULES.indexOf(x.module) - LORA_MODULES.indexOf(y.module));
-  const sha256 = createHash('sha256').update(bytes).update(configBytes).digest('hex');
-  const targetModules = LORA_MODULES.filter((m) => pairs.some((p) => p.module === m));
-  return { dir, sha256, targetModules, pairs, byteLength: pairs.reduce((s, p) => s + (p.a.length + p.b.length) * 4, 0) };
+  return out;
 }
 
 /** Largest safetensors JSON header read by {@link checkPeftLoraFiles} (bytes). */
 const MAX_HEADER_BYTES = 64 * 1024 * 1024;
 
 /**
- * What can be checked of a LoRA without the base model, reading only adapter_config.json and the
- * safetensors header (not the weights): both files exist, the header parses and every tensor's
- * bytes are inside the file, dtypes are F32/F16/BF16, the config is a LoRA with 1 <= r <= 512 and
- * supported target modules, no DoRA / bias / modules_to_save. For marking an adapter broken when it
- * is loaded; shapes against the base are checked when the LoRA is first used ({@link readPeftLora}).
+ * What can be checked of a LoRA reading only adapter_config.json and the safetensors header (not
+ * the weights): both files exist, the header parses and every tensor's bytes are inside the file,
+ * dtypes are F32/F16/BF16, the config is a LoRA with 1 <= r <= 512 and supported target modules,
+ * no DoRA / bias / modules_to_save; and, given the base model's dims (`base`, from
+ * {@link loraBaseDims} of its config.json), the tensor shapes, layers, target modules and ranks
+ * against that model, as {@link readPeftLora} checks them. For marking an adapter broken when it
+ * is loaded rather than at its first run.
  * @returns null when fine, else the LoraError.
  */
-export function checkPeftLoraFiles(path: string): LoraError | null {
+export function checkPeftLoraFiles(path: string, base?: LoraBaseDims): LoraError | null {
   try {
     const { weightsFile, configFile } = loraPaths(path);
-    readLoraConfig(configFile);
+    const config = readLoraConfig(configFile);
     let fd: number;
     try {
       fd = openSync(weightsFile, 'r');
@@ -336,6 +379,7 @@ export function checkPeftLoraFiles(path: string): LoraError | null {
         if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') throw new LoraError('LORA_DTYPE_UNSUPPORTED', `${weightsFile}: tensor ${name} is ${t.dtype}; LoRA tensors must be F32, F16 or BF16.`, weightsFile);
         if (!KEY.test(name)) throw new LoraError('LORA_UNSUPPORTED', `${weightsFile}: tensor ${JSON.stringify(name)} is not a lora_A / lora_B of ${LORA_MODULES.join(', ')}.`, weightsFile);
       }
+      if (base) checkLoraTensors(tensors, config, base, weightsFile);
     } finally {
       closeSync(fd);
     }
