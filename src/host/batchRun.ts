@@ -24,12 +24,14 @@ import { batchCounts, batchProgressLine, batchSummaryText, csvColumnChoices, fil
 
 /**
  * Arguments for scripted use (tests, keybindings); every field optional, the rest is asked.
- * - `file`: input file (else the active editor's document, or a file chosen in a dialog);
+ * - `file`: input file; `active: true`: the active editor's document (unsaved text included);
+ *   neither: asked (the active document, or a file chosen in a dialog);
  * - `adapterId`; `column`: the CSV text column's name; `output`: the results file;
  * - `ifExists`: what to do when the results file exists (else asked): `continue` | `overwrite`.
  */
 export interface BatchRunArgs {
   file?: string;
+  active?: boolean;
   adapterId?: string;
   column?: string;
   output?: string;
@@ -47,10 +49,15 @@ export interface BatchRunResult {
 }
 
 let summaries = 0;
+/** The running batch's stop (one batch at a time; context key `taskling.batchRunning` while set). */
+let running: AbortController | undefined;
 
-/** Registers the command; `c` gives the engine, adapters, notifications and result documents. */
+/** Registers the commands; `c` gives the engine, adapters, notifications and result documents. */
 export function registerBatchCommands(c: TasklingController, log: vscode.LogOutputChannel): vscode.Disposable[] {
-  return [vscode.commands.registerCommand('taskling.runAdapterOnFile', (arg?: unknown) => runAdapterOnFile(c, log, asArgs(arg)))];
+  return [
+    vscode.commands.registerCommand('taskling.runAdapterOnFile', (arg?: unknown) => runAdapterOnFile(c, log, asArgs(arg))),
+    vscode.commands.registerCommand('taskling.cancelBatchRun', () => { running?.abort(); return !!running; }),
+  ];
 }
 
 /** A command argument as BatchRunArgs: an Explorer Uri, an argument object, or nothing. */
@@ -60,7 +67,7 @@ function asArgs(arg: unknown): BatchRunArgs {
   const a = arg as Record<string, unknown>;
   const str = (k: string) => (typeof a[k] === 'string' ? (a[k] as string) : undefined);
   const ifExists = str('ifExists');
-  return { file: str('file'), adapterId: str('adapterId'), column: str('column'), output: str('output'), ifExists: ifExists === 'continue' || ifExists === 'overwrite' ? ifExists : undefined };
+  return { file: str('file'), active: a.active === true, adapterId: str('adapterId'), column: str('column'), output: str('output'), ifExists: ifExists === 'continue' || ifExists === 'overwrite' ? ifExists : undefined };
 }
 
 const KIND_TEXT: Record<BatchInputKind, string> = { lines: 'every line', jsonl: 'JSONL {text} records', csv: 'CSV, a column you pick' };
@@ -70,6 +77,8 @@ async function pickInput(args: BatchRunArgs): Promise<{ text: string; name: stri
   const read = (file: string) => ({ text: readFileSync(file, 'utf8'), name: path.basename(file), file });
   if (args.file) return read(args.file);
   const doc = vscode.window.activeTextEditor?.document;
+  const fromDoc = (d: vscode.TextDocument) => ({ text: d.getText(), name: path.basename(d.fileName), file: d.uri.scheme === 'file' ? d.uri.fsPath : undefined });
+  if (args.active) return doc ? fromDoc(doc) : undefined;
   const choose = '$(folder-opened) Choose a JSONL or CSV file…';
   let pick: string | undefined = choose;
   if (doc) {
@@ -79,7 +88,7 @@ async function pickInput(args: BatchRunArgs): Promise<{ text: string; name: stri
       { label: active, description: KIND_TEXT[inputKindOf(doc.fileName)] },
       { label: choose, description: 'JSONL: {"text": ...} per line; CSV: a header row, then one record per row' },
     ], { title: 'Taskling: run an adapter on every record of…' }))?.label;
-    if (pick === active) return { text: doc.getText(), name: path.basename(doc.fileName), file: doc.uri.scheme === 'file' ? doc.uri.fsPath : undefined };
+    if (pick === active) return fromDoc(doc);
   }
   if (pick !== choose) return undefined;
   const uris = await vscode.window.showOpenDialog({ canSelectMany: false, title: 'Taskling: run an adapter on this file', filters: { 'JSONL or CSV': ['jsonl', 'ndjson', 'csv'], 'Text (every line)': ['txt', 'md', 'log'], 'All files': ['*'] } });
@@ -175,10 +184,13 @@ export async function runAdapterOnFile(c: TasklingController, log: vscode.LogOut
   if (!total) { void c.notify('info', `Taskling: ${path.basename(output.file)} already has a result for every record of ${input.name}.`, 'Open Results').then((a) => { if (a) void vscode.window.showTextDocument(vscode.Uri.file(output.file)); }); return undefined; }
   const title = `Taskling: ${adapter.name} on ${total} record${total === 1 ? '' : 's'} of ${input.name}${resumed ? ` (${resumed} already done)` : ''}`;
   log.info(`[batch] ${adapter.id} on ${input.file ?? input.name} (${KIND_TEXT[kind]}${column ? `: "${column.label}"` : ''}), ${total} records -> ${output.file}${output.resume ? ' (continued)' : ''}`);
+  if (running) { void c.notify('warning', 'Taskling: a batch run is already going; wait for it or cancel it first.'); return undefined; }
+  const ac = new AbortController();
+  running = ac;
+  void vscode.commands.executeCommand('setContext', 'taskling.batchRunning', true);
   let summary;
   try {
     summary = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, token) => {
-      const ac = new AbortController();
       const sub = token.onCancellationRequested(() => ac.abort());
       let done = 0;
       let last = 0;
@@ -196,7 +208,7 @@ export async function runAdapterOnFile(c: TasklingController, log: vscode.LogOut
           },
           onRecord: (i, o) => {
             outcomes.push(o.error ? { error: o.error } : { result: o.result });
-            if (o.error && firstErrors.length < 10) firstErrors.push(`line ${items[i].line ?? i + 1}: ${o.error.code}: ${o.error.message}`);
+            if (o.error && firstErrors.length < 10) firstErrors.push(`${/^line \d+/.test(o.error.message) ? '' : `line ${items[i].line ?? i + 1}: `}${o.error.code}: ${o.error.message}`);
             done++;
             if (!firstDoneAt) { firstDoneAt = Date.now(); doneAtFirst = done; }
             progress.report({ message: batchProgressLine(done, total, Date.now() - firstDoneAt, doneAtFirst), increment: ((done - last) / total) * 100 });
@@ -212,6 +224,9 @@ export async function runAdapterOnFile(c: TasklingController, log: vscode.LogOut
     log.error(`[batch] ${adapter.id}: ${msg}`);
     void c.notify('error', `Taskling: the batch run of ${adapter.name} failed: ${msg}`);
     return undefined;
+  } finally {
+    running = undefined;
+    void vscode.commands.executeCommand('setContext', 'taskling.batchRunning', false);
   }
   const counts = batchCounts(adapter, outcomes, total);
   const seconds = (Date.now() - t0) / 1000;
