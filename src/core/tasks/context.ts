@@ -4,7 +4,7 @@
  */
 import { basename, isAbsolute } from 'node:path';
 import { Engine } from '../engine';
-import { modelFileHash } from '../model/modelFolder';
+import { rememberedModelFileHash } from '../model/modelHash';
 import type { KVCacheState } from '../model/forwardSession';
 import { PrefixCache } from '../generation/prefixCache';
 import { Generator, GeneratorParams } from '../generation/generator';
@@ -96,9 +96,12 @@ export class TaskRuntime {
     return r;
   }
 
-  /** SHA-256 of the model's graph + weights, computed once (streamed, ~1 s per 400 MB). */
+  /**
+   * SHA-256 of the model's graph + weights (modelFileHash), once per runtime: remembered across
+   * processes while the files are unchanged (rememberedModelFileHash), else streamed (~1 s per 400 MB).
+   */
   modelSha256(): string {
-    if (!this.hash) this.hash = modelFileHash(this.engine.folder);
+    if (!this.hash) this.hash = rememberedModelFileHash(this.engine.folder).sha256;
     return this.hash;
   }
 

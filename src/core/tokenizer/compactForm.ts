@@ -18,8 +18,8 @@
  * Pure TypeScript: no `vscode`, no `worker_threads`.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { endianness, homedir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { endianness } from 'node:os';
 import { join } from 'node:path';
 
 /**
@@ -283,19 +283,6 @@ export function installRankTable(model: BpeInternals, merges: Int32Array): void 
   model.merges = [];
 }
 
-/**
- * Default folder for compact forms of read-only model folders: `TASKLING_CACHE_DIR`, else the
- * platform's user cache folder + `taskling` (`$XDG_CACHE_HOME` or `~/.cache` on Linux,
- * `~/Library/Caches` on macOS, `%LOCALAPPDATA%` on Windows).
- */
-export function defaultCacheDir(): string {
-  const env = process.env.TASKLING_CACHE_DIR;
-  if (env) return env;
-  if (process.platform === 'darwin') return join(homedir(), 'Library', 'Caches', 'taskling');
-  if (process.platform === 'win32') return join(process.env.LOCALAPPDATA ?? join(homedir(), 'AppData', 'Local'), 'taskling', 'Cache');
-  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'taskling');
-}
-
 /** Where a model folder's compact form may live, in lookup order: the folder, then the cache folder (one file per key). */
 export function compactLocations(modelDir: string, key: string, cacheDir: string): string[] {
   return [join(modelDir, COMPACT_FILE_NAME), join(cacheDir, `tokenizer-${key.slice(0, 32)}.bin`)];
@@ -335,26 +322,4 @@ export function readCompact(files: string[], key: string): { form?: CompactToken
     else return { form: r, file, problems, readMs, checkMs };
   }
   return { problems, readMs, checkMs };
-}
-
-/**
- * Writes `bytes` to the first of `files` whose folder takes it (temporary file + rename, so a
- * reader never sees half a file; the cache folder is created when missing).
- * @returns the file written, or undefined with the reason each location failed.
- */
-export function writeCompact(files: string[], bytes: Buffer): { file?: string; problems: string[] } {
-  const problems: string[] = [];
-  for (const [i, file] of files.entries()) {
-    const tmp = `${file}.${process.pid}.tmp`;
-    try {
-      if (i > 0) mkdirSync(join(file, '..'), { recursive: true });
-      writeFileSync(tmp, bytes);
-      renameSync(tmp, file);
-      return { file, problems };
-    } catch (e) {
-      try { rmSync(tmp, { force: true }); } catch { /* nothing was written */ }
-      problems.push(`${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-  }
-  return { problems };
 }

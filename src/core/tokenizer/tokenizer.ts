@@ -13,9 +13,10 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
 import {
-  BpeInternals, CompactTokenizer, buildCompact, compactFormDisabled, compactLocations, defaultCacheDir, installRankTable,
-  readCompact, serializeCompact, sourceKey, TOKENIZERS_LIBRARY_VERSION, writeCompact,
+  BpeInternals, CompactTokenizer, buildCompact, compactFormDisabled, compactLocations, installRankTable,
+  readCompact, serializeCompact, sourceKey, TOKENIZERS_LIBRARY_VERSION,
 } from './compactForm';
+import { defaultCacheDir, writeFirstWritable } from '../cacheFiles';
 
 /** One chat message as accepted by the Gemma 3 chat template. `content` is plain text. */
 export interface ChatMessage {
@@ -441,7 +442,7 @@ export class GemmaTokenizer {
     }
     if ('unsupported' in form) return `tokenizer.json parsed${why}; no compact form: ${form.unsupported}`;
     installRankTable(bpeModel(this.tokenizer), form.merges);
-    const written = writeCompact(locations, serializeCompact(form, key));
+    const written = writeFirstWritable(locations, serializeCompact(form, key));
     return `tokenizer.json parsed${why}; ${written.file ? `compact form written to ${written.file}` : `compact form not written: ${written.problems.join('; ')}`}`;
   }
 
