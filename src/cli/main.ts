@@ -4,7 +4,7 @@
  *   taskling generate --model DIR [--variant q4|fp32|...] [--schema FILE | --choice a,b,c | --regex RE]
  *                     [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
  *                     [--threads N] [--raw [--parse-special]] "prompt"
- *   taskling run --adapter ID|FILE [--model DIR] [--input FILE | - | "text"] [--jsonl] ...
+ *   taskling run --adapter ID|FILE[,ID|FILE...] [--model DIR] [--input FILE | - | "text"] [--jsonl] ...
  *   taskling adapters [--folder DIR]
  *
  * Output goes to stdout; timings and progress go to stderr. Exit codes: 0 success, 1 error (with
@@ -30,12 +30,13 @@ import { exportTrainingCommand, EXPORT_TRAINING_USAGE } from './exportTraining';
 import { checkEndpointMix, ENDPOINT_OPTIONS, ENDPOINT_USAGE, exportRequestsCommand, runOnEndpoint } from './endpoint';
 import { decodeInput, installProcessGuards, lifetime, readInput, readInputBytes, splitJsonlBytes, writeOut } from './io';
 import { jsonlItems, type BatchItem } from '../core/batch';
+import { checkPeftLoraFiles, loraBaseDimsOfFolder } from '../core/model/lora';
 
 const USAGE = `Usage:
   taskling generate --model DIR [--variant V] [--schema FILE | --choice a,b | --regex RE]
                     [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
                     [--threads N] [--raw [--parse-special]] "prompt"
-  taskling run --adapter ID|FILE [--model DIR] [--input FILE | - | "text"] [--jsonl]
+  taskling run --adapter ID|FILE[,ID|FILE...] [--model DIR] [--input FILE | - | "text"] [--jsonl]
                [--variant V] [--threads N] [--no-prefix-cache] [--max-context-tokens N]
                [--max-new-tokens N] [--max-string-chars N] [--folder DIR]
 ${EVAL_USAGE}
@@ -50,6 +51,9 @@ ${ENDPOINT_USAGE}
   Without --input or text, \`run\` reads standard input. With --jsonl each non-blank input line
   is a JSON string or {"text": ...}; each output line is {"input": i, "line": n, ...result}
   or {"input": i, "line": n, "error": {...}} (line numbers count blank lines too).
+  Several adapters (--adapter a,b) share one loaded model, their run-time LoRAs switching per
+  record without a reload: each --jsonl record names its own, {"text": ..., "adapter": "a"}
+  (an id or file as given in --adapter, or the adapter's id), and each output line carries it.
   --folder is the workspace adapter folder (default .taskling/adapters under the current folder).
   run and eval use the adapter file's "model": {"path": DIR} when --model is not given (e.g. a
   folder written by import-hf or import-gguf).
@@ -326,15 +330,19 @@ async function run(argv: string[]): Promise<number> {
     maxStringChars: intOpt(a, 'max-string-chars', 1),
   };
 
-  const adapter = await resolveAdapter(id, opt(a, 'folder'));
-  if (!adapter) return 1;
-  // --model, else the adapter file's "model": {"path": DIR} (made absolute against the file by loadAdapterFile).
-  const model = opt(a, 'model') ?? (endpoint ? undefined : adapter.model?.path);
-  if (!model && !endpoint) throw usageError('run', `--model is required (adapter ${adapter.id} names no model folder)`);
+  const jsonl = flag(a, 'jsonl');
+  const resolved = await resolveRunAdapters(id, opt(a, 'folder'), { endpoint, jsonl });
+  if (!resolved) return 1;
+  const { adapters: runAdapters, byName } = resolved;
+  const several = runAdapters.length > 1;
+  // --model, else the adapter files' "model": {"path": DIR} (made absolute against the file by loadAdapterFile).
+  const named = [...new Set(runAdapters.map((ad) => ad.model?.path).filter((p): p is string => !!p))];
+  if (!opt(a, 'model') && !endpoint && named.length > 1) throw usageError('run', `the adapters name different model folders (${named.join(', ')}); give --model`);
+  const model = opt(a, 'model') ?? (endpoint ? undefined : named[0]);
+  if (!model && !endpoint) throw usageError('run', `--model is required (adapter ${runAdapters.map((ad) => ad.id).join(', ')} names no model folder)`);
 
   // `-` (alone, or as --input) means standard input, with the same checks as a file.
   const fromStdin = inputFile === '-' || (a.positionals.length === 1 && a.positionals[0] === '-');
-  const jsonl = flag(a, 'jsonl');
   const source = a.positionals.length && !fromStdin ? undefined : await readInputBytes(fromStdin ? '-' : inputFile);
   if (!source && (!a.positionals.length || fromStdin)) return 1;
   let items: BatchItem[];
@@ -352,11 +360,28 @@ async function run(argv: string[]): Promise<number> {
     console.error('taskling run: the input is empty; give the text, --input FILE, or pipe text on standard input');
     return 1;
   }
-  if (endpoint) return runOnEndpoint(a, adapter, items);
+  if (endpoint) return runOnEndpoint(a, runAdapters[0], items);
+  // Each record's adapter, and the records that cannot run (unknown adapter; a LoRA that does not
+  // fit the model: checked against its config.json now, before the model loads).
+  const loraBase = loraBaseDimsOfFolder(model!);
+  const loraProblem = new Map(runAdapters.map((ad) => [ad, ad.model?.lora ? checkPeftLoraFiles(ad.model.lora, loraBase) : null]));
+  const adapterOf: (TaskAdapter | undefined)[] = items.map((it, i) => {
+    if (it.error) return undefined;
+    const ad = it.adapter === undefined ? (several ? undefined : runAdapters[0]) : byName.get(it.adapter);
+    const where = `line ${it.line ?? i + 1}`;
+    if (!ad) {
+      const choices = [...new Set(runAdapters.map((x) => x.id))].join(', ');
+      items[i] = { line: it.line, error: { code: 'INVALID_INPUT', message: `${where} ${it.adapter === undefined ? 'names no adapter' : `names the adapter ${JSON.stringify(it.adapter)}, which is not one of this run's`}; give each record "adapter": one of ${choices} (the --adapter list)` } };
+      return undefined;
+    }
+    const bad = loraProblem.get(ad);
+    if (bad) items[i] = { line: it.line, error: { code: bad.code, message: `adapter ${ad.id}: its LoRA cannot be used with the model ${model}: ${bad.message}` } };
+    return bad ? undefined : ad;
+  });
   const n = items.length;
   const record = (i: number, body: object) => {
     const head = items[i].line !== undefined ? { input: i, line: items[i].line } : { input: i };
-    writeOut(JSON.stringify({ ...head, ...body }) + '\n');
+    writeOut(JSON.stringify({ ...head, ...(several && adapterOf[i] ? { adapter: adapterOf[i]!.id } : {}), ...body }) + '\n');
   };
   const lineTag = (i: number) => (items[i].line !== undefined ? ` line ${items[i].line}:` : '');
 
@@ -380,9 +405,10 @@ async function run(argv: string[]): Promise<number> {
   const signal = AbortSignal.any([ac.signal, lifetime.signal]);
   let engine: Engine | undefined;
   try {
-    // Run-time LoRA branches only when this adapter has one (the graph without them is faster).
-    engine = await Engine.load(model!, { ...eng, loraBranches: !!adapter.model?.lora });
-    console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms; adapter ${adapter.id}@${adapter.version} (${adapter.task}); ${n} input(s)`);
+    // Run-time LoRA branches only when an adapter has one (the graph without them is faster).
+    engine = await Engine.load(model!, { ...eng, loraBranches: runAdapters.some((ad) => !!ad.model?.lora) });
+    const names = runAdapters.map((ad) => `${ad.id}@${ad.version} (${ad.task}${ad.model?.lora ? ', LoRA' : ''})`).join(', ');
+    console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms; ${several ? 'adapters' : 'adapter'} ${several ? names : `${runAdapters[0].id}@${runAdapters[0].version} (${runAdapters[0].task})`}; ${n} input(s)`);
     const runtime = new TaskRuntime(engine);
     for (let i = 0; i < n && !signal.aborted; i++) {
       const item = items[i];
@@ -393,6 +419,7 @@ async function run(argv: string[]): Promise<number> {
         done++;
         continue;
       }
+      const adapter = adapterOf[i]!;
       const t0 = performance.now();
       try {
         const r = await runTask(runtime, adapter, item.text!, {
@@ -401,7 +428,7 @@ async function run(argv: string[]): Promise<number> {
           onProgress: (message) => console.error(`[${i + 1}/${n}] ${message}`),
         });
         record(i, r);
-        console.error(`[${i + 1}/${n}]${lineTag(i)} ${adapter.task} done in ${(performance.now() - t0).toFixed(0)} ms${summary(r)}`);
+        console.error(`[${i + 1}/${n}]${lineTag(i)} ${several ? `${adapter.id} ` : ''}${adapter.task} done in ${(performance.now() - t0).toFixed(0)} ms${summary(r)}`);
       } catch (e) {
         if (e instanceof TasklingError && e.code === 'CANCELLED') break;
         failed++;
@@ -423,6 +450,32 @@ async function run(argv: string[]): Promise<number> {
     return EXIT_INTERRUPTED;
   }
   return failed ? 1 : 0;
+}
+
+/**
+ * The adapters of `taskling run --adapter ID|FILE[,ID|FILE...]`, and each by the name given and by
+ * its id (how a JSONL record's "adapter" picks it); undefined after printing why one cannot be
+ * resolved.
+ * @throws usage errors: a name given twice, two adapters with one id, several adapters without
+ *   --jsonl or with --endpoint.
+ */
+async function resolveRunAdapters(list: string, folder: string | undefined, o: { endpoint: boolean; jsonl: boolean }): Promise<{ adapters: TaskAdapter[]; byName: Map<string, TaskAdapter> } | undefined> {
+  const names = list.split(',').map((x) => x.trim()).filter(Boolean);
+  if (!names.length) throw usageError('run', '--adapter is required (see taskling help)');
+  if (new Set(names).size !== names.length) throw usageError('run', `--adapter names an adapter twice (${list})`);
+  if (names.length > 1 && o.endpoint) throw usageError('run', '--endpoint runs one adapter; give --adapter a single ID or FILE');
+  if (names.length > 1 && !o.jsonl) throw usageError('run', 'several adapters need --jsonl input, each record naming its adapter: {"text": ..., "adapter": "ID"}');
+  const adapters: TaskAdapter[] = [];
+  const byName = new Map<string, TaskAdapter>();
+  for (const name of names) {
+    const ad = await resolveAdapter(name, folder);
+    if (!ad) return undefined;
+    const other = adapters.find((x) => x.id === ad.id);
+    if (other) throw usageError('run', `two adapters of --adapter have the id ${JSON.stringify(ad.id)}; records could not tell them apart`);
+    adapters.push(ad);
+    byName.set(name, ad).set(ad.id, ad);
+  }
+  return { adapters, byName };
 }
 
 /** The adapter for `--adapter ID|FILE`, or undefined after printing why there is none. */

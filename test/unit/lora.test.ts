@@ -21,7 +21,8 @@ import type { ClassifyAdapter } from '../../src/core/adapters/manifest';
 import { getBuiltinAdapter } from '../../src/core/adapters/builtin';
 import { loadAdapterFile, loadAdapterFolder, loadAdaptersFromSettings } from '../../src/core/adapters/load';
 import { TasklingError } from '../../src/core/errors';
-import { TINY_MODEL } from './testPaths';
+import { REPO_ROOT, TINY_MODEL } from './testPaths';
+import { spawnSync } from 'node:child_process';
 import { LoraMatrices, safetensorsBytes, writeMergedFp32, writeMergedQ4, writePeftLora } from './loraFixtures';
 
 const fp32 = readModelFolder(TINY_MODEL, 'fp32');
@@ -418,4 +419,66 @@ test('adapters loaded for a model: a LoRA of other shapes, layers or ranks marks
   assert.equal(st.errors.length, 1);
   assert.equal(st.errors[0].jsonPath, '/1/model/lora');
   assert.match(st.errors[0].message, /LORA_SHAPE_MISMATCH/);
+});
+
+test('taskling run --adapter a,b --jsonl: records alternating two LoRA adapters run in one loaded session, each equal to its adapter run alone', async () => {
+  const dir = join(tmp, 'cli-two');
+  mkdirSync(join(dir, 'loras'), { recursive: true });
+  writePeftLora(join(dir, 'loras', 'sent'), dims, { r: 8, alpha: 16, seed: 71, sigma: 0.1 });
+  writePeftLora(join(dir, 'loras', 'route'), dims, { r: 4, alpha: 8, modules: ['q_proj', 'v_proj', 'down_proj'], seed: 72, sigma: 0.1 });
+  const files = {
+    sent: join(dir, 'sent-lora.taskling.json'),
+    route: join(dir, 'route-lora.taskling.json'),
+  };
+  writeFileSync(files.sent, JSON.stringify({ ...getBuiltinAdapter('sentiment'), id: 'sent-lora', model: { lora: 'loras/sent' } }));
+  writeFileSync(files.route, JSON.stringify({ ...getBuiltinAdapter('support-routing'), id: 'route-lora', model: { lora: 'loras/route' } }));
+  // Counts session loads of the CLI process (its main thread: Engine.load opens the session there).
+  const preload = join(dir, 'countLoads.js');
+  writeFileSync(preload, `const { isMainThread } = require('node:worker_threads');
+if (isMainThread) {
+  const st = require(${JSON.stringify(join(REPO_ROOT, 'out', 'src', 'worker', 'sessionThread.js'))});
+  const load = st.ThreadedSession.load;
+  let n = 0;
+  st.ThreadedSession.load = function (...args) { n++; return load.apply(this, args); };
+  process.on('exit', () => process.stderr.write('\\nsession loads: ' + n + '\\n'));
+}
+`);
+  const texts = ['My invoice was charged twice this month.', 'The app crashes when I open settings.', 'Thanks, the new release is great!', 'I cannot log in since the password reset.', 'Please cancel my subscription.', 'Where can I download the receipts?'];
+  const taskling = (args: string[], input: string) => {
+    const r = spawnSync(process.execPath, ['--require', preload, join(REPO_ROOT, 'bin', 'taskling.js'), 'run', '--model', TINY_MODEL, '--threads', '1', '--jsonl', ...args], { input, encoding: 'utf8', timeout: 240_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return { lines: r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { input: number; line: number; adapter?: string; labels: { label: string; probability: number }[]; provenance: { adapter: { id: string }; lora?: { sha256: string } } }), stderr: r.stderr };
+  };
+  const mixed = texts.map((text, i) => JSON.stringify({ text, adapter: i % 2 ? 'route-lora' : files.sent })).join('\n');
+  const both = taskling(['--adapter', `${files.sent},${files.route}`], mixed);
+  assert.match(both.stderr, /session loads: 1\n/, 'one session for both adapters');
+  assert.equal(both.stderr.match(/loaded in \d+ ms/g)?.length, 1);
+  assert.match(both.stderr, /adapters sent-lora@\S+ \(classify, LoRA\), route-lora@\S+ \(classify, LoRA\)/);
+  assert.equal(both.lines.length, texts.length);
+  // Each adapter alone (its own process and session) on its own records.
+  const alone = (id: 'sent' | 'route', parity: number) => taskling(['--adapter', files[id]], texts.filter((_, i) => i % 2 === parity).map((text) => JSON.stringify({ text })).join('\n')).lines;
+  const sentAlone = alone('sent', 0);
+  const routeAlone = alone('route', 1);
+  both.lines.forEach((r, i) => {
+    const want = i % 2 ? routeAlone[(i - 1) / 2] : sentAlone[i / 2];
+    assert.equal(r.input, i);
+    assert.equal(r.adapter, i % 2 ? 'route-lora' : 'sent-lora');
+    assert.equal(r.provenance.adapter.id, r.adapter);
+    assert.equal(r.provenance.lora?.sha256, want.provenance.lora?.sha256);
+    assert.deepEqual(r.labels, want.labels, `record ${i} (${r.adapter}) equals its adapter run alone`);
+  });
+  assert.notEqual(both.lines[0].provenance.lora?.sha256, both.lines[1].provenance.lora?.sha256);
+  // A record naming no adapter, or one not in the list, is its own error; the others still run.
+  const bad = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'taskling.js'), 'run', '--model', TINY_MODEL, '--threads', '1', '--jsonl', '--adapter', `${files.sent},${files.route}`], {
+    input: [JSON.stringify({ text: texts[0] }), JSON.stringify({ text: texts[1], adapter: 'sentiment' }), JSON.stringify({ text: texts[2], adapter: 'sent-lora' })].join('\n'), encoding: 'utf8', timeout: 240_000,
+  });
+  assert.equal(bad.status, 1);
+  const out = bad.stdout.trim().split('\n').map((l) => JSON.parse(l) as { error?: { code: string; message: string }; labels?: unknown });
+  assert.match(out[0].error!.message, /line 1 names no adapter; give each record "adapter": one of sent-lora, route-lora/);
+  assert.match(out[1].error!.message, /"sentiment", which is not one of this run's/);
+  assert.deepEqual(out[2].labels, both.lines[2].labels);
+  // Several adapters need --jsonl.
+  const usage = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'taskling.js'), 'run', '--model', TINY_MODEL, '--adapter', `${files.sent},${files.route}`, 'some text'], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(usage.status, 2);
+  assert.match(usage.stderr, /several adapters need --jsonl/);
 });

@@ -33,8 +33,9 @@ export function lineItems(text: string): BatchItem[] {
 }
 
 /**
- * JSONL lines into inputs: each line a JSON string or an object with a string `text`; a line that
- * is not one (or is empty text) becomes an `INVALID_INPUT` item with its line number.
+ * JSONL lines into inputs: each line a JSON string or an object with a string `text` (and
+ * optionally a string `adapter`, kept as {@link BatchItem.adapter}); a line that is not one (or is
+ * empty text, or a non-string `adapter`) becomes an `INVALID_INPUT` item with its line number.
  */
 export function jsonlItems(lines: InputLine[]): BatchItem[] {
   const items: BatchItem[] = [];
@@ -53,9 +54,11 @@ export function jsonlItems(lines: InputLine[]): BatchItem[] {
     const text = typeof v === 'string' ? v
       : v && typeof v === 'object' && typeof (v as { text?: unknown }).text === 'string' ? (v as { text: string }).text
         : undefined;
+    const adapter = v && typeof v === 'object' && 'adapter' in v ? (v as { adapter: unknown }).adapter : undefined;
     if (text === undefined) items.push({ line, error: { code: 'INVALID_INPUT', message: `line ${line}: expected a JSON string or an object with a "text" field` } });
     else if (!text.trim()) items.push({ line, error: { code: 'INVALID_INPUT', message: `line ${line}: the text is empty` } });
-    else items.push({ line, text });
+    else if (adapter !== undefined && typeof adapter !== 'string') items.push({ line, error: { code: 'INVALID_INPUT', message: `line ${line}: "adapter" must be a string, the id of one of the run's adapters (got ${JSON.stringify(adapter)})` } });
+    else items.push(adapter === undefined ? { line, text } : { line, text, adapter });
   });
   return items;
 }

@@ -30,6 +30,8 @@ export interface BatchItem {
   /** 1-based input line (JSONL input). */
   line?: number;
   text?: string;
+  /** The adapter a JSONL record names (`"adapter": ID`), for runs over several adapters. */
+  adapter?: string;
   /** Why the input line is unusable (written as its error line, never sent). */
   error?: { code: string; message: string };
 }
