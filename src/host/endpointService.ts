@@ -29,7 +29,7 @@ const CONFIRMED_KEY = 'taskling.endpoint.confirmedUrls';
 export const CONFIRM_ACTIONS = { continue: 'Continue', always: 'Always for this workspace' } as const;
 
 export class EndpointService {
-  private cached: { key: string; prepared: PreparedEndpoint } | undefined;
+  private cached: { key: string; target: string; prepared: PreparedEndpoint } | undefined;
   private warnedIgnored = '';
   /** Test hook: answers the first-use question instead of a modal dialog (undefined = ask the user). */
   confirmAnswer: string | undefined | ((message: string) => string | undefined);
@@ -53,7 +53,7 @@ export class EndpointService {
   label(s: EndpointSettings): string {
     let url = s.url;
     try { url = prepareEndpoint({ url: s.url }).client.baseUrl; } catch { /* shown as set; the run says what is wrong */ }
-    const model = this.cached?.key.startsWith(JSON.stringify([s.url, s.model])) ? this.cached.prepared.settings.model : s.model;
+    const model = this.cached?.target === JSON.stringify([s.url, s.model]) ? this.cached.prepared.settings.model : s.model;
     return endpointLabel(url, model);
   }
 
@@ -72,7 +72,7 @@ export class EndpointService {
       const prepared = prepareEndpoint({ url: s.url, model: s.model, apiKey: k.key, timeoutSeconds: s.timeoutSeconds, structuredOutput: 'response_format' });
       await resolveEndpointModel(prepared, 'the setting taskling.endpoint.model', signal);
       this.log.info(`[endpoint] ${endpointLabel(prepared.client.baseUrl, prepared.settings.model)}; API key: ${k.source === 'none' ? 'none' : k.source === 'secretStorage' ? 'from SecretStorage' : `from $${s.apiKeyEnv}`}`);
-      this.cached = { key, prepared };
+      this.cached = { key, target: JSON.stringify([s.url, s.model]), prepared };
       return prepared;
     });
   }

@@ -5,5 +5,5 @@
 
 /** "via http://host:8000/v1 (model NAME)" for a run on an inference server (url as normalised, ending in /v1). */
 export function endpointLabel(url: string, model: string): string {
-  return `via ${url} (model ${model || 'the server\'s only model'})`;
+  return model ? `via ${url} (model ${model})` : `via ${url} (the server's only model)`;
 }
