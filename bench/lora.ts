@@ -7,8 +7,9 @@
 //   weights (what switching costs without run-time LoRAs: one load per switch);
 // - switching LoRAs in one session (A -> B -> A: a new KV cache with the other feeds), resident and
 //   on first use (read + prepare), and that A after B reproduces A's logits exactly;
-// - the decode step with no branches, with branches and no LoRA (rank 0), and with an r16 LoRA on
-//   all seven projections: process CPU time of blocks of steps, interleaved and rotated so each
+// - the decode step with no branches, with branches and no LoRA (rank 0), with an r16 LoRA on
+//   all seven projections, and with branches on q/v only (what a workspace whose LoRAs change only
+//   q_proj / v_proj gets) and no LoRA: process CPU time of blocks of steps, interleaved and rotated so each
 //   configuration sees the same machine; the rank-0 cost as a PASS/FAIL line against the issue's
 //   3% (median of the per-round ratios to the graph without branches, 1 thread);
 // - classify (sentiment, prefix cached) on the worker's layout (session thread) with no branches,
@@ -61,7 +62,7 @@ export interface LoraBenchResult {
   merged?: { maxDiff: number; loraEffect: number; agree: number; positions: number };
 }
 
-const CONFIGS = ['no branches', 'branches, rank 0', 'branches, r16'] as const;
+const CONFIGS = ['no branches', 'branches, rank 0', 'branches, r16', 'q/v branches, rank 0'] as const;
 type ConfigName = (typeof CONFIGS)[number];
 
 const quantile = (a: number[], q: number) => { const b = [...a].sort((x, y) => x - y); const i = (b.length - 1) * q; const lo = Math.floor(i); return b[lo] + (b[Math.ceil(i)] - b[lo]) * (i - lo); };
@@ -82,6 +83,7 @@ async function measure(dir: string, threads: number, classifyThreads: number, bl
     t = performance.now();
     const lo = await CausalLMSession.load(folder, { threads, loraBranches: true });
     const branchLoad = performance.now() - t;
+    const qvOnly = await CausalLMSession.load(folder, { threads, loraBranches: ['q_proj', 'v_proj'] });
     log(`sessions loaded (${plainLoad.toFixed(0)} / ${branchLoad.toFixed(0)} ms)`);
     // The merged model: an r16 q/v LoRA merged into the dequantized q4 weights (fp32 MatMul there).
     const qv = writePeftLora(join(tmp, 'qv16'), dims, { r: 16, alpha: 32, modules: ['q_proj', 'v_proj'], seed: 5, sigma: 0.02 });
@@ -124,7 +126,7 @@ async function measure(dir: string, threads: number, classifyThreads: number, bl
 
     // Decode steps, interleaved: each round runs a block of steps per configuration, in a rotated order.
     const sessions: Record<ConfigName, [CausalLMSession, LoraFeeds | null]> = {
-      'no branches': [plain, null], 'branches, rank 0': [lo, null], 'branches, r16': [lo, feeds['A r16']],
+      'no branches': [plain, null], 'branches, rank 0': [lo, null], 'branches, r16': [lo, feeds['A r16']], 'q/v branches, rank 0': [qvOnly, null],
     };
     const prompt = Array.from({ length: 64 }, (_, i) => 1000 + ((i * 37) % 5000));
     const caches = new Map<ConfigName, ReturnType<CausalLMSession['newCache']>>();
@@ -179,7 +181,7 @@ async function measure(dir: string, threads: number, classifyThreads: number, bl
       mergedCmp = { maxDiff: d, loraEffect: dBase, agree, positions: ids.length };
     }
     for (const c of caches.values()) c.release();
-    await Promise.all([plain.dispose(), lo.dispose(), merged.dispose()]);
+    await Promise.all([plain.dispose(), lo.dispose(), qvOnly.dispose(), merged.dispose()]);
 
     // Classify with the prefix cached, in the worker's layout (session thread), interleaved.
     const open = (loraBranches: boolean) => Engine.load(dir, { variant, threads: classifyThreads, loraBranches, openSession: (f, o) => ThreadedSession.load(f, o) });
@@ -231,17 +233,20 @@ export function loraLines(r: LoraBenchResult, loadEnd: string): string[] {
   out.push('', `== Run-time LoRA (issue 13): ${relative(ROOT, r.model) || r.model} (${r.variant}), ${r.branches} branches; decode ${r.threads} thread(s), classify ${r.classifyThreads}; load average ${r.loadAvgStart.map((x) => x.toFixed(1)).join(' ')} at start, ${loadEnd} at end. Seeded random LoRAs: cost only.`);
   out.push(`  session load: ${r.loadMs.plain.toFixed(0)} ms without branches, ${r.loadMs.branches.toFixed(0)} ms with; a model with a LoRA merged into its weights ${r.loadMs.merged.toFixed(0)} ms (what each switch would cost without run-time LoRAs)`);
   out.push(`  switch A -> B -> A in one session (new KV cache with the other LoRA's feeds): ${r.switching.residentMs.median.toFixed(3)} ms resident (median of ${r.switching.residentMs.n}); first use of B ${r.switching.firstUseMs.toFixed(0)} ms (read + prepare); A after B gives A's logits exactly: ${r.switching.exactAfterSwitch ? 'yes' : 'NO'}`);
-  for (const [n, l] of Object.entries(r.loras)) out.push(`  memory, LoRA ${n} on all 7 projections: ${mib(l.bytes)} float32 resident (${(l.bytes / l.rank / 2 ** 20).toFixed(2)} MiB per rank; RSS +${mib(l.rssDelta)}); read ${l.readMs.toFixed(0)} ms (BF16 file), prepare ${l.prepareMs.toFixed(2)} ms`);
+  for (const [n, l] of Object.entries(r.loras)) out.push(`  memory, LoRA ${n} on all 7 projections: ${mib(l.bytes)} float32 resident (${(l.bytes / l.rank / 2 ** 20).toFixed(2)} MiB per rank; RSS ${l.rssDelta >= 0 ? '+' : ''}${mib(l.rssDelta)}); read ${l.readMs.toFixed(0)} ms (BF16 file), prepare ${l.prepareMs.toFixed(2)} ms`);
   out.push(`  decode step at ${d.context[0]}-${d.context[1]} tokens, ${d.blocks} interleaved rounds of ${d.stepsPerBlock} steps: process CPU ms/step median (vs no branches: median of per-round ratios [quartiles]; ratio of totals) | wall ms/step median`);
   for (const n of CONFIGS) {
     const cr = d.cpuRatio[n];
-    out.push(`    ${n.padEnd(17)} CPU ${d.cpuMsPerStep[n].median.toFixed(2).padStart(7)}${cr ? `  ${pct(cr.median).padStart(6)} [${pct(cr.q1)}, ${pct(cr.q3)}]; totals ${pct(cr.totals)}` : ''} | wall ${d.wallMsPerStep[n].median.toFixed(2)}`);
+    out.push(`    ${n.padEnd(20)} CPU ${d.cpuMsPerStep[n].median.toFixed(2).padStart(7)}${cr ? `  ${pct(cr.median).padStart(6)} [${pct(cr.q1)}, ${pct(cr.q3)}]; totals ${pct(cr.totals)}` : ''} | wall ${d.wallMsPerStep[n].median.toFixed(2)}`);
   }
   out.push('  classify (sentiment, prefix cached, session thread), p50 wall ms | CPU ms (top label):');
-  for (const [n, c] of Object.entries(r.classify)) out.push(`    ${n.padEnd(17)} ${c.wall.median.toFixed(0).padStart(5)} | ${c.cpu.median.toFixed(0).padStart(5)} of ${c.wall.n}  (${c.label})`);
+  for (const [n, c] of Object.entries(r.classify)) out.push(`    ${n.padEnd(20)} ${c.wall.median.toFixed(0).padStart(5)} | ${c.cpu.median.toFixed(0).padStart(5)} of ${c.wall.n}  (${c.label})`);
   if (r.merged) out.push(`  r16 q/v LoRA at run time vs merged into the dequantized q4 weights: max |logit diff| ${r.merged.maxDiff.toExponential(2)} over ${r.merged.positions} positions (the LoRA moves logits by up to ${r.merged.loraEffect.toFixed(2)}); argmax agreement ${r.merged.agree}/${r.merged.positions}`);
-  const r0 = d.cpuRatio['branches, rank 0'];
-  out.push(...targetLines([[`rank-0 LoRA branches cost <= ${RANK0_MAX_FRACTION * 100}% of a decode step (process CPU)`, r0.median - 1 <= RANK0_MAX_FRACTION, `${pct(r0.median)} (quartiles ${pct(r0.q1)}, ${pct(r0.q3)}; ratio of totals ${pct(r0.totals)}) over ${d.blocks}x${d.stepsPerBlock} steps`]]));
+  const line = (what: string, n: ConfigName): [string, boolean, string] => {
+    const r0 = d.cpuRatio[n];
+    return [`rank-0 LoRA branches on ${what} <= ${RANK0_MAX_FRACTION * 100}% of a decode step (CPU)`, r0.median - 1 <= RANK0_MAX_FRACTION, `${pct(r0.median)} (quartiles ${pct(r0.q1)}, ${pct(r0.q3)}; ratio of totals ${pct(r0.totals)}) over ${d.blocks}x${d.stepsPerBlock} steps`];
+  };
+  out.push(...targetLines([line('all 7 projections', 'branches, rank 0'), line('q/v only', 'q/v branches, rank 0')]));
   return out;
 }
 
@@ -255,12 +260,12 @@ export function loraModelDir(fallback: string): string {
 
 /**
  * The bench's LoRA section, measured in a child process (bounded to 10 minutes).
- * Options: `--lora-threads N` (1: the decode comparison), `--lora-blocks N` (40 rounds),
- * `--lora-block-steps N` (4 steps per block), `--lora-reps N` (6 classify reps per configuration).
+ * Options: `--lora-threads N` (1: the decode comparison), `--lora-blocks N` (32 rounds),
+ * `--lora-block-steps N` (4 steps per block), `--lora-reps N` (5 classify reps per configuration).
  */
 export async function loraSection(dir: string, threads: number): Promise<{ lines: string[]; json: Record<string, unknown> }> {
   log(`running the LoRA section on ${dir}`);
-  const args = ['--child', dir, arg('lora-threads', '1'), String(threads), arg('lora-blocks', '40'), arg('lora-block-steps', '4'), arg('lora-reps', '6')];
+  const args = ['--child', dir, arg('lora-threads', '1'), String(threads), arg('lora-blocks', '32'), arg('lora-block-steps', '4'), arg('lora-reps', '5')];
   const r = await runChild<LoraBenchResult>(join(__dirname, 'lora.js'), args, 600_000);
   log(`LoRA section ${r.result ? 'done' : 'FAILED'} in ${(r.ms / 1000).toFixed(0)} s`);
   if (!r.result) {

@@ -18,6 +18,7 @@ import { ResultDocuments } from './host/resultDocs';
 import { StatusBar } from './host/statusBar';
 import { QualityService, registerQualityCommands } from './host/quality';
 import { registerBatchCommands } from './host/batchRun';
+import { loraBranchModules } from './core/model/lora';
 
 /** What `activate` returns (integration tests use it through `extension.exports`). */
 export interface TasklingApi {
@@ -51,11 +52,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<Taskli
   context.subscriptions.push(setup.gguf);
   // Run-time LoRA branches only when a loaded adapter has model.lora (untrusted workspaces load
   // no workspace adapters, so their LoRAs never switch them on).
-  let hasLoraAdapters = (): boolean => false;
+  let loraModules = (): string[] => [];
   const engine = new EngineService(workerPath(context), log, () => {
     const cfg = readConfig();
     const dir = cfg.modelPath || setup.downloadedFolder(cfg.variant);
-    return dir ? { dir, variant: cfg.variant, threads: cfg.threads, loraBranches: hasLoraAdapters() } : undefined;
+    return dir ? { dir, variant: cfg.variant, threads: cfg.threads, loraBranches: loraModules() } : undefined;
   }, debug);
   setup.onModelSet = () => engine.warmUp();
   const endpoints = new EndpointService(context, log);
@@ -64,7 +65,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Taskli
   const decorations = new EntityDecorations();
   const results = new ResultDocuments();
   const controller = new TasklingController(context, engine, decorations, setup, log, results);
-  hasLoraAdapters = () => controller.registry.list().some((r) => !!r.adapter.model?.lora);
+  // Branches only beside the projections those LoRAs change (read from their safetensors headers).
+  loraModules = () => loraBranchModules(controller.registry.list().map((r) => r.adapter.model?.lora).filter((p): p is string => !!p));
   const quality = new QualityService(controller, log);
   controller.quality = quality;
   const panel = new PanelProvider(context.extensionUri, controller, log, () => engine.warmUp());

@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Engine, EngineOptions } from '../core/engine';
+import { loraBranchModules } from '../core/model/lora';
 import type { TaskAdapter } from '../core/adapters/manifest';
 import { TaskRuntime } from '../core/tasks';
 import { TasklingError } from '../core/errors';
@@ -101,7 +102,7 @@ export async function evalCommand(argv: string[], h: CliHelpers): Promise<number
     if (endpoint) {
       report = await evaluateOnEndpoint(a, adapter, data, { name: dataFile, sha256: createHash('sha256').update(bytes).digest('hex') }, { limit, calibrationBins: bins, signal, onRecord });
     } else {
-      engine = await Engine.load(model!, { ...eng, loraBranches: !!adapter.model?.lora });
+      engine = await Engine.load(model!, { ...eng, loraBranches: loraBranchModules(adapter.model?.lora ? [adapter.model.lora] : []) });
       const runtime = new TaskRuntime(engine);
       const n = limit !== undefined ? Math.min(limit, data.records.length) : data.records.length;
       console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms; adapter ${adapter.id}@${adapter.version} (${adapter.task}); ${n} record(s) of ${dataFile}`);

@@ -30,7 +30,7 @@ import { exportTrainingCommand, EXPORT_TRAINING_USAGE } from './exportTraining';
 import { checkEndpointMix, ENDPOINT_OPTIONS, ENDPOINT_USAGE, exportRequestsCommand, runOnEndpoint } from './endpoint';
 import { decodeInput, installProcessGuards, lifetime, readInput, readInputBytes, splitJsonlBytes, writeOut } from './io';
 import { jsonlItems, type BatchItem } from '../core/batch';
-import { checkPeftLoraFiles, loraBaseDimsOfFolder } from '../core/model/lora';
+import { checkPeftLoraFiles, loraBaseDimsOfFolder, loraBranchModules } from '../core/model/lora';
 
 const USAGE = `Usage:
   taskling generate --model DIR [--variant V] [--schema FILE | --choice a,b | --regex RE]
@@ -405,8 +405,8 @@ async function run(argv: string[]): Promise<number> {
   const signal = AbortSignal.any([ac.signal, lifetime.signal]);
   let engine: Engine | undefined;
   try {
-    // Run-time LoRA branches only when an adapter has one (the graph without them is faster).
-    engine = await Engine.load(model!, { ...eng, loraBranches: runAdapters.some((ad) => !!ad.model?.lora) });
+    // Run-time LoRA branches only beside the projections the adapters' LoRAs change (fewer are faster).
+    engine = await Engine.load(model!, { ...eng, loraBranches: loraBranchModules(runAdapters.map((ad) => ad.model?.lora).filter((p): p is string => !!p)) });
     const names = runAdapters.map((ad) => `${ad.id}@${ad.version} (${ad.task}${ad.model?.lora ? ', LoRA' : ''})`).join(', ');
     console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms; ${several ? 'adapters' : 'adapter'} ${several ? names : `${runAdapters[0].id}@${runAdapters[0].version} (${runAdapters[0].task})`}; ${n} input(s)`);
     const runtime = new TaskRuntime(engine);

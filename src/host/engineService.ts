@@ -27,8 +27,12 @@ export interface ModelTarget {
   dir: string;
   variant: NonNullable<ReturnType<typeof readConfig>['variant']>;
   threads: number;
-  /** Load with run-time LoRA branches: some loaded adapter has `model.lora` (chosen at load; the graph without branches is faster otherwise). */
-  loraBranches?: boolean;
+  /**
+   * Load with run-time LoRA branches beside the projections the loaded adapters' LoRAs change
+   * (`model.lora`; chosen at load: the graph with fewer or no branches is faster). A LoRA changing
+   * another projection changes this, and the next run reloads the model with its branches.
+   */
+  loraBranches?: boolean | string[];
 }
 
 /** Thrown by {@link EngineService.ensureLoaded} when no usable model folder is configured. */
@@ -170,7 +174,7 @@ export class EngineService implements vscode.Disposable {
     this.loadedKey = key;
     this.setState({ kind: 'loading', message: `loading ${path.basename(t.dir)} (${t.variant})` });
     const started = Date.now();
-    const p = this.client.call('load', { modelDir: t.dir, variant: t.variant, threads: t.threads || undefined, loraBranches: t.loraBranches || undefined });
+    const p = this.client.call('load', { modelDir: t.dir, variant: t.variant, threads: t.threads || undefined, loraBranches: branchesOf(t) || undefined });
     this.loading = p;
     try {
       const info = await p;
@@ -335,5 +339,10 @@ export class EngineService implements vscode.Disposable {
 }
 
 function keyOf(t: ModelTarget): string {
-  return JSON.stringify([t.dir, t.variant, t.threads, t.loraBranches === true]);
+  return JSON.stringify([t.dir, t.variant, t.threads, branchesOf(t)]);
+}
+
+/** The target's LoRA branches, false for none (an empty list included). */
+function branchesOf(t: ModelTarget): boolean | string[] {
+  return Array.isArray(t.loraBranches) ? (t.loraBranches.length ? t.loraBranches : false) : t.loraBranches === true;
 }

@@ -46,8 +46,12 @@ export interface LoadParams {
   variant?: ModelVariantName;
   /** onnxruntime intra-op threads; 0/undefined = default. */
   threads?: number;
-  /** Load the graph with run-time LoRA branches (needed by adapters with `model.lora`; see core/model/loraGraph.ts). */
-  loraBranches?: boolean;
+  /**
+   * Load the graph with run-time LoRA branches (needed by adapters with `model.lora`; see
+   * core/model/loraGraph.ts): true for all seven projections, or the module names to branch
+   * (q_proj ... down_proj: those the adapters' LoRAs change). A different value reloads the model.
+   */
+  loraBranches?: boolean | string[];
 }
 
 /** Facts about the loaded model. */

@@ -11,6 +11,7 @@ import { evaluate, parseEvalRecords } from '../core/eval';
 import { runTask, TaskRuntime } from '../core/tasks';
 import { validateAdapter } from '../core/adapters/validate';
 import { ThreadedSession } from './sessionThread';
+import { LORA_MODULES, type LoraModule } from '../core/model/lora';
 
 /** Per-request context: cancellation and event emission. */
 export interface HandlerContext {
@@ -22,6 +23,19 @@ type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : n
 export type Handlers = {
   [M in keyof WorkerMethods]: (params: WorkerMethods[M][0], ctx: HandlerContext) => Promise<WorkerMethods[M][1]>;
 };
+
+/**
+ * `load`'s loraBranches as the engine takes it: true (all seven projections), the listed modules in
+ * graph order, or false.
+ * @throws TasklingError `INVALID_INPUT` for a name that is not one of the seven projections.
+ */
+function loraBranchesParam(v: unknown): boolean | LoraModule[] {
+  if (v === true) return true;
+  if (!Array.isArray(v)) return false;
+  const bad = v.find((m) => !(LORA_MODULES as readonly unknown[]).includes(m));
+  if (bad !== undefined) throw new TasklingError('INVALID_INPUT', `loraBranches: ${JSON.stringify(bad)} is not one of ${LORA_MODULES.join(', ')}.`);
+  return LORA_MODULES.filter((m) => v.includes(m));
+}
 
 function requireString(v: unknown, name: string): string {
   if (typeof v !== 'string' || !v) throw new TasklingError('INVALID_REQUEST', `${name} must be a non-empty string`);
@@ -50,7 +64,8 @@ export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handl
     async load(p: LoadParams): Promise<ModelInfo> {
       const modelDir = requireString(p?.modelDir, 'modelDir');
       checkThreads(p.threads);
-      const key = JSON.stringify([modelDir, p.variant ?? 'q4', p.threads ?? 0, p.loraBranches === true]);
+      const lora = loraBranchesParam(p.loraBranches);
+      const key = JSON.stringify([modelDir, p.variant ?? 'q4', p.threads ?? 0, lora]);
       if (engine && key === loadedKey) return engine.info;
       if (engine) await engine.dispose();
       engine = null;
@@ -59,7 +74,7 @@ export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handl
       // host sees a worker crash and restarts and reloads as it does for any crash.
       const onDeath = () => setTimeout(() => process.exit(71), 100);
       engine = await Engine.load(modelDir, {
-        variant: (p.variant ?? 'q4') as ModelVariant, threads: p.threads, loraBranches: p.loraBranches === true,
+        variant: (p.variant ?? 'q4') as ModelVariant, threads: p.threads, loraBranches: lora,
         openSession: (f, o) => ThreadedSession.load(f, o, onDeath),
       });
       loadedKey = key;

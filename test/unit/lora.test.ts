@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readModelFolder } from '../../src/core/model/modelFolder';
 import { CausalLMSession } from '../../src/core/model/session';
-import { LoraError, loraBaseDims, loraBaseDimsOfFolder, LoraModule, readPeftLora, LORA_MODULES } from '../../src/core/model/lora';
+import { LoraError, loraBaseDims, loraBaseDimsOfFolder, loraBranchModules, LoraModule, readPeftLora, LORA_MODULES } from '../../src/core/model/lora';
+import { createHandlers } from '../../src/worker/handlers';
 import { PrefixCache } from '../../src/core/generation/prefixCache';
 import { Engine } from '../../src/core/engine';
 import { ThreadedSession } from '../../src/worker/sessionThread';
@@ -481,4 +482,48 @@ if (isMainThread) {
   const usage = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'taskling.js'), 'run', '--model', TINY_MODEL, '--adapter', `${files.sent},${files.route}`, 'some text'], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(usage.status, 2);
   assert.match(usage.stderr, /several adapters need --jsonl/);
+});
+
+test('branches only for the modules the LoRAs change: fewer branches, same logits; a LoRA changing another module is refused by name, and a load with its modules (a new key) reloads with the right branches', async () => {
+  const qv = join(tmp, 'only-qv');
+  const down = join(tmp, 'only-down');
+  const mQv = writePeftLora(qv, dims, { r: 4, alpha: 8, modules: ['q_proj', 'v_proj'], seed: 81, sigma: 0.1 });
+  writePeftLora(down, dims, { r: 4, alpha: 8, modules: ['down_proj'], seed: 82, sigma: 0.1 });
+  assert.deepEqual(loraBranchModules([qv]), ['q_proj', 'v_proj']);
+  assert.deepEqual(loraBranchModules([down, qv]), ['q_proj', 'v_proj', 'down_proj']);
+  assert.deepEqual(loraBranchModules([]), []);
+  assert.deepEqual(loraBranchModules([join(tmp, 'nope')]), [...LORA_MODULES], 'an unreadable LoRA counts as all seven');
+  const s = await CausalLMSession.load(fp32, { threads: 1, loraBranches: ['q_proj', 'v_proj'] });
+  try {
+    assert.equal(s.loraSlots.length, base.numLayers * 2);
+    assert.deepEqual([...new Set(s.loraSlots.map((x) => x.module))], ['q_proj', 'v_proj']);
+    const want = await mergedLogits('only-qv', mQv, (r) => 8 / r);
+    assert.ok(maxDiff(await logits(s, s.prepareLora(readPeftLora(qv, base))), want) <= 1e-4);
+    assert.deepEqual(await logits(s, null), await logits(plain, null), 'rank 0 on the fewer branches is the base exactly');
+    expectLoraError(() => s.prepareLora(readPeftLora(down, base)), 'LORA_TARGET_MISMATCH', /down_proj, but the model was loaded with LoRA branches on q_proj, v_proj only/);
+  } finally {
+    await s.dispose();
+  }
+  // The worker: loaded for the q/v LoRA, an adapter whose LoRA changes down_proj fails by name (not
+  // a silent no-op); loading with the union of the LoRAs' modules (what the extension asks for once
+  // that adapter is loaded: its key changes) reloads, and the adapter then runs with its LoRA.
+  const { handlers, shutdown } = createHandlers({ allowDebug: false });
+  try {
+    const sentiment = getBuiltinAdapter('sentiment') as ClassifyAdapter;
+    const withDown = { ...sentiment, id: 'sent-down', model: { lora: down } };
+    const ctx = { signal: new AbortController().signal, emit: () => undefined } as unknown as Parameters<typeof handlers.runTask>[1];
+    const first = await handlers.load({ modelDir: TINY_MODEL, variant: 'fp32', threads: 1, loraBranches: loraBranchModules([qv]) }, ctx);
+    await assert.rejects(handlers.runTask({ adapter: withDown as unknown as Record<string, unknown>, text: 'Fine.' }, ctx), /down_proj, but the model was loaded with LoRA branches on q_proj, v_proj only/);
+    const again = await handlers.load({ modelDir: TINY_MODEL, variant: 'fp32', threads: 1, loraBranches: loraBranchModules([qv]) }, ctx);
+    assert.equal(again, first, 'the same branches: no reload');
+    const reloaded = await handlers.load({ modelDir: TINY_MODEL, variant: 'fp32', threads: 1, loraBranches: loraBranchModules([qv, down]) }, ctx);
+    assert.notEqual(reloaded, first, 'other branches: reloaded');
+    const r = (await handlers.runTask({ adapter: withDown as unknown as Record<string, unknown>, text: 'Fine.' }, ctx)) as ClassifyResult;
+    const w = readPeftLora(down, base);
+    assert.equal(r.provenance.lora?.sha256, w.sha256);
+    const none = (await handlers.runTask({ adapter: sentiment as unknown as Record<string, unknown>, text: 'Fine.' }, ctx)) as ClassifyResult;
+    assert.notDeepEqual(r.labels.map((l) => l.probability), none.labels.map((l) => l.probability), 'the down_proj LoRA changes the scores');
+  } finally {
+    await shutdown();
+  }
 });

@@ -16,6 +16,7 @@ import { basename, dirname, join, relative, sep } from 'node:path';
 import { onnx } from 'onnx-proto';
 import type { EmbeddingSpec } from './embeddingLookup';
 import { addLoraBranches, LoraSlot } from './loraGraph';
+import { LORA_MODULES, type LoraModule } from './lora';
 
 /** The added input: int64 `[1]`, how many trailing positions get logits. */
 export const LOGITS_TO_KEEP_INPUT = 'num_logits_to_keep';
@@ -241,8 +242,8 @@ export interface GraphRewriteOptions {
   matMulNBitsAccuracyLevel?: number;
   /** Read token embeddings outside the graph (default true; see {@link moveEmbeddingOutOfGraph}). */
   embeddingLookup?: boolean;
-  /** Add run-time LoRA branches beside every projection (default false; see loraGraph.ts). */
-  loraBranches?: boolean;
+  /** Add run-time LoRA branches beside every projection (true) or those of the modules listed (default false; see loraGraph.ts). */
+  loraBranches?: boolean | readonly LoraModule[];
 }
 
 /**
@@ -302,7 +303,9 @@ export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}
   const notes: string[] = [];
   const bytes = readFileSync(graphPath);
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
-  const tag = `r${REWRITE_VERSION}-${wantLogits ? 'logits' : 'full'}-acc${level}${wantEmbedding ? '-emb' : ''}${opts.loraBranches ? '-lora' : ''}`;
+  const loraModules = opts.loraBranches === true ? LORA_MODULES : LORA_MODULES.filter((m) => Array.isArray(opts.loraBranches) && opts.loraBranches.includes(m));
+  const loraTag = !loraModules.length ? '' : loraModules.length === LORA_MODULES.length ? '-lora' : `-lora-${loraModules.map((m) => m.replace('_proj', '')).join('.')}`;
+  const tag = `r${REWRITE_VERSION}-${wantLogits ? 'logits' : 'full'}-acc${level}${wantEmbedding ? '-emb' : ''}${loraTag}`;
   const graphDir = dirname(graphPath);
   const target = join(graphDir, `.${basename(graphPath, '.onnx')}.taskling-${tag}-${hash}.onnx`);
   const model = onnx.ModelProto.decode(bytes);
@@ -328,8 +331,8 @@ export function rewrittenGraph(graphPath: string, opts: GraphRewriteOptions = {}
     else notes.push(`embedding gathered in the graph (${r.reason})`);
   } else if (wantLogits || level) notes.push('embedding gathered in the graph (embeddingLookup: false)');
   let lora: LoraSlot[] | undefined;
-  if (opts.loraBranches) {
-    const r = addLoraBranches(model);
+  if (loraModules.length) {
+    const r = addLoraBranches(model, loraModules);
     if (r.slots.length) { lora = r.slots; changed = true; notes.push(`LoRA branches on ${r.slots.length} projections`); }
     else notes.push(`no LoRA branches (${r.reason})`);
   }

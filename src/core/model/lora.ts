@@ -344,6 +344,49 @@ function checkLoraTensors(tensors: Map<string, SafetensorsEntry>, config: LoraCo
   return out;
 }
 
+/**
+ * The projections LoRAs change, from their safetensors headers (not the weights), in graph order:
+ * what a session needs LoRA branches for (SessionOptions.loraBranches). A LoRA whose header cannot
+ * be read counts as all seven (using it then names its problem).
+ */
+export function loraBranchModules(paths: readonly string[]): LoraModule[] {
+  const used = new Set<LoraModule>();
+  for (const p of paths) {
+    try {
+      const { weightsFile } = loraPaths(p);
+      for (const name of readHeaderTensors(weightsFile).keys()) {
+        const m = KEY.exec(name);
+        if (m) used.add(m[3] as LoraModule);
+        else for (const x of LORA_MODULES) used.add(x);
+      }
+    } catch {
+      for (const x of LORA_MODULES) used.add(x);
+    }
+  }
+  return LORA_MODULES.filter((m) => used.has(m));
+}
+
+/** The tensor entries of a safetensors file, reading only its header. */
+function readHeaderTensors(weightsFile: string): Map<string, SafetensorsEntry> {
+  let fd: number;
+  try {
+    fd = openSync(weightsFile, 'r');
+  } catch (e) {
+    throw new LoraError('LORA_FILE_MISSING', `The LoRA's ${basename(weightsFile)} ${weightsFile} is missing or unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}). peft's save_pretrained writes adapter_config.json and adapter_model.safetensors side by side.`, weightsFile);
+  }
+  try {
+    const size = statSync(weightsFile).size;
+    const head = Buffer.alloc(8);
+    const got = readSync(fd, head, 0, 8, 0);
+    const n = got === 8 ? Number(head.readBigUInt64LE(0)) : 0;
+    const buf = Buffer.alloc(8 + Math.max(0, Math.min(n, size - 8, MAX_HEADER_BYTES)));
+    readSync(fd, buf, 0, buf.length, 0);
+    return parseSafetensors(buf, weightsFile, size).tensors;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Largest safetensors JSON header read by {@link checkPeftLoraFiles} (bytes). */
 const MAX_HEADER_BYTES = 64 * 1024 * 1024;
 
@@ -361,28 +404,12 @@ export function checkPeftLoraFiles(path: string, base?: LoraBaseDims): LoraError
   try {
     const { weightsFile, configFile } = loraPaths(path);
     const config = readLoraConfig(configFile);
-    let fd: number;
-    try {
-      fd = openSync(weightsFile, 'r');
-    } catch (e) {
-      throw new LoraError('LORA_FILE_MISSING', `The LoRA's ${basename(weightsFile)} ${weightsFile} is missing or unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}). peft's save_pretrained writes adapter_config.json and adapter_model.safetensors side by side.`, weightsFile);
+    const tensors = readHeaderTensors(weightsFile);
+    for (const [name, t] of tensors) {
+      if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') throw new LoraError('LORA_DTYPE_UNSUPPORTED', `${weightsFile}: tensor ${name} is ${t.dtype}; LoRA tensors must be F32, F16 or BF16.`, weightsFile);
+      if (!KEY.test(name)) throw new LoraError('LORA_UNSUPPORTED', `${weightsFile}: tensor ${JSON.stringify(name)} is not a lora_A / lora_B of ${LORA_MODULES.join(', ')}.`, weightsFile);
     }
-    try {
-      const size = statSync(weightsFile).size;
-      const head = Buffer.alloc(8);
-      const got = readSync(fd, head, 0, 8, 0);
-      const n = got === 8 ? Number(head.readBigUInt64LE(0)) : 0;
-      const buf = Buffer.alloc(8 + Math.max(0, Math.min(n, size - 8, MAX_HEADER_BYTES)));
-      readSync(fd, buf, 0, buf.length, 0);
-      const { tensors } = parseSafetensors(buf, weightsFile, size);
-      for (const [name, t] of tensors) {
-        if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') throw new LoraError('LORA_DTYPE_UNSUPPORTED', `${weightsFile}: tensor ${name} is ${t.dtype}; LoRA tensors must be F32, F16 or BF16.`, weightsFile);
-        if (!KEY.test(name)) throw new LoraError('LORA_UNSUPPORTED', `${weightsFile}: tensor ${JSON.stringify(name)} is not a lora_A / lora_B of ${LORA_MODULES.join(', ')}.`, weightsFile);
-      }
-      if (base) checkLoraTensors(tensors, config, base, weightsFile);
-    } finally {
-      closeSync(fd);
-    }
+    if (base) checkLoraTensors(tensors, config, base, weightsFile);
     return null;
   } catch (e) {
     if (e instanceof LoraError) return e;

@@ -108,6 +108,10 @@ export function loraFeeds(slots: readonly LoraSlot[], weights: LoraWeights | nul
   const bySlot = new Map(slots.map((s) => [`${s.layer}.${s.module}`, s]));
   for (const p of weights.pairs) {
     const s = bySlot.get(`${p.layer}.${p.module}`);
+    if (!s && slots.some((x) => x.layer === p.layer)) {
+      const have = LORA_MODULES.filter((m) => slots.some((x) => x.module === m));
+      throw new LoraError('LORA_TARGET_MISMATCH', `The LoRA ${weights.dir} changes ${p.module}, but the model was loaded with LoRA branches on ${have.join(', ')} only: load it with branches for ${p.module} too (loraBranches: loraBranchModules of the LoRAs in use; the extension and the CLI do so from the adapters' LoRAs).`, weights.dir);
+    }
     if (!s) throw new LoraError('LORA_TARGET_MISMATCH', `The LoRA ${weights.dir} changes layer ${p.layer} ${p.module}, which this model's graph has no such projection for (it has ${slots.length} LoRA branches): the LoRA was trained on another model.`, weights.dir);
     if (s.inFeatures !== p.inFeatures || s.outFeatures !== p.outFeatures) {
       throw new LoraError('LORA_SHAPE_MISMATCH', `The LoRA ${weights.dir}: layer ${p.layer} ${p.module} is ${p.outFeatures} x ${p.inFeatures} (out x in), the graph's is ${s.outFeatures} x ${s.inFeatures}: the LoRA was trained on another model.`, weights.dir);

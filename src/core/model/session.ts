@@ -13,7 +13,7 @@ import { float16ToFloat32 } from './float16';
 import { rewrittenGraph, LOGITS_TO_KEEP_INPUT } from './graphRewrite';
 import { EmbeddingLookup } from './embeddingLookup';
 import { loraFeeds, LoraFeeds, LoraSlot } from './loraGraph';
-import type { LoraWeights } from './lora';
+import type { LoraModule, LoraWeights } from './lora';
 import { collectGarbage } from '../memory';
 import type { ForwardOptions, ForwardResult, ForwardSession, KVCacheState } from './forwardSession';
 
@@ -75,10 +75,12 @@ export interface SessionOptions {
    */
   collectBetweenPieces?: boolean;
   /**
-   * Add run-time LoRA branches beside every projection (default false; see loraGraph.ts), so
-   * {@link CausalLMSession.prepareLora} LoRAs can be switched per KV cache without a reload.
+   * Add run-time LoRA branches beside every projection (true), or beside those of the modules
+   * listed (fewer branches cost less per step: lora.ts's loraBranchModules of the LoRAs in use),
+   * default false (see loraGraph.ts), so {@link CausalLMSession.prepareLora} LoRAs can be switched
+   * per KV cache without a reload.
    */
-  loraBranches?: boolean;
+  loraBranches?: boolean | readonly LoraModule[];
 }
 
 const PAST_RE = /^past_key_values\.(\d+)\.(key|value)$/;
