@@ -320,6 +320,32 @@ test('timings and provenance are shown', async () => {
   await page.close();
 });
 
+test('a result from an inference server says where it ran: engine line, result header, provenance', async () => {
+  const page = await openPanel();
+  await page.evaluate(() => {
+    const fx = window.__fixtures;
+    const url = 'http://gpu-box:8000/v1';
+    const result = JSON.parse(JSON.stringify(fx.results.classify));
+    result.provenance.model = { id: 'google/gemma-3-270m-it', dir: url, variant: 'endpoint', sha256: '' };
+    result.provenance.endpoint = { url, model: 'google/gemma-3-270m-it', requests: 1, scoring: 'approximate' };
+    const record = { runId: 9, adapterId: 'builtin.sentiment', adapterName: 'Sentiment', task: 'classify', input: fx.inputs.classify, startedAt: Date.now(), result };
+    const engine = { kind: 'ready', modelId: 'google/gemma-3-270m-it', variant: 'endpoint', loaded: true, via: `via ${url} (model google/gemma-3-270m-it)` };
+    window.postMessage({ type: 'runFinished', record }, '*');
+    window.postMessage({ type: 'state', state: { adapters: fx.adapters, problems: fx.problems, selectedAdapterId: 'builtin.sentiment', engine, history: [...fx.history, record], hasSelection: true } }, '*');
+  });
+  await showRun(page, 9);
+  const via = 'via http://gpu-box:8000/v1 (model google/gemma-3-270m-it)';
+  eq((await page.locator('taskling-panel .engine').innerText()).trim(), `Tasks run ${via}: the selected text is sent to that server`, 'engine line');
+  eq((await page.locator('tl-run-result .where').innerText()).trim(), `Ran ${via} · approximate scoring`, 'result header');
+  await page.locator('tl-run-result details.provenance > summary').click();
+  const prov = await page.locator('tl-run-result details.provenance').innerText();
+  assert(prov.includes(`${via}, 1 request, approximate scoring`), `provenance lacks the endpoint: ${prov}`);
+  await page.screenshot({ path: join(artifacts, 'endpoint-result.png'), fullPage: true });
+  await showRun(page, 1);
+  eq(await page.locator('tl-run-result .where').count(), 0, 'a local result has no "Ran via" line');
+  await page.close();
+});
+
 test('history lists the runs newest first and switches the result', async () => {
   const page = await openPanel();
   const runs = await page.locator('tl-history-list button.run').evaluateAll((bs) => bs.map((b) => [Number(b.dataset.runId), b.textContent.replace(/\s+/g, ' ').trim()]));
