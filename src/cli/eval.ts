@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Engine, EngineOptions } from '../core/engine';
-import { loraBranchModules } from '../core/model/lora';
+import { checkPeftLoraFiles, loraBaseDimsOfFolder, loraBranchModules } from '../core/model/lora';
 import type { TaskAdapter } from '../core/adapters/manifest';
 import { TaskRuntime } from '../core/tasks';
 import { TasklingError } from '../core/errors';
@@ -81,6 +81,13 @@ export async function evalCommand(argv: string[], h: CliHelpers): Promise<number
   for (const e of data.errors) console.error(`${dataFile}: ${e.code}: ${e.message}`);
   if (!data.records.length) {
     console.error(`taskling: ${dataFile} has no usable records (${data.errors.length} bad ${data.errors.length === 1 ? 'line' : 'lines'}); see the record formats in samples/eval/README.md`);
+    return 1;
+  }
+
+  // A run-time LoRA that does not fit the model fails now, before the model loads (not per record).
+  const loraProblem = !endpoint && adapter.model?.lora ? checkPeftLoraFiles(adapter.model.lora, loraBaseDimsOfFolder(model!)) : null;
+  if (loraProblem) {
+    console.error(`taskling: adapter ${adapter.id}: its LoRA cannot be used with the model ${model}: ${loraProblem.message}`);
     return 1;
   }
 

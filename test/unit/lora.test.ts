@@ -527,3 +527,24 @@ test('branches only for the modules the LoRAs change: fewer branches, same logit
     await shutdown();
   }
 });
+
+test('taskling run and eval check an adapter\'s LoRA against the model before loading it: one of another model fails at once, named', () => {
+  const dir = join(tmp, 'cli-misfit');
+  mkdirSync(join(dir, 'loras'), { recursive: true });
+  writePeftLora(join(dir, 'loras', 'wide'), { ...dims, modules: { ...dims.modules, q_proj: [128, 1024] } }, { r: 4, alpha: 8, modules: ['q_proj'], seed: 91 });
+  const file = join(dir, 'misfit.taskling.json');
+  writeFileSync(file, JSON.stringify({ ...getBuiltinAdapter('sentiment'), id: 'misfit', model: { lora: 'loras/wide' } }));
+  const bin = join(REPO_ROOT, 'bin', 'taskling.js');
+  const r = spawnSync(process.execPath, [bin, 'run', '--adapter', file, '--model', TINY_MODEL, 'Nice work.'], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.doesNotMatch(r.stderr, /loaded in/, 'the model is not loaded');
+  const out = JSON.parse(r.stdout.trim()) as { error: { code: string; message: string } };
+  assert.equal(out.error.code, 'ADAPTER_INVALID');
+  assert.match(out.error.message, /adapter misfit: its LoRA cannot be used with the model .*LORA_SHAPE_MISMATCH/);
+  const data = join(dir, 'data.jsonl');
+  writeFileSync(data, JSON.stringify({ text: 'Nice work.', label: 'positive' }) + '\n');
+  const e = spawnSync(process.execPath, [bin, 'eval', '--adapter', file, '--data', data, '--model', TINY_MODEL], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(e.status, 1, e.stderr);
+  assert.doesNotMatch(e.stderr, /loaded in/);
+  assert.match(e.stderr, /adapter misfit: its LoRA cannot be used with the model .*LORA_SHAPE_MISMATCH/);
+});
