@@ -11,7 +11,7 @@
  * a message that says what to do), 2 bad usage (checked before the model loads), 130 interrupted
  * (Ctrl-C).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, join } from 'node:path';
 import { Engine, EngineOptions } from '../core/engine';
@@ -460,7 +460,8 @@ async function run(argv: string[]): Promise<number> {
  *   --jsonl or with --endpoint.
  */
 async function resolveRunAdapters(list: string, folder: string | undefined, o: { endpoint: boolean; jsonl: boolean }): Promise<{ adapters: TaskAdapter[]; byName: Map<string, TaskAdapter> } | undefined> {
-  const names = list.split(',').map((x) => x.trim()).filter(Boolean);
+  // A file whose name has a comma is one adapter, not a list.
+  const names = existsSync(list) ? [list] : list.split(',').map((x) => x.trim()).filter(Boolean);
   if (!names.length) throw usageError('run', '--adapter is required (see taskling help)');
   if (new Set(names).size !== names.length) throw usageError('run', `--adapter names an adapter twice (${list})`);
   if (names.length > 1 && o.endpoint) throw usageError('run', '--endpoint runs one adapter; give --adapter a single ID or FILE');
