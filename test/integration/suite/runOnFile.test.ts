@@ -3,6 +3,8 @@
  * commas and an embedded line break (text column by name), the active editor's lines, an existing
  * results file continued (nothing re-run) or overwritten, and Cancel mid-run (partial results kept,
  * then continued to the end). Argument object {file | active, adapterId, column, ifExists}.
+ * Named to run after extension.test (mocha takes the files in name order; that file checks the
+ * worker has not started yet).
  * Run alone with `TASKLING_TEST_GREP='Run Adapter on File' TASKLING_SKIP_VSIX=1 TASKLING_SKIP_PANEL_UI=1 node test/integration/run.mjs`.
  */
 import * as assert from 'node:assert/strict';
