@@ -14,7 +14,7 @@ import type { TaskResult } from '../core/tasks';
 import type { EvalReport, ParsedEvalData } from '../core/eval';
 import {
   CLASSIFY_SCORINGS, ClassifyScoring, EXACT_PROMPTS, type ExactPrompt, EndpointClient, EndpointTaskSettings, planRequests, runBatch, runEndpointTask,
-  scoringFor, STRUCTURED_OUTPUT_FIELDS, StructuredOutputField, type BatchItem, type EndpointTarget, isLoopbackUrl, MAX_ENDPOINT_TIMEOUT_SECONDS,
+  refuseRunTimeLora, scoringFor, STRUCTURED_OUTPUT_FIELDS, StructuredOutputField, type BatchItem, type EndpointTarget, isLoopbackUrl, MAX_ENDPOINT_TIMEOUT_SECONDS,
   prepareEndpoint, type PreparedEndpoint, resolveEndpointModel, evaluateOnEndpointWith, type EndpointEvalOptions,
 } from '../core/endpoint';
 import { choiceOpt, flag, intOpt, numOpt, opt, parseArgs, usageError, type OptionSpec, type ParsedArgs } from './args';
@@ -110,6 +110,7 @@ async function setup(a: ParsedArgs, adapter: TaskAdapter, onRetry: boolean): Pro
   let prepared: PreparedEndpoint;
   try {
     prepared = prepareEndpoint(target);
+    refuseRunTimeLora(adapter);
     if (adapter.task === 'classify') scoringFor(prepared.settings);
   } catch (e) {
     throw usageError(a.cmd, `--endpoint: ${(e as Error).message}`);
@@ -149,7 +150,7 @@ export async function runOnEndpoint(a: ParsedArgs, adapter: TaskAdapter, items: 
   let summary;
   try {
     summary = await runBatch(items, {
-      concurrency, output, adapterId: adapter.id, signal: AbortSignal.any([ac.signal, lifetime.signal]),
+      concurrency, output, adapterId: adapter.id, origin: `${client.baseUrl} ${settings.model}`, signal: AbortSignal.any([ac.signal, lifetime.signal]),
       write: (line) => writeOut(line),
       run: (text, signal) => runEndpointTask(client, adapter, text, settings, { signal }),
       onRecord: (i, o, ms) => {

@@ -18,7 +18,7 @@ import type { TaskAdapter } from '../core/adapters/manifest';
 import { TasklingError } from '../core/errors';
 import type { EvalReport } from '../core/eval';
 import { parseEvalRecords } from '../core/eval';
-import { endpointLabel, evaluateOnEndpointWith, isLoopbackUrl, prepareEndpoint, resolveEndpointModel, runEndpointTask, type PreparedEndpoint } from '../core/endpoint';
+import { endpointLabel, evaluateOnEndpointWith, isLoopbackUrl, prepareEndpoint, refuseRunTimeLora, resolveEndpointModel, runEndpointTask, type PreparedEndpoint } from '../core/endpoint';
 import { WorkerCallError } from '../worker/client';
 import { readEndpointSettings } from './config';
 import { chooseApiKey, endpointErrorAdvice, secretKeyFor, type EndpointSettings } from './logic/endpoint';
@@ -80,12 +80,14 @@ export class EndpointService {
   /**
    * Asks before the first text goes to `url` in this workspace. Resolves true to go on.
    */
-  async confirm(p: PreparedEndpoint, what: string): Promise<boolean> {
-    const url = p.client.baseUrl;
+  async confirm(s: EndpointSettings, what: string): Promise<boolean> {
+    // Asked before any request (not even GET /v1/models with the key goes out first).
+    const url = this.guardSync(() => prepareEndpoint({ url: s.url }).client.baseUrl);
     const remembered = this.context.workspaceState.get<string[]>(CONFIRMED_KEY, []);
     if (remembered.includes(url)) return true;
     const where = isLoopbackUrl(url) ? 'a server on this machine' : `${new URL(url).host}`;
-    const message = `Taskling: ${what} will be sent to ${url} (model ${p.settings.model}, ${where}) because taskling.endpoint.url is set. Continue?`;
+    const model = s.model ? `model ${s.model}` : 'the model the server lists';
+    const message = `Taskling: ${what} will be sent to ${url} (${model}, ${where}) because taskling.endpoint.url is set. Continue?`;
     this.lastConfirmation = message;
     const pick = typeof this.confirmAnswer === 'function' ? this.confirmAnswer(message)
       : this.confirmAnswer ?? await vscode.window.showWarningMessage(message, { modal: true, detail: 'Clear taskling.endpoint.url to keep every text on this machine.' }, CONFIRM_ACTIONS.continue, CONFIRM_ACTIONS.always);
@@ -100,8 +102,9 @@ export class EndpointService {
    *   `ENDPOINT_REJECTED`, `ENDPOINT_OUTPUT_INVALID`, `INVALID_INPUT`, `INVALID_REQUEST`.
    */
   async run(s: EndpointSettings, adapter: TaskAdapter, text: string, signal: AbortSignal): Promise<unknown> {
+    this.guardSync(() => refuseRunTimeLora(adapter));
+    if (!await this.confirm(s, 'The selected text')) throw new WorkerCallError('CANCELLED', 'Nothing was sent.');
     const p = await this.prepare(s, signal);
-    if (!await this.confirm(p, 'The selected text')) throw new WorkerCallError('CANCELLED', 'Nothing was sent.');
     return this.guard(() => runEndpointTask(p.client, adapter, text, p.settings, { signal }));
   }
 
@@ -110,9 +113,10 @@ export class EndpointService {
    * @returns core/eval's EvalReport (`model.variant` "endpoint", `model.dir` the URL).
    */
   async evaluate(s: EndpointSettings, adapter: TaskAdapter, data: string, file: { name: string; sha256: string }, signal: AbortSignal, onProgress?: (done: number, total: number) => void): Promise<EvalReport> {
-    const p = await this.prepare(s, signal);
+    this.guardSync(() => refuseRunTimeLora(adapter));
     const parsed = parseEvalRecords(data, adapter);
-    if (!await this.confirm(p, `The ${parsed.records.length} texts of ${file.name}`)) throw new WorkerCallError('CANCELLED', 'Nothing was sent.');
+    if (!await this.confirm(s, `The ${parsed.records.length} texts of ${file.name}`)) throw new WorkerCallError('CANCELLED', 'Nothing was sent.');
+    const p = await this.prepare(s, signal);
     return this.guard(() => evaluateOnEndpointWith(p, s.concurrency, adapter, parsed, file, { signal, onRecord: (done, total) => onProgress?.(done, total) }));
   }
 
@@ -156,10 +160,23 @@ export class EndpointService {
     try {
       return await f();
     } catch (e) {
-      if (e instanceof WorkerCallError) throw e;
-      const code = e instanceof TasklingError ? e.code : 'INTERNAL';
-      if (code === 'CANCELLED') throw new WorkerCallError('CANCELLED', 'The run was cancelled.');
-      throw new WorkerCallError(code, endpointErrorAdvice(code, e instanceof Error ? e.message : String(e)));
+      throw asCallError(e);
     }
   }
+
+  /** {@link guard} for synchronous checks. */
+  private guardSync<T>(f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      throw asCallError(e);
+    }
+  }
+}
+
+function asCallError(e: unknown): WorkerCallError {
+  if (e instanceof WorkerCallError) return e;
+  const code = e instanceof TasklingError ? e.code : 'INTERNAL';
+  if (code === 'CANCELLED') return new WorkerCallError('CANCELLED', 'The run was cancelled.');
+  return new WorkerCallError(code, endpointErrorAdvice(code, e instanceof Error ? e.message : String(e)));
 }

@@ -492,3 +492,79 @@ describe('endpoint batch: resumable output, faults, per-record errors', () => {
     } finally { await fake.close(); }
   });
 });
+
+// ---- review findings: run-time LoRAs, redirects, impossible log-probabilities ------------------
+
+describe('endpoint: what a server cannot be trusted or asked to do', () => {
+  test('an adapter with a run-time LoRA is refused (planRequests, and the CLI before any request), naming the LoRA', async () => {
+    const withLora = { ...adapter('sentiment'), id: 'sent-lora', model: { lora: '/somewhere/sent-lora' } } as ClassifyAdapter;
+    assert.throws(() => planRequests(withLora, 'Great', { model: 'm' }), (e: TasklingError) => e.code === 'ADAPTER_INVALID' && e.message.includes('/somewhere/sent-lora') && /base model/.test(e.message));
+    const file = join(tmp, 'sent-lora.taskling.json');
+    writeFileSync(file, JSON.stringify({ ...adapter('sentiment'), id: 'sent-lora', model: { lora: 'no-such-lora' } }));
+    const fake = await startFake();
+    try {
+      const r = await cli(['run', '--adapter', file, '--endpoint', fake.url, 'Great']);
+      assert.notEqual(r.status, 0);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /LoRA .*no-such-lora|no-such-lora/);
+      assert.equal(fake.requests.filter((q) => q.path !== '/v1/models').length, 0, 'no text was sent');
+    } finally { await fake.close(); }
+  });
+
+  test('a redirect is not followed: ENDPOINT_REJECTED naming the target, and the other host gets nothing', async () => {
+    const target = await startFake();
+    const { createServer } = await import('node:http');
+    const redirector = createServer((req, res) => { res.writeHead(307, { location: `${target.url}${(req.url ?? '').replace(/^\/v1/, '')}` }).end(); });
+    await new Promise<void>((r) => redirector.listen(0, '127.0.0.1', () => r()));
+    const port = (redirector.address() as { port: number }).port;
+    try {
+      const client = new EndpointClient({ url: `http://127.0.0.1:${port}/v1`, retries: 2, backoffMs: 1 });
+      await assert.rejects(runEndpointTask(client, adapter('contact-card'), 'Dana Whitfield', { model: 'fake-model' }),
+        (e: TasklingError) => e.code === 'ENDPOINT_REJECTED' && /redirect/.test(e.message) && e.message.includes(String(target.port)));
+      assert.equal(target.requests.length, 0, 'nothing reached the redirect target');
+    } finally {
+      redirector.close();
+      await target.close();
+    }
+  });
+
+  test('a log-probability above 0 is a malformed answer (retried, then an error), not a probability of 1', async () => {
+    const fake = await startFake({
+      answer: (p) => (p === '/v1/chat/completions'
+        ? { json: { choices: [{ message: { content: 'positive' }, finish_reason: 'stop', logprobs: { content: [{ token: 'positive', logprob: 5, top_logprobs: [{ token: 'positive', logprob: 5 }, { token: 'negative', logprob: -3 }] }] } }] } }
+        : undefined),
+    });
+    try {
+      const client = new EndpointClient({ url: fake.url, retries: 1, backoffMs: 1 });
+      await assert.rejects(runEndpointTask(client, adapter('sentiment'), 'Great', { model: 'fake-model', classifyScoring: 'approximate' }),
+        (e: TasklingError) => /logprob/.test(e.message));
+      assert.equal(fake.requests.length, 2, 'retried once as malformed');
+    } finally { await fake.close(); }
+  });
+});
+
+test('resuming refuses an output file made by another server or model, and by this machine (no mixed models in one file)', () => {
+  const items = [{ text: 'a' }, { text: 'b' }, { text: 'c' }];
+  const file = join(tmp, 'origin.jsonl');
+  const line = (i: number, endpoint?: { url: string; model: string }) => JSON.stringify({ input: i, key: textKey(items[i].text), result: {}, provenance: { adapter: { id: 'sentiment' }, ...(endpoint ? { endpoint } : {}) } }) + '\n';
+  writeFileSync(file, line(0, { url: 'http://127.0.0.1:1/v1', model: 'm1' }) + JSON.stringify({ input: 1, key: textKey('b'), error: { code: 'INVALID_INPUT', message: 'x' } }) + '\n');
+  assert.equal(readResumeState(file, items, 'sentiment', 'http://127.0.0.1:1/v1 m1').done.size, 2);
+  assert.equal(readResumeState(file, items, 'sentiment').done.size, 2, 'no origin given: not checked');
+  assert.throws(() => readResumeState(file, items, 'sentiment', 'http://127.0.0.1:1/v1 m2'), (e: TasklingError) => e.code === 'INVALID_INPUT' && /m1.*m2/.test(e.message));
+  assert.throws(() => readResumeState(file, items, 'sentiment', 'http://127.0.0.1:2/v1 m1'), (e: TasklingError) => e.code === 'INVALID_INPUT');
+  writeFileSync(file, line(0));
+  assert.throws(() => readResumeState(file, items, 'sentiment', 'http://127.0.0.1:1/v1 m1'), (e: TasklingError) => /this machine/.test(e.message));
+});
+
+test('server text reaches messages without control characters: an error body with terminal escapes, a model list with a forged line', async () => {
+  const fake = await startFake({
+    answer: (p) => (p === '/v1/models' ? { json: { data: [{ id: 'x\u001b[31mRED\nfake line' }] } }
+      : { status: 401, json: { error: { message: 'bad key\u001b[2J\nforged' } } }),
+  });
+  try {
+    const client = new EndpointClient({ url: fake.url, retries: 0, backoffMs: 1 });
+    await assert.rejects(client.models(), (e: TasklingError) => e.code === 'ENDPOINT_FAILED' && !/[\u0000-\u001f]/.test(e.message) && e.message.includes('\\u001b'));
+    await assert.rejects(runEndpointTask(client, adapter('contact-card'), 'Dana Whitfield', { model: 'm' }),
+      (e: TasklingError) => e.code === 'ENDPOINT_REJECTED' && !/[\u0000-\u001f]/.test(e.message) && e.message.includes('bad key\\u001b[2J\\u000aforged'));
+  } finally { await fake.close(); }
+});

@@ -52,16 +52,29 @@ export interface ResumeState {
 }
 
 /**
- * Reads an output file for resuming (see the module comment). A missing file is an empty state.
- * @throws TasklingError `INVALID_INPUT` when the file belongs to other input or another adapter.
+ * Where a result line was made: `"URL MODEL"` from `provenance.endpoint`, else "this machine".
+ * Lines without provenance (errors) give undefined.
  */
-export function readResumeState(file: string, items: readonly BatchItem[], adapterId: string): ResumeState {
+export function resultOrigin(v: { provenance?: { endpoint?: { url?: unknown; model?: unknown } } }): string | undefined {
+  if (!v.provenance) return undefined;
+  const e = v.provenance.endpoint;
+  return e ? `${String(e.url)} ${String(e.model)}` : 'this machine';
+}
+
+/**
+ * Reads an output file for resuming (see the module comment). A missing file is an empty state.
+ * `origin` (optional, as {@link resultOrigin} writes it): the server and model of this run; a kept
+ * line made elsewhere refuses the resume rather than mixing two models' results in one file.
+ * @throws TasklingError `INVALID_INPUT` when the file belongs to other input, another adapter or
+ *   (with `origin`) another server or model.
+ */
+export function readResumeState(file: string, items: readonly BatchItem[], adapterId: string, origin?: string): ResumeState {
   const state: ResumeState = { done: new Set(), removed: [], kept: [] };
   if (!existsSync(file)) return state;
   const text = readFileSync(file, 'utf8');
   const lines = text.split('\n');
   const torn = lines.pop() ?? ''; // after the last newline: '' or a line cut short
-  const other = (why: string) => new TasklingError('INVALID_INPUT', `The output file ${file} was written for other input or another adapter (${why}); running again would mix two batches. Give another --output file, or delete this one to start over.`, file);
+  const other = (why: string) => new TasklingError('INVALID_INPUT', `The output file ${file} was written for other input or another adapter, or by another server or model (${why}); running again would mix two batches. Give another --output file, or delete this one to start over.`, file);
   lines.forEach((l, k) => {
     const n = k + 1;
     if (!l.trim()) { state.removed.push({ line: n, reason: 'blank' }); return; }
@@ -79,6 +92,8 @@ export function readResumeState(file: string, items: readonly BatchItem[], adapt
     if ((v.key ?? null) !== want) throw other(`line ${n}: record ${i} has key ${JSON.stringify(v.key ?? null)}, the input's text gives ${JSON.stringify(want)}`);
     const ad = v.provenance?.adapter?.id;
     if (ad !== undefined && ad !== adapterId) throw other(`line ${n} was made by adapter ${JSON.stringify(ad)}, this run uses ${JSON.stringify(adapterId)}`);
+    const from = resultOrigin(v as Parameters<typeof resultOrigin>[0]);
+    if (origin !== undefined && from !== undefined && from !== origin) throw other(`line ${n} was made by ${from}, this run uses ${origin}`);
     if (state.done.has(i)) { state.removed.push({ line: n, reason: `second line for record ${i}` }); return; }
     if (v.error !== undefined && v.error?.code !== 'INVALID_INPUT') {
       state.removed.push({ line: n, reason: `${String(v.error?.code)} error, run again` });
@@ -101,6 +116,8 @@ export interface BatchOptions {
   write?: (line: string) => void;
   /** Adapter id (checked against an existing output file). */
   adapterId: string;
+  /** Server and model of this run as {@link resultOrigin} writes it (checked against an existing output file). */
+  origin?: string;
   /** How far ahead of the oldest unfinished record workers may start (default 4 x concurrency). */
   window?: number;
   /** Stop after this many records in a row fail with ENDPOINT_FAILED (default max(8, 2 x concurrency)). */
@@ -133,7 +150,7 @@ export interface BatchSummary {
  * @throws TasklingError `INVALID_INPUT` (output file of another batch), `WRITE_FAILED` (the output file cannot be written).
  */
 export async function runBatch(items: readonly BatchItem[], o: BatchOptions): Promise<BatchSummary> {
-  const state: ResumeState = o.output ? readResumeState(o.output, items, o.adapterId) : { done: new Set(), removed: [], kept: [] };
+  const state: ResumeState = o.output ? readResumeState(o.output, items, o.adapterId, o.origin) : { done: new Set(), removed: [], kept: [] };
   let fd: number | undefined;
   if (o.output) {
     try {

@@ -95,8 +95,13 @@ function serverMessage(body: string): string {
 
 /** {@link serverMessage} cut to 300 characters (validation errors can list every prompt token). */
 function shortServerMessage(body: string): string {
-  const m = serverMessage(body);
+  const m = withoutControls(serverMessage(body));
   return m.length > 300 ? `${m.slice(0, 300)}... (${m.length} characters)` : m;
+}
+
+/** Text from a server with its control characters (terminal escapes, line breaks) written as `\uXXXX`, for messages and logs. */
+export function withoutControls(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** One OpenAI-compatible server. Stateless apart from its settings; safe to share between concurrent requests. */
@@ -118,7 +123,11 @@ export class EndpointClient {
   async models(signal?: AbortSignal): Promise<string[]> {
     const v = await this.request('GET', '/models', undefined, signal) as { data?: { id?: unknown }[] };
     if (!v || !Array.isArray(v.data)) throw new TasklingError('ENDPOINT_FAILED', `${this.baseUrl}/models did not answer with a model list ({"data": [{"id": ...}]}); is this an OpenAI-compatible server?`);
-    return v.data.map((m) => m.id).filter((id): id is string => typeof id === 'string');
+    // Model names go into messages, logs and provenance: ones with control characters are refused.
+    const ids = v.data.map((m) => m.id).filter((id): id is string => typeof id === 'string');
+    const bad = ids.find((id) => withoutControls(id) !== id);
+    if (bad !== undefined) throw new TasklingError('ENDPOINT_FAILED', `${this.baseUrl}/models lists a model name with control characters (${withoutControls(bad).slice(0, 120)}); give the model name with --model (taskling.endpoint.model).`);
+    return ids;
   }
 
   /**
@@ -164,7 +173,9 @@ export class EndpointClient {
     let res: Response;
     let text: string;
     try {
-      res = await this.cfg.fetch(url, { method, headers, body, signal });
+      // Redirects are not followed: the text would go to a host other than the endpoint that was set
+      // (and that provenance names).
+      res = await this.cfg.fetch(url, { method, headers, body, signal, redirect: 'manual' });
       text = await res.text();
     } catch (e) {
       if (timeout.aborted) throw new Retryable(`no complete answer within ${this.cfg.timeoutMs} ms (timeout)`);
@@ -172,6 +183,10 @@ export class EndpointClient {
       const code = networkErrorCode(e) ?? (e as { cause?: { code?: string } }).cause?.code;
       const cause = (e as { cause?: Error }).cause?.message;
       throw new Retryable(`connection failed (${[code, cause ?? (e as Error).message].filter(Boolean).join(': ')})`);
+    }
+    if (res.status >= 300 && res.status < 400) {
+      const to = res.headers.get('location');
+      throw new TasklingError('ENDPOINT_REJECTED', `The server at ${url} answered HTTP ${res.status}, a redirect${to ? ` to ${JSON.stringify(to.slice(0, 200))}` : ''}. Taskling does not follow redirects (the text would go to another address than the endpoint set); set the endpoint URL to the server's own base URL.`);
     }
     if (!res.ok) {
       const msg = shortServerMessage(text);

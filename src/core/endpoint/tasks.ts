@@ -143,10 +143,25 @@ function withQuestion(adapter: ClassifyAdapter, text: string, label: { name: str
 }
 
 /**
+ * An adapter whose `model.lora` is applied at run time by the local engine cannot run on a server:
+ * the request would go to the server's base model and the result would not be this adapter's.
+ * @throws TasklingError `ADAPTER_INVALID` naming the LoRA and what to do instead.
+ */
+export function refuseRunTimeLora(adapter: TaskAdapter): void {
+  const lora = adapter.model?.lora;
+  if (!lora) return;
+  throw new TasklingError('ADAPTER_INVALID', `Adapter "${adapter.id}" applies the LoRA ${lora} at run time, which Taskling cannot do on an inference server: `
+    + 'the server would answer with its base model, not this adapter. Serve the LoRA on the server (e.g. vLLM --lora-modules NAME=PATH) and run an adapter '
+    + 'without model.lora with that model name (--model NAME, or taskling.endpoint.model in the editor), or run this adapter on this machine.');
+}
+
+/**
  * Every request of one record, in the order they are sent. Pure apart from tokenizing.
- * @throws INVALID_REQUEST (see {@link scoringFor}); ADAPTER_INVALID when two labels encode to the same tokens.
+ * @throws INVALID_REQUEST (see {@link scoringFor}); ADAPTER_INVALID when two labels encode to the same tokens or
+ *   the adapter has a run-time LoRA ({@link refuseRunTimeLora}).
  */
 export function planRequests(adapter: TaskAdapter, text: string, s: EndpointTaskSettings): PlannedRequest[] {
+  refuseRunTimeLora(adapter);
   const field = s.structuredOutput ?? 'response_format';
   if (adapter.task !== 'classify') {
     const schema = adapter.task === 'extract' ? extractionSchema(adapter) : bareSchema((adapter as ToJsonAdapter).schema as Record<string, unknown>);
@@ -214,6 +229,8 @@ interface TopLogprob { token: string; logprob: number }
 interface ChatAnswer { content: string; finishReason: string; logprobs?: { token: string; logprob: number; top_logprobs: TopLogprob[] }[]; usage: Usage }
 
 const num = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+/** A log-probability as a server may send it: finite and at most 0 (a little above for float rounding). */
+const logprob = (x: unknown): x is number => num(x) && x <= 1e-6;
 
 /** Checks a chat completion answer's shape (a missing part is retried as a malformed answer). */
 function chatAnswer(wantLogprobs: boolean) {
@@ -223,8 +240,9 @@ function chatAnswer(wantLogprobs: boolean) {
     let logprobs: ChatAnswer['logprobs'];
     if (wantLogprobs) {
       const lp = c.logprobs?.content;
-      if (!Array.isArray(lp) || lp.some((t) => !t || typeof t.token !== 'string' || !num(t.logprob) || !Array.isArray(t.top_logprobs))) {
-        throw malformed('the answer has no choices[0].logprobs.content with token, logprob and top_logprobs (does the server return logprobs? llama-cpp-python needs --logits_all true)');
+      if (!Array.isArray(lp) || lp.some((t) => !t || typeof t.token !== 'string' || !logprob(t.logprob) || !Array.isArray(t.top_logprobs)
+        || t.top_logprobs.some((a: unknown) => !a || typeof (a as TopLogprob).token !== 'string' || !logprob((a as TopLogprob).logprob)))) {
+        throw malformed('the answer has no choices[0].logprobs.content with token, logprob <= 0 and top_logprobs (does the server return logprobs? llama-cpp-python needs --logits_all true)');
       }
       logprobs = lp as ChatAnswer['logprobs'];
     }
@@ -236,7 +254,7 @@ function chatAnswer(wantLogprobs: boolean) {
 function echoAnswer(v: unknown): { tokenLogprobs: (number | null)[]; usage: Usage } {
   const c = (v as { choices?: unknown[] })?.choices?.[0] as { logprobs?: { token_logprobs?: unknown } } | undefined;
   const tl = c?.logprobs?.token_logprobs;
-  if (!Array.isArray(tl) || tl.some((x) => x !== null && !num(x))) throw malformed('the answer has no choices[0].logprobs.token_logprobs array (does the server support echo with logprobs?)');
+  if (!Array.isArray(tl) || tl.some((x) => x !== null && !logprob(x))) throw malformed('the answer has no choices[0].logprobs.token_logprobs array of log-probabilities <= 0 (does the server support echo with logprobs?)');
   return { tokenLogprobs: tl as (number | null)[], usage: ((v as { usage?: Usage }).usage ?? {}) };
 }
 

@@ -54,12 +54,13 @@ describe('Taskling via an inference server (taskling.endpoint.url)', function ()
     assert.match((api.engine.state as { via?: string }).via ?? '', new RegExp(`^via ${fake.url} `), 'the idle state names the endpoint');
     await selectText();
 
-    // Declined first-use question: nothing is sent (only the model list was read).
+    // Declined first-use question: nothing at all is sent, not even the model list (with the key).
     api.endpoints.confirmAnswer = () => undefined;
+    const before = fake.requests.length;
     const declined = await vscode.commands.executeCommand<RunRecord>('taskling.classifySelection', 'sentiment');
     assert.equal(declined?.error?.code, 'CANCELLED');
-    assert.equal(chats().length, 0, 'no text was sent');
-    assert.match(api.endpoints.lastConfirmation ?? '', new RegExp(`will be sent to ${fake.url} \\(model fake-model, a server on this machine\\)`));
+    assert.equal(fake.requests.length, before, 'no request before the answer');
+    assert.match(api.endpoints.lastConfirmation ?? '', new RegExp(`will be sent to ${fake.url} \\(the model the server lists, a server on this machine\\)`));
 
     // "Always for this workspace": runs, and the next run is not asked again.
     api.endpoints.confirmAnswer = 'Always for this workspace';
