@@ -11,7 +11,7 @@
  * a message that says what to do), 2 bad usage (checked before the model loads), 130 interrupted
  * (Ctrl-C).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, join } from 'node:path';
 import { Engine, EngineOptions } from '../core/engine';
@@ -261,6 +261,10 @@ async function generate(argv: string[]): Promise<number> {
 
 /** Built-in adapters plus the workspace folder (default `.taskling/adapters` under the cwd). */
 async function registry(folder?: string): Promise<{ reg: AdapterRegistry; folder: string }> {
+  // An explicit --folder must exist (the default .taskling/adapters may be missing).
+  if (folder !== undefined && !(existsSync(folder) && statSync(folder).isDirectory())) {
+    throw new TasklingError('INVALID_INPUT', `--folder ${folder}: ${existsSync(folder) ? 'not a folder' : 'no such folder'}; give the folder that holds your *.taskling.json adapter files.`, folder);
+  }
   const reg = new AdapterRegistry();
   const dir = folder ?? join(process.cwd(), '.taskling', 'adapters');
   reg.setWorkspace(await loadAdapterFolder(dir));

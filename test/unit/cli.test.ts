@@ -146,6 +146,14 @@ describe('taskling CLI: input and adapters', () => {
     assert.match(list.stdout, /^sentiment\s+classify\s+builtin/m);
     assert.ok((list.stderr.match(/^error: /gm) ?? []).length > 1, list.stderr);
     assert.match(list.stderr, /; 1 file with errors$/m);
+
+    // An explicit --folder that does not exist (or is a file) is an error, not an empty workspace.
+    for (const missing of [join(dir, 'no-such-folder'), bad]) {
+      const r = cli(['adapters', '--folder', missing]);
+      assert.equal(r.status, 1, r.stderr);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /--folder .*(no such folder|not a folder)/);
+    }
   });
 });
 
