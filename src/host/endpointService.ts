@@ -18,7 +18,7 @@ import type { TaskAdapter } from '../core/adapters/manifest';
 import { TasklingError } from '../core/errors';
 import type { EvalReport } from '../core/eval';
 import { parseEvalRecords } from '../core/eval';
-import { endpointLabel, evaluateOnEndpointWith, isLoopbackUrl, prepareEndpoint, refuseRunTimeLora, resolveEndpointModel, runEndpointTask, type PreparedEndpoint } from '../core/endpoint';
+import { endpointLabel, evaluateOnEndpointWith, isLoopbackUrl, normalizeEndpointUrl, prepareEndpoint, refuseRunTimeLora, resolveEndpointModel, runEndpointTask, type PreparedEndpoint } from '../core/endpoint';
 import { WorkerCallError } from '../worker/client';
 import { readEndpointSettings } from './config';
 import { chooseApiKey, endpointErrorAdvice, secretKeyFor, type EndpointSettings } from './logic/endpoint';
@@ -52,7 +52,7 @@ export class EndpointService {
   /** "via URL (model NAME)" for the current settings (the model as resolved once known). */
   label(s: EndpointSettings): string {
     let url = s.url;
-    try { url = prepareEndpoint({ url: s.url }).client.baseUrl; } catch { /* shown as set; the run says what is wrong */ }
+    try { url = normalizeEndpointUrl(s.url); } catch { /* shown as set; the run says what is wrong */ }
     const model = this.cached?.target === JSON.stringify([s.url, s.model]) ? this.cached.prepared.settings.model : s.model;
     return endpointLabel(url, model);
   }
@@ -82,7 +82,7 @@ export class EndpointService {
    */
   async confirm(s: EndpointSettings, what: string): Promise<boolean> {
     // Asked before any request (not even GET /v1/models with the key goes out first).
-    const url = this.guardSync(() => prepareEndpoint({ url: s.url }).client.baseUrl);
+    const url = this.guardSync(() => normalizeEndpointUrl(s.url));
     const remembered = this.context.workspaceState.get<string[]>(CONFIRMED_KEY, []);
     if (remembered.includes(url)) return true;
     const where = isLoopbackUrl(url) ? 'a server on this machine' : `${new URL(url).host}`;
