@@ -201,11 +201,11 @@ test('acceptToken of a disallowed token throws; jump-forward, rollback, reset, s
   const entry = await cache.compileJsonSchema({ type: 'object', properties: { answer: { enum: ['yes', 'no'] } }, required: ['answer'] });
   const g = await GrammarConstraint.create(entry, (id) => tok.idToToken(id) ?? '?');
   try {
-    assert.equal(g.findJumpForwardString(), '{"answer": "');
+    assert.equal(g.findJumpForwardString(), '{"answer":"');
     const bad = tok.encode('hello')[0];
     assert.throws(() => g.acceptToken(bad), GrammarRejectedTokenError);
     assert.throws(() => g.acceptToken(VOCAB + 5), GrammarRejectedTokenError);
-    g.acceptTokens(tok.encode('{"answer": "'));
+    g.acceptTokens(tok.encode('{"answer":"'));
     const mask = await g.fillNextTokenBitmask();
     const allowedIds: number[] = [];
     for (let id = 0; id < VOCAB; id++) if ((mask[id >> 5] >>> (id & 31)) & 1) allowedIds.push(id);
@@ -226,7 +226,7 @@ test('acceptToken of a disallowed token throws; jump-forward, rollback, reset, s
     assert.throws(() => g.acceptToken(1), /terminated/);
     g.reset();
     assert.equal(g.isTerminated(), false);
-    assert.equal(g.findJumpForwardString(), '{"answer": "');
+    assert.equal(g.findJumpForwardString(), '{"answer":"');
   } finally {
     g.dispose();
   }

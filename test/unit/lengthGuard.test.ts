@@ -80,3 +80,62 @@ test('near the token limit the guard wraps up: strings close, then containers', 
   g.acceptToken(id('"'));
   assert.deepEqual(await allowed(g), ['}'], 'then close the container');
 });
+
+const loopPieces = ['{', '"', 'items', ':', '[', '{"n":', '1', '2', '}', ',', ']', ' ', '"a"', '"b"', '"items"', '"tags"'];
+const lid = (p: string) => loopPieces.indexOf(p);
+async function allowedLoop(g: JsonLengthGuard): Promise<string[]> {
+  const logits = new Float32Array(loopPieces.length);
+  await g.applyBitmask(logits);
+  return loopPieces.filter((_, i) => logits[i] !== -Infinity);
+}
+
+test('an array item that repeats an earlier one closes the array, and rollback undoes it', async () => {
+  const g = new JsonLengthGuard(new AllowAll(), loopPieces, { defaultMaxStringChars: 100 });
+  for (const p of ['{', '"items"', ':', '[', '{"n":', '1', '}', ',', ' ', '{"n":', '2', '}', ',', '{"n":', '1']) g.acceptToken(lid(p));
+  assert.ok((await allowedLoop(g)).includes(','), 'inside the third item nothing is forced');
+  g.acceptToken(lid('}'));
+  assert.deepEqual(g.repeatedItems, ['/items/2'], 'the third item repeats the first (whitespace ignored)');
+  assert.deepEqual(await allowedLoop(g), [']'], 'after a repeat only `]` stays allowed');
+  g.rollback(1);
+  assert.deepEqual(g.repeatedItems, [], 'rollback forgets the repeat');
+  assert.ok((await allowedLoop(g)).includes(','));
+  g.acceptToken(lid('2'));
+  g.acceptToken(lid('}'));
+  assert.deepEqual(g.repeatedItems, [], '{"n":12} is new');
+  assert.ok((await allowedLoop(g)).includes(','), 'a new item leaves the array open');
+});
+
+test('repeated strings in an array close it; the same item in another array does not; the option turns it off', async () => {
+  const g = new JsonLengthGuard(new AllowAll(), loopPieces, { defaultMaxStringChars: 100 });
+  for (const p of ['{', '"items"', ':', '[', '"a"', ',', '"b"', ']', ',', '"tags"', ':', '[', '"a"', ',', '"b"']) g.acceptToken(lid(p));
+  assert.deepEqual(g.repeatedItems, [], 'items of another array are not compared');
+  assert.ok((await allowedLoop(g)).includes(','));
+  g.acceptToken(lid(','));
+  g.acceptToken(lid('"a"'));
+  assert.deepEqual(g.repeatedItems, ['/tags/2']);
+  assert.deepEqual(await allowedLoop(g), [']']);
+  const off = new JsonLengthGuard(new AllowAll(), loopPieces, { defaultMaxStringChars: 100, closeRepeatedItems: false });
+  for (const p of ['[', '"a"', ',', '"a"']) off.acceptToken(lid(p));
+  assert.deepEqual(off.repeatedItems, ['/1'], 'still reported');
+  assert.ok((await allowedLoop(off)).includes(','), 'but not forced');
+});
+
+test('a grammar that forbids `]` (minItems) wins over the repeat rule', async () => {
+  class NoClose implements TokenConstraint {
+    applyBitmask(logits: Float32Array): void { logits[lid(']')] = -Infinity; }
+    acceptToken(): void {}
+    isTerminated(): boolean { return false; }
+  }
+  const g = new JsonLengthGuard(new NoClose(), loopPieces, { defaultMaxStringChars: 100 });
+  for (const p of ['[', '"a"', ',', '"a"']) g.acceptToken(lid(p));
+  const a = await allowedLoop(g);
+  assert.ok(a.includes(',') && !a.includes(']'), 'no token is forced when `]` is not allowed');
+});
+
+test('withoutItems drops repeated items, deepest and latest first', async () => {
+  const { withoutItems } = await import('../../src/core/tasks/toJson');
+  const v = { a: [{ b: [1, 2, 1] }, 'x', { b: [3, 3] }], c: 'k' };
+  assert.deepEqual(withoutItems(v, ['/a/0/b/2', '/a/2/b/1', '/a/1']), { a: [{ b: [1, 2] }, { b: [3] }], c: 'k' });
+  assert.deepEqual(v.a[0], { b: [1, 2, 1] }, 'the input is not changed');
+  assert.deepEqual(withoutItems(v, ['/c/0', '/nope/1', '/a/9']), v, 'pointers that name no array element are ignored');
+});

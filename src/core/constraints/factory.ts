@@ -59,13 +59,15 @@ export class ConstraintFactory {
    * for strings without `maxLength`, bounded number literals, and wrap-up near `maxTokens` (the
    * generation's token limit), so the output completes on any model. `lengthSchema` is the schema
    * whose minLength/maxLength the guard reads when `spec.schema` was sanitized for XGrammar.
+   * `sourceText` (the selection) lets the guard close strings that fall into a periodic run not
+   * found in it (`JsonLengthGuard`'s `sourceText`); array items that repeat close their array.
    */
-  async create(spec: ConstraintSpec, opts: { maxStringChars?: number; maxTokens?: number; lengthSchema?: unknown } = {}): Promise<TokenConstraint & { dispose(): void }> {
+  async create(spec: ConstraintSpec, opts: { maxStringChars?: number; maxTokens?: number; lengthSchema?: unknown; sourceText?: string } = {}): Promise<TokenConstraint & { dispose(): void }> {
     const entry = await this.compile(spec);
     const matcher = await GrammarConstraint.create(entry, (id) => this.tokenizer.decode([id]));
     const max = opts.maxStringChars ?? DEFAULT_MAX_STRING_CHARS;
     if (spec.kind !== 'jsonSchema' || max <= 0) return matcher;
-    return new JsonLengthGuard(matcher, this.tokenizer.tokenPieces(), { defaultMaxStringChars: max, schema: opts.lengthSchema ?? spec.schema, maxTokens: opts.maxTokens });
+    return new JsonLengthGuard(matcher, this.tokenizer.tokenPieces(), { defaultMaxStringChars: max, schema: opts.lengthSchema ?? spec.schema, maxTokens: opts.maxTokens, sourceText: opts.sourceText });
   }
 
   dispose(): void {

@@ -29,13 +29,25 @@ export interface TokenTableOptions {
   stopTokenIds?: readonly number[];
 }
 
+/**
+ * Separators of the JSON the engine's grammars produce by default (compact, as `JSON.stringify`
+ * writes the adapters' examples); the training export writes targets with the same ones.
+ */
+export const GRAMMAR_ITEM_SEPARATOR = ',';
+export const GRAMMAR_KEY_SEPARATOR = ':';
+
 /** Options of {@link GrammarCompilerCache.compileJsonSchema}; they change the grammar and the cache key. */
 export interface JsonSchemaGrammarOptions extends SchemaGrammarPolicy {
   /** Allow any whitespace between JSON tokens. Default false (fixed separators; avoids whitespace loops in small models). */
   anyWhitespace?: boolean;
   /** Indent for pretty output; -1 (default) forces one line. Ignored when `anyWhitespace`. */
   indent?: number;
-  /** [item separator, key separator]. Default [', ', ': ']. */
+  /**
+   * [item separator, key separator]. Default [',', ':']: compact JSON, the form the adapters'
+   * examples are written in (`JSON.stringify`), so the model continues the format it was shown.
+   * On the real Gemma 3 270M, `': '` after a key pushed nullable strings off the examples' path
+   * (log-line dev: `"timestamp": ":{"` instead of the timestamp; docs/quality.md).
+   */
   separators?: [string, string];
   /** Forbid properties/items the schema does not name (unevaluatedProperties: false). Default true. */
   strictMode?: boolean;
@@ -239,7 +251,7 @@ export class GrammarCompilerCache {
     const o = {
       anyWhitespace: opts.anyWhitespace ?? false,
       indent: opts.indent ?? -1,
-      separators: opts.separators ?? ([', ', ': '] as [string, string]),
+      separators: opts.separators ?? ([GRAMMAR_ITEM_SEPARATOR, GRAMMAR_KEY_SEPARATOR] as [string, string]),
       strictMode: opts.strictMode ?? true,
       maxWhitespaceCnt: opts.maxWhitespaceCnt,
     };

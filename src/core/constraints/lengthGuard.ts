@@ -36,8 +36,15 @@ interface TokenTable {
   dot: Int32Array;
   colon: Int32Array;
   punctuation: Int32Array;
-  /** Pieces starting with `}` or `]`. */
+  /**
+   * Pieces starting with `}` or `]` and holding no `,` (wrap-up closes containers; with compact
+   * separators pieces like `},` exist and would open another item).
+   */
   structEnd: Int32Array;
+  /** Pieces starting with `"` and holding no `,` (wrap-up closes a string without starting another value). */
+  quoteNoComma: Int32Array;
+  /** Pieces starting with `]`. */
+  arrayEnd: Int32Array;
   /** Largest contentLength of any token. */
   maxContent: number;
 }
@@ -49,8 +56,8 @@ function tokenTable(pieces: readonly string[]): TokenTable {
   const n = pieces.length;
   const contentLength = new Int32Array(n);
   const closes = new Uint8Array(n);
-  const lists: Record<'quoteStart' | 'numberEnd' | 'at' | 'dot' | 'colon' | 'punctuation' | 'structEnd', number[]> = {
-    quoteStart: [], numberEnd: [], at: [], dot: [], colon: [], punctuation: [], structEnd: [],
+  const lists: Record<'quoteStart' | 'numberEnd' | 'at' | 'dot' | 'colon' | 'punctuation' | 'structEnd' | 'arrayEnd' | 'quoteNoComma', number[]> = {
+    quoteStart: [], numberEnd: [], at: [], dot: [], colon: [], punctuation: [], structEnd: [], arrayEnd: [], quoteNoComma: [],
   };
   let maxContent = 0;
   for (let id = 0; id < n; id++) {
@@ -68,9 +75,11 @@ function tokenTable(pieces: readonly string[]): TokenTable {
     closes[id] = closed ? 1 : 0;
     if (len > maxContent) maxContent = len;
     if (p.startsWith('"')) lists.quoteStart.push(id);
+    if (p.startsWith('"') && !p.includes(',')) lists.quoteNoComma.push(id);
     if (/^[,}\] \n]/.test(p)) lists.numberEnd.push(id);
     if (p === '@') lists.at.push(id);
-    if (p.startsWith('}') || p.startsWith(']')) lists.structEnd.push(id);
+    if ((p.startsWith('}') || p.startsWith(']')) && !p.includes(',')) lists.structEnd.push(id);
+    if (p.startsWith(']')) lists.arrayEnd.push(id);
     if (p === '.') lists.dot.push(id);
     if (p === ':') lists.colon.push(id);
     if (p.length > 0 && p.length <= 2 && /[^\p{L}\p{N}\s"]/u.test(p)) lists.punctuation.push(id);
@@ -79,14 +88,20 @@ function tokenTable(pieces: readonly string[]): TokenTable {
     contentLength, closes, maxContent,
     quoteStart: Int32Array.from(lists.quoteStart), numberEnd: Int32Array.from(lists.numberEnd), at: Int32Array.from(lists.at),
     dot: Int32Array.from(lists.dot), colon: Int32Array.from(lists.colon), punctuation: Int32Array.from(lists.punctuation),
-    structEnd: Int32Array.from(lists.structEnd),
+    structEnd: Int32Array.from(lists.structEnd), arrayEnd: Int32Array.from(lists.arrayEnd), quoteNoComma: Int32Array.from(lists.quoteNoComma),
   };
   tableCache.set(pieces, t);
   return t;
 }
 
-/** A container on the JSON path: an object (with the key being read/last read) or an array. */
-type Frame = { kind: 'object'; key: string; expectKey: boolean } | { kind: 'array'; index: number };
+/**
+ * A container on the JSON path: an object (with the key being read/last read) or an array. An
+ * array also keeps the text of its completed items (objects, arrays and strings; whitespace
+ * outside strings dropped), the output offset where the current item began, and whether the
+ * item just completed repeats an earlier one.
+ */
+type Frame = { kind: 'object'; key: string; expectKey: boolean }
+  | { kind: 'array'; index: number; itemStart: number; items: readonly string[]; repeated: boolean };
 
 interface ScanState {
   stack: Frame[];
@@ -98,6 +113,10 @@ interface ScanState {
   keyBuffer: string;
   numberLength: number;
   overSteps: number;
+  /** Characters of output scanned so far (offset into the guard's output text). */
+  pos: number;
+  /** Output offset just after the opening quote of the string being generated. */
+  stringStart: number;
 }
 
 function cloneState(s: ScanState): ScanState {
@@ -120,15 +139,66 @@ export interface LengthGuardOptions {
   maxTokens?: number;
   /** Tokens kept for wrapping up (default max(16, 25% of maxTokens)). */
   reserveTokens?: number;
+  /**
+   * Close an array once an item repeats an earlier item of the same array exactly (objects,
+   * arrays and strings compared by their JSON text without whitespace outside strings): the
+   * next token must be `]` when the grammar allows it. Small models decoding greedily tend to
+   * loop over list items until the token limit; the repeated items are listed in
+   * {@link JsonLengthGuard.repeatedItems}. Default true.
+   */
+  closeRepeatedItems?: boolean;
+  /**
+   * The text the output is drawn from (the selection). A string value whose end has become a
+   * periodic run (one to 8 characters repeated, e.g. `1111…`, `:00:00:00…`) of at least
+   * {@link MIN_RUN_CHARS} characters that does not occur in `sourceText` is closed at once, as
+   * at its maxLength; without `sourceText` only runs of {@link MIN_RUN_CHARS_UNGROUNDED}.
+   * Small base models decoding greedily fall into such runs and spend the string's whole
+   * length bound on them.
+   */
+  sourceText?: string;
+  /** Close strings that end in a degenerate run (see `sourceText`). Default true. */
+  closeRuns?: boolean;
+}
+
+/** Shortest periodic run that closes a string when it is not in the source text (characters). */
+export const MIN_RUN_CHARS = 12;
+/** Shortest periodic run that closes a string when there is no source text (characters). */
+export const MIN_RUN_CHARS_UNGROUNDED = 32;
+
+/**
+ * Length of the periodic run at the end of `s` (UTF-16 units): the longest suffix in which every
+ * character equals the one `p` places before it, for the period `p` in 1..8 that gives the
+ * longest run with at least 3 whole periods. 0 when there is none.
+ */
+export function trailingRunLength(s: string): number {
+  let best = 0;
+  for (let p = 1; p <= 8 && p * 3 <= s.length; p++) {
+    let i = s.length - 1;
+    while (i - p >= 0 && s[i] === s[i - p]) i--;
+    const run = s.length - 1 - i + p;
+    if (run >= 3 * p && run > best) best = run;
+  }
+  return best;
 }
 
 export class JsonLengthGuard implements TokenConstraint {
-  private state: ScanState = { stack: [], inString: false, isKey: false, escaped: false, length: 0, keyBuffer: '', numberLength: 0, overSteps: 0 };
+  private state: ScanState = { stack: [], inString: false, isKey: false, escaped: false, length: 0, keyBuffer: '', numberLength: 0, overSteps: 0, pos: 0, stringStart: 0 };
+  /** The output text scanned so far (`state.pos` characters). */
+  private text = '';
   private readonly history: ScanState[] = [];
   private readonly table: TokenTable;
   private readonly maxNumberChars: number;
   /** Steps at which the guard narrowed the allowed tokens. */
   interventions = 0;
+  /**
+   * JSON Pointers (RFC 6901, into the generated value) of array items that repeated an earlier
+   * item of their array and after which the guard closed the array. Updated on accept/rollback.
+   */
+  get repeatedItems(): string[] {
+    return [...this.repeats];
+  }
+  private repeats: string[] = [];
+  private readonly repeatHistory: number[] = [];
   /** Tokens accepted so far (sampled and jump-forward). */
   private accepted = 0;
 
@@ -153,6 +223,16 @@ export class JsonLengthGuard implements TokenConstraint {
     return { min, max };
   }
 
+  /** True when the string being generated ends in a run that should close it (see `sourceText`). */
+  private degenerateRun(): boolean {
+    if (!(this.opts.closeRuns ?? true) || this.state.isKey) return false;
+    const content = this.text.slice(this.state.stringStart);
+    const run = trailingRunLength(content);
+    const source = this.opts.sourceText;
+    if (source === undefined) return run >= MIN_RUN_CHARS_UNGROUNDED;
+    return run >= MIN_RUN_CHARS && !source.includes(content.slice(content.length - run));
+  }
+
   /** True once the token budget is down to the reserve. */
   private wrappingUp(): boolean {
     const max = this.opts.maxTokens;
@@ -169,8 +249,10 @@ export class JsonLengthGuard implements TokenConstraint {
     if (s.inString) {
       // Object keys not fixed by the grammar (additionalProperties maps) get the default bound.
       const { min, max } = s.isKey ? { min: 0, max: this.opts.defaultMaxStringChars } : this.stringBounds();
-      const remaining = wrapUp && s.length >= min ? 0 : max - s.length;
+      const remaining = (wrapUp || this.degenerateRun()) && s.length >= min ? 0 : max - s.length;
       if (remaining <= 0) {
+        // Wrapping up: close without a comma (no new item), when the grammar allows it.
+        if (wrapUp && this.keepOnly(logits, t.quoteNoComma)) return;
         // At the limit: close. If the grammar cannot close yet, cycle through structure tokens.
         const cycle = [t.at, t.colon, t.dot, t.punctuation, null];
         const extra = cycle[s.overSteps++ % cycle.length];
@@ -196,6 +278,8 @@ export class JsonLengthGuard implements TokenConstraint {
     }
     if (s.inString) return;
     if (s.numberLength >= (wrapUp ? 1 : this.maxNumberChars) && this.keepOnly(logits, t.numberEnd)) return;
+    const top = s.stack[s.stack.length - 1];
+    if (top?.kind === 'array' && top.repeated && (this.opts.closeRepeatedItems ?? true) && this.keepOnly(logits, t.arrayEnd)) return;
     if (wrapUp) this.keepOnly(logits, t.structEnd);
   }
 
@@ -214,7 +298,10 @@ export class JsonLengthGuard implements TokenConstraint {
     this.inner.acceptToken(tokenId);
     this.accepted++;
     this.history.push(cloneState(this.state));
-    scan(this.state, this.pieces[tokenId] ?? '');
+    this.repeatHistory.push(this.repeats.length);
+    const piece = this.pieces[tokenId] ?? '';
+    this.text += piece;
+    scan(this.state, piece, this.text, (pointer) => this.repeats.push(pointer));
   }
 
   isTerminated(): boolean {
@@ -227,7 +314,12 @@ export class JsonLengthGuard implements TokenConstraint {
 
   rollback(n: number): void {
     this.inner.rollback?.(n);
-    for (let i = 0; i < n && this.history.length; i++) { this.state = this.history.pop()!; this.accepted--; }
+    for (let i = 0; i < n && this.history.length; i++) {
+      this.state = this.history.pop()!;
+      this.repeats.length = this.repeatHistory.pop() ?? 0;
+      this.accepted--;
+    }
+    this.text = this.text.slice(0, this.state.pos);
   }
 
   dispose(): void {
@@ -237,9 +329,51 @@ export class JsonLengthGuard implements TokenConstraint {
 
 const NUMBER_CHARS = /[0-9.eE+-]/;
 
-/** Advances the JSON scanner over `text` (mutates `s`). */
-function scan(s: ScanState, text: string): void {
-  for (const ch of text) {
+/** JSON Pointer of the value the scanner is inside (object keys and array indices of `stack`). */
+function pointerOf(stack: readonly Frame[]): string {
+  return stack.map((f) => '/' + (f.kind === 'object' ? f.key.replace(/~/g, '~0').replace(/\//g, '~1') : String(f.index))).join('');
+}
+
+/**
+ * Called when a value directly inside an array ended at output offset `end` (exclusive): records
+ * its text and marks the array `repeated` when an earlier item had the same text.
+ */
+function itemEnded(s: ScanState, output: string, end: number, onRepeat: (pointer: string) => void): void {
+  const top = s.stack[s.stack.length - 1];
+  if (top?.kind !== 'array') return;
+  const item = compactJson(output.slice(top.itemStart, end));
+  if (top.items.includes(item)) {
+    top.repeated = true;
+    onRepeat(pointerOf(s.stack));
+  }
+  top.items = [...top.items, item];
+}
+
+/** `json` without whitespace outside string literals. */
+function compactJson(json: string): string {
+  let out = '';
+  let inString = false;
+  let escaped = false;
+  for (const ch of json) {
+    if (inString) {
+      out += ch;
+      if (escaped) escaped = false;
+      else if (ch === '\\') escaped = true;
+      else if (ch === '"') inString = false;
+    } else if (ch === '"') { inString = true; out += ch; } else if (!/\s/.test(ch)) out += ch;
+  }
+  return out;
+}
+
+/**
+ * Advances the JSON scanner over `piece`, the last characters of `output` (mutates `s`).
+ * `onRepeat` receives the pointer of an array item that repeats an earlier one.
+ */
+function scan(s: ScanState, piece: string, output: string, onRepeat: (pointer: string) => void): void {
+  let offset = output.length - piece.length;
+  for (const ch of piece) {
+    offset += ch.length;
+    s.pos = offset;
     if (s.inString) {
       if (s.escaped) { s.escaped = false; s.length++; if (s.isKey) s.keyBuffer += ch; continue; }
       if (ch === '\\') { s.escaped = true; continue; }
@@ -247,6 +381,7 @@ function scan(s: ScanState, text: string): void {
         s.inString = false;
         const top = s.stack[s.stack.length - 1];
         if (s.isKey && top?.kind === 'object') { top.key = s.keyBuffer; top.expectKey = false; }
+        else itemEnded(s, output, offset, onRepeat);
         continue;
       }
       s.length++;
@@ -260,16 +395,17 @@ function scan(s: ScanState, text: string): void {
       case '"':
         s.inString = true;
         s.length = 0;
+        s.stringStart = offset;
         s.overSteps = 0;
         s.isKey = top?.kind === 'object' && top.expectKey;
         s.keyBuffer = '';
         break;
       case '{': s.stack.push({ kind: 'object', key: '', expectKey: true }); break;
-      case '[': s.stack.push({ kind: 'array', index: 0 }); break;
-      case '}': case ']': s.stack.pop(); break;
+      case '[': s.stack.push({ kind: 'array', index: 0, itemStart: offset, items: [], repeated: false }); break;
+      case '}': case ']': s.stack.pop(); itemEnded(s, output, offset, onRepeat); break;
       case ',':
         if (top?.kind === 'object') top.expectKey = true;
-        else if (top?.kind === 'array') top.index++;
+        else if (top?.kind === 'array') { top.index++; top.itemStart = offset; top.repeated = false; }
         break;
       default: break;
     }
@@ -281,7 +417,7 @@ function scan(s: ScanState, text: string): void {
  * `properties`, `additionalProperties`, `prefixItems`, `items`, local `$ref`s and nullable
  * type arrays. Undefined where the path goes through `anyOf`/`oneOf` or is unknown.
  */
-export function schemaAt(root: unknown, path: readonly Frame[]): Json | undefined {
+export function schemaAt(root: unknown, path: readonly ({ kind: 'object'; key: string; expectKey?: boolean } | { kind: 'array'; index: number })[]): Json | undefined {
   const deref = (n: unknown): Json | undefined => {
     let node = n as Json | undefined;
     for (let hops = 0; node && typeof node.$ref === 'string' && hops < 8; hops++) {

@@ -442,7 +442,7 @@ export async function runEndpointTask(client: EndpointClient, adapter: TaskAdapt
   caps.enforced = [];
   caps.notes.push('Ran on an endpoint: the server enforces what its own structured-output engine supports; every keyword is checked afterwards with ajv.');
   const result: ToJsonResult & { provenance: EndpointProvenance } = {
-    task: 'toJson', value, text: a.content,
+    task: 'toJson', value, text: a.content, repeatedItems: [],
     validation: { valid: v.valid, errors: v.errors, keywords: [...new Set(v.details.map((d) => d.keyword))] },
     capabilities: caps,
     provenance: provenance(decoding),

@@ -18,6 +18,11 @@ export interface StructuredOutput {
   result: GenerateResult;
   promptTokens: number;
   prefixReused: number;
+  /**
+   * JSON Pointers of array items that repeated an earlier item of their array; decoding closed
+   * the array right after each (see `JsonLengthGuard.closeRepeatedItems`). Empty when none.
+   */
+  repeatedItems: string[];
 }
 
 /**
@@ -33,7 +38,7 @@ export async function generateStructured(
   const engine = runtime.engine;
   const maxNewTokens = opts.maxNewTokens ?? adapter.generation?.maxNewTokens ?? 512;
   const { ids } = await runtime.fitPrompt(adapter, text, maxNewTokens, opts);
-  const constraint = await engine.createConstraint({ kind: 'jsonSchema', schema }, { maxStringChars: opts.maxStringChars, maxTokens: maxNewTokens, lengthSchema: lengthSchema ?? schema });
+  const constraint = await engine.createConstraint({ kind: 'jsonSchema', schema }, { maxStringChars: opts.maxStringChars, maxTokens: maxNewTokens, lengthSchema: lengthSchema ?? schema, sourceText: text });
   try {
     const temperature = adapter.generation?.temperature;
     opts.onPhase?.('prefill', { promptTokens: ids.length });
@@ -56,7 +61,8 @@ export async function generateStructured(
       if (!constraint.isTerminated()) {
         throw new TasklingError('OUTPUT_INCOMPLETE', `The model did not finish the JSON within ${maxNewTokens} new tokens (stopped: ${result.stopReason}). Raise the token limit (taskling.maxNewTokens in VS Code, --max-new-tokens on the command line, or the adapter's generation.maxNewTokens).`);
       }
-      return { text: result.text, tokenRanges: ranges, result, promptTokens: ids.length, prefixReused };
+      const repeatedItems = (constraint as { repeatedItems?: string[] }).repeatedItems ?? [];
+      return { text: result.text, tokenRanges: ranges, result, promptTokens: ids.length, prefixReused, repeatedItems };
     } finally {
       generator.dispose(); // frees the KV cache now, not at the next garbage collection
     }

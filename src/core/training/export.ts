@@ -13,8 +13,8 @@
  * - classify, multi-label: the engine asks one yes/no question per label (`multiLabelQuestion`
  *   appended to the last user turn) and compares P(yes) with P(no); so each record gives one
  *   example per label, target `yes` or `no`;
- * - extract: the JSON the extract grammar admits — `{"entities": [{"type": "...", "text": "..."}]}`
- *   with XGrammar's separators `", "` and `": "`, entities in order of appearance (by `start`);
+ * - extract: the JSON the extract grammar admits — `{"entities":[{"type":"...","text":"..."}]}`
+ *   with the grammar's compact separators `,` and `:`, entities in order of appearance (by `start`);
  * - toJson: the expected value with object keys in the schema's `properties` order and the same
  *   separators (what the schema grammar admits), on one line.
  * The trainer must put the loss on that last assistant turn only, and tokenize user contents
@@ -30,9 +30,8 @@ import type { Expected } from '../eval/records';
 import { MAX_ENTITIES_PER_CHUNK, MAX_ENTITY_CHARS } from '../tasks/extract';
 import { multiLabelQuestion } from '../tasks/classify';
 
-/** Separators of the JSON the engine's grammars produce (`grammarCompiler.ts` defaults). */
-export const GRAMMAR_ITEM_SEPARATOR = ', ';
-export const GRAMMAR_KEY_SEPARATOR = ': ';
+export { GRAMMAR_ITEM_SEPARATOR, GRAMMAR_KEY_SEPARATOR } from '../constraints/grammarCompiler';
+import { GRAMMAR_ITEM_SEPARATOR, GRAMMAR_KEY_SEPARATOR } from '../constraints/grammarCompiler';
 
 /** One training example: the prompt turns, then the target as the last `assistant` turn. */
 export interface ChatExample {
@@ -40,7 +39,7 @@ export interface ChatExample {
 }
 
 /**
- * JSON text on one line with the grammar's separators (`, ` and `: `), keys in the order given.
+ * JSON text on one line with the grammar's separators (`,` and `:`), keys in the order given.
  * Strings as `JSON.stringify` writes them (control characters escaped, other characters raw).
  */
 export function grammarJson(value: unknown): string {
