@@ -23,13 +23,14 @@ import { checkEndpointMix, ENDPOINT_OPTIONS, evaluateOnEndpoint } from './endpoi
 
 export const EVAL_USAGE = `  taskling eval --adapter ID|FILE --data FILE.jsonl [--model DIR] [--report OUT.json] [--limit N]
                 [--variant V] [--threads N] [--bins N] [--no-prefix-cache] [--max-context-tokens N]
-                [--max-new-tokens N] [--max-string-chars N] [--folder DIR]
+                [--max-new-tokens N] [--max-string-chars N] [--no-grounded-decoding] [--folder DIR]
+      --no-grounded-decoding: extract entity texts are not kept substrings of the text while decoding
   taskling eval --compare A.json B.json   metric deltas (B - A) and the records where they disagree`;
 
 const EVAL_OPTIONS: OptionSpec = {
   adapter: 'value', data: 'value', model: 'value', report: 'value', limit: 'value', variant: 'value', threads: 'value',
   bins: 'value', 'no-prefix-cache': 'flag', 'max-context-tokens': 'value', 'max-new-tokens': 'value',
-  'max-string-chars': 'value', folder: 'value', compare: 'flag', help: 'flag', ...ENDPOINT_OPTIONS,
+  'max-string-chars': 'value', 'no-grounded-decoding': 'flag', folder: 'value', compare: 'flag', help: 'flag', ...ENDPOINT_OPTIONS,
 };
 
 /** What `eval` borrows from the main CLI module (passed in to keep the import one-way). */
@@ -62,6 +63,7 @@ export async function evalCommand(argv: string[], h: CliHelpers): Promise<number
     maxContextTokens: intOpt(a, 'max-context-tokens', 64),
     maxNewTokens: intOpt(a, 'max-new-tokens', 1),
     maxStringChars: intOpt(a, 'max-string-chars', 1),
+    groundedDecoding: !flag(a, 'no-grounded-decoding'),
   };
   const reportFile = opt(a, 'report');
 

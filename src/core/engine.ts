@@ -176,7 +176,7 @@ export class Engine {
   }
 
   /** Builds a grammar constraint for `spec` (compiled grammars are cached per spec). */
-  async createConstraint(spec: ConstraintSpec, opts: { maxStringChars?: number; maxTokens?: number; lengthSchema?: unknown; sourceText?: string } = {}): Promise<TokenConstraint & { dispose(): void }> {
+  async createConstraint(spec: ConstraintSpec, opts: { maxStringChars?: number; maxTokens?: number; lengthSchema?: unknown; sourceText?: string; groundedPaths?: readonly string[] } = {}): Promise<TokenConstraint & { dispose(): void }> {
     const f = await this.constraintFactory();
     return f.create(spec, opts);
   }

@@ -139,3 +139,25 @@ test('withoutItems drops repeated items, deepest and latest first', async () => 
   assert.deepEqual(v.a[0], { b: [1, 2, 1] }, 'the input is not changed');
   assert.deepEqual(withoutItems(v, ['/c/0', '/nope/1', '/a/9']), v, 'pointers that name no array element are ignored');
 });
+
+test('grounded strings: only tokens that keep the value a substring of the source, or close it', async () => {
+  const gp = ['[', '"', 'Da', 'na', 'Dana', 'x', ' paid', '"}', 'paid"', 'Mall', 'ory', ',', 'id', '\\"'];
+  const allowedG = async (g: JsonLengthGuard) => {
+    const logits = new Float32Array(gp.length);
+    await g.applyBitmask(logits);
+    return gp.filter((_, i) => logits[i] !== -Infinity);
+  };
+  const g = new JsonLengthGuard(new AllowAll(), gp, { defaultMaxStringChars: 100, sourceText: 'Dana paid "id"', groundedPaths: ['/*'] });
+  g.acceptToken(gp.indexOf('['));
+  assert.ok((await allowedG(g)).includes('x'), 'outside a string nothing is grounded');
+  g.acceptToken(gp.indexOf('"'));
+  assert.deepEqual(await allowedG(g), ['Da', 'na', 'Dana', ' paid', 'paid"', 'id', '\\"'], 'empty value: any piece of the source (escaped as in JSON), no close');
+  g.acceptToken(gp.indexOf('Dana'));
+  assert.deepEqual(await allowedG(g), ['"', ' paid', '"}'], 'after "Dana": continue with " paid" or close');
+  g.acceptToken(gp.indexOf(' paid'));
+  g.acceptToken(gp.indexOf('"}'));
+  assert.equal(g.groundedSteps, 2, "the two masks asked for inside the value");
+  const other = new JsonLengthGuard(new AllowAll(), gp, { defaultMaxStringChars: 100, sourceText: 'Dana paid', groundedPaths: ['/0/name'] });
+  for (const p of ['[', '"']) other.acceptToken(gp.indexOf(p));
+  assert.ok((await allowedG(other)).includes('Mall'), 'paths not listed are free');
+});

@@ -61,13 +61,15 @@ export class ConstraintFactory {
    * whose minLength/maxLength the guard reads when `spec.schema` was sanitized for XGrammar.
    * `sourceText` (the selection) lets the guard close strings that fall into a periodic run not
    * found in it (`JsonLengthGuard`'s `sourceText`); array items that repeat close their array.
+   * `groundedPaths` (JSON Pointers, `*` for any index) name strings that must be copied from
+   * `sourceText` (a token mask keeps them substrings of it).
    */
-  async create(spec: ConstraintSpec, opts: { maxStringChars?: number; maxTokens?: number; lengthSchema?: unknown; sourceText?: string } = {}): Promise<TokenConstraint & { dispose(): void }> {
+  async create(spec: ConstraintSpec, opts: { maxStringChars?: number; maxTokens?: number; lengthSchema?: unknown; sourceText?: string; groundedPaths?: readonly string[] } = {}): Promise<TokenConstraint & { dispose(): void }> {
     const entry = await this.compile(spec);
     const matcher = await GrammarConstraint.create(entry, (id) => this.tokenizer.decode([id]));
     const max = opts.maxStringChars ?? DEFAULT_MAX_STRING_CHARS;
     if (spec.kind !== 'jsonSchema' || max <= 0) return matcher;
-    return new JsonLengthGuard(matcher, this.tokenizer.tokenPieces(), { defaultMaxStringChars: max, schema: opts.lengthSchema ?? spec.schema, maxTokens: opts.maxTokens, sourceText: opts.sourceText });
+    return new JsonLengthGuard(matcher, this.tokenizer.tokenPieces(), { defaultMaxStringChars: max, schema: opts.lengthSchema ?? spec.schema, maxTokens: opts.maxTokens, sourceText: opts.sourceText, groundedPaths: opts.groundedPaths });
   }
 
   dispose(): void {

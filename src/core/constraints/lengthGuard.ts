@@ -158,6 +158,50 @@ export interface LengthGuardOptions {
   sourceText?: string;
   /** Close strings that end in a degenerate run (see `sourceText`). Default true. */
   closeRuns?: boolean;
+  /**
+   * JSON Pointers of string values that must be copied from `sourceText` (`*` stands for any
+   * array index; extraction grounds each entity's `text`): while such a string is generated,
+   * only tokens that keep its JSON-escaped content a substring of the JSON-escaped `sourceText`
+   * stay allowed (or close it), so every value is found in the source by construction. The mask
+   * is intersected with the grammar's; where that would leave nothing, the guard stands aside.
+   */
+  groundedPaths?: readonly string[];
+}
+
+/** Token ids by the text they add inside a JSON string, for grounded strings. */
+interface ContentIndex {
+  /** Pieces with no unescaped `"`: piece text -> ids. */
+  open: Map<string, number[]>;
+  /** Pieces that close the string: the text before the `"` -> ids. */
+  closing: Map<string, number[]>;
+  /** Longest key of either map (UTF-16 units). */
+  maxKey: number;
+}
+const contentIndexCache = new WeakMap<readonly string[], ContentIndex>();
+
+function contentIndex(pieces: readonly string[]): ContentIndex {
+  let ix = contentIndexCache.get(pieces);
+  if (ix) return ix;
+  const open = new Map<string, number[]>();
+  const closing = new Map<string, number[]>();
+  let maxKey = 0;
+  const add = (m: Map<string, number[]>, k: string, id: number) => {
+    const l = m.get(k);
+    if (l) l.push(id); else m.set(k, [id]);
+    if (k.length > maxKey) maxKey = k.length;
+  };
+  for (let id = 0; id < pieces.length; id++) {
+    const p = pieces[id] ?? '';
+    let quote = -1;
+    for (let i = 0; i < p.length; i++) {
+      if (p[i] === '\\') { i++; continue; }
+      if (p[i] === '"') { quote = i; break; }
+    }
+    if (quote < 0) { if (p.length) add(open, p, id); } else add(closing, p.slice(0, quote), id);
+  }
+  ix = { open, closing, maxKey };
+  contentIndexCache.set(pieces, ix);
+  return ix;
 }
 
 /** Shortest periodic run that closes a string when it is not in the source text (characters). */
@@ -223,6 +267,56 @@ export class JsonLengthGuard implements TokenConstraint {
     return { min, max };
   }
 
+  /** True when the string being generated is at one of `groundedPaths`. */
+  private groundedHere(): boolean {
+    const paths = this.opts.groundedPaths;
+    if (!paths?.length || this.opts.sourceText === undefined || this.state.isKey) return false;
+    const at = this.state.stack.map((f) => (f.kind === 'object' ? f.key : String(f.index)));
+    return paths.some((p) => {
+      const parts = p.split('/').slice(1);
+      return parts.length === at.length && parts.every((x, i) => x === at[i] || (x === '*' && /^\d+$/.test(at[i])));
+    });
+  }
+
+  /** The JSON-escaped source text (how its characters appear inside a JSON string). */
+  private get escapedSource(): string {
+    this.escapedSourceCache ??= JSON.stringify(this.opts.sourceText ?? '').slice(1, -1);
+    return this.escapedSourceCache;
+  }
+  private escapedSourceCache: string | undefined;
+  /** Steps at which a grounded string's tokens were restricted to the source. */
+  groundedSteps = 0;
+
+  /**
+   * Keeps only tokens that extend the grounded string being generated to a longer substring of
+   * the source, or close it (not while it is empty). Returns false (and changes nothing) when
+   * the grammar allows none of them.
+   */
+  private applyGrounding(logits: Float32Array): boolean {
+    const src = this.escapedSource;
+    const sofar = this.text.slice(this.state.stringStart);
+    const ix = contentIndex(this.pieces);
+    const ends: number[] = [];
+    if (!sofar) for (let e = 0; e < src.length; e++) ends.push(e);
+    else for (let i = src.indexOf(sofar); i >= 0; i = src.indexOf(sofar, i + 1)) ends.push(i + sofar.length);
+    const keep = new Set<number>();
+    if (sofar) for (const id of ix.closing.get('') ?? []) keep.add(id);
+    for (const e of ends) {
+      for (let k = 1; k <= ix.maxKey && e + k <= src.length; k++) {
+        const key = src.slice(e, e + k);
+        for (const id of ix.open.get(key) ?? []) keep.add(id);
+        for (const id of ix.closing.get(key) ?? []) keep.add(id);
+      }
+    }
+    const kept: [number, number][] = [];
+    for (const id of keep) if (id < logits.length && logits[id] !== -Infinity) kept.push([id, logits[id]]);
+    if (!kept.length) return false;
+    logits.fill(-Infinity);
+    for (const [id, v] of kept) logits[id] = v;
+    this.groundedSteps++;
+    return true;
+  }
+
   /** True when the string being generated ends in a run that should close it (see `sourceText`). */
   private degenerateRun(): boolean {
     if (!(this.opts.closeRuns ?? true) || this.state.isKey) return false;
@@ -250,6 +344,7 @@ export class JsonLengthGuard implements TokenConstraint {
       // Object keys not fixed by the grammar (additionalProperties maps) get the default bound.
       const { min, max } = s.isKey ? { min: 0, max: this.opts.defaultMaxStringChars } : this.stringBounds();
       const remaining = (wrapUp || this.degenerateRun()) && s.length >= min ? 0 : max - s.length;
+      if (remaining > 0 && this.groundedHere()) this.applyGrounding(logits);
       if (remaining <= 0) {
         // Wrapping up: close without a comma (no new item), when the grammar allows it.
         if (wrapUp && this.keepOnly(logits, t.quoteNoComma)) return;

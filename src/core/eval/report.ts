@@ -152,7 +152,9 @@ export interface EvalReport {
   /** `lora`: the adapter's run-time LoRA (`model.lora`) the results were computed with: its folder and sha256 (adapter_model.safetensors + adapter_config.json). */
   model: { id: string; dir: string; variant: string; sha256: string; lora?: { path: string; sha256: string } };
   data: { file: string; sha256: string; lines: number; scored: number; errors: number };
-  settings: { limit: number | null; calibrationBins: number; maxNewTokens: number | null; maxContextTokens: number | null; usePrefixCache: boolean };
+  settings: { limit: number | null; calibrationBins: number; maxNewTokens: number | null; maxContextTokens: number | null; usePrefixCache: boolean;
+    /** extract: entity texts kept substrings of the selection while decoding (absent in reports before it existed). */
+    groundedDecoding?: boolean };
   /** `recordsDone` / `recordsTotal`: records run (scored or failed) and records to run (absent in reports written before they were added). */
   run: { startedAt: string; durationMs: number; interrupted: boolean; recordsDone?: number; recordsTotal?: number };
   metrics: ReportMetrics;

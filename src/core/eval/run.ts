@@ -10,7 +10,7 @@ import type { ParsedEvalData } from './records';
 import { buildReport, EvalReport, OUTPUT_FAILURE_CODES, RecordResult, ReportError, scoreRecord } from './report';
 
 /** Options of {@link evaluate}. */
-export interface EvaluateOptions extends Pick<TaskOptions, 'usePrefixCache' | 'maxContextTokens' | 'maxNewTokens' | 'maxStringChars' | 'signal'> {
+export interface EvaluateOptions extends Pick<TaskOptions, 'usePrefixCache' | 'maxContextTokens' | 'maxNewTokens' | 'maxStringChars' | 'groundedDecoding' | 'signal'> {
   /** Score only the first `limit` records (data errors after the last of them are left out too). */
   limit?: number;
   /** Calibration bins (default 10). */
@@ -42,7 +42,7 @@ export async function evaluate(runtime: TaskRuntime, adapter: TaskAdapter, data:
   const errors: ReportError[] = data.errors.filter((e) => e.line <= lastLine).map((e) => ({ line: e.line, stage: 'data', code: e.code, message: e.message }));
   const results: RecordResult[] = [];
   const taskOpts: TaskOptions = {
-    usePrefixCache: opts.usePrefixCache, maxContextTokens: opts.maxContextTokens, maxNewTokens: opts.maxNewTokens, maxStringChars: opts.maxStringChars, signal: opts.signal,
+    usePrefixCache: opts.usePrefixCache, maxContextTokens: opts.maxContextTokens, maxNewTokens: opts.maxNewTokens, maxStringChars: opts.maxStringChars, groundedDecoding: opts.groundedDecoding, signal: opts.signal,
   };
   let interrupted = false;
   let done = 0;
@@ -77,7 +77,7 @@ export async function evaluate(runtime: TaskRuntime, adapter: TaskAdapter, data:
     data: { file: file.name, sha256: file.sha256, lines: data.lines },
     settings: {
       limit: opts.limit ?? null, calibrationBins: opts.calibrationBins ?? 10,
-      maxNewTokens: opts.maxNewTokens ?? null, maxContextTokens: opts.maxContextTokens ?? null, usePrefixCache: opts.usePrefixCache ?? true,
+      maxNewTokens: opts.maxNewTokens ?? null, maxContextTokens: opts.maxContextTokens ?? null, usePrefixCache: opts.usePrefixCache ?? true, groundedDecoding: opts.groundedDecoding ?? true,
     },
     run: { startedAt, durationMs: now() - t0, interrupted, recordsDone: done, recordsTotal: n },
   }, results, errors);

@@ -43,6 +43,12 @@ export interface TaskOptions {
   maxNewTokens?: number;
   /** Longest JSON string while decoding extract/toJson output, in characters (default 200). */
   maxStringChars?: number;
+  /**
+   * extract: keep every entity text a substring of the selection while decoding (a token mask
+   * beside the grammar's). Default true; false lets the model write any text, and texts not in
+   * the selection are then reported as ungrounded.
+   */
+  groundedDecoding?: boolean;
 }
 
 /** Where a result came from and what it cost (tokens, ms). */

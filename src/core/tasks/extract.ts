@@ -34,6 +34,12 @@ export const MAX_ENTITY_CHARS = 120;
 /** Most entities per chunk the grammar allows. */
 export const MAX_ENTITIES_PER_CHUNK = 32;
 
+/**
+ * Entity texts are decoded grounded: a token mask keeps each one a substring of the chunk (as
+ * JSON-escaped text), so the model can only copy, never invent, and every span is found exactly.
+ */
+export const GROUNDED_PATHS = ['/entities/*/text'];
+
 /** The JSON Schema the extraction output is constrained to. */
 export function extractionSchema(adapter: ExtractAdapter): Record<string, unknown> {
   return {
@@ -108,7 +114,8 @@ export async function extract(runtime: TaskRuntime, adapter: ExtractAdapter, tex
     if (chunks.length > 1) opts.onProgress?.(`chunk ${i + 1}/${chunks.length}`, i / chunks.length);
     let out;
     try {
-      out = await generateStructured(runtime, adapter, chunks[i].text, schema, { ...opts, maxNewTokens, maxContextTokens: budget });
+      out = await generateStructured(runtime, adapter, chunks[i].text, schema, { ...opts, maxNewTokens, maxContextTokens: budget }, undefined,
+        opts.groundedDecoding === false ? undefined : GROUNDED_PATHS);
     } catch (e) {
       // One chunk's failure must not lose the others' entities; a single chunk rethrows.
       if (chunks.length === 1 || !(e instanceof TasklingError) || e.code === 'CANCELLED') throw e;

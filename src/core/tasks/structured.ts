@@ -27,18 +27,21 @@ export interface StructuredOutput {
 
 /**
  * Runs the adapter prompt for `text` under a JSON Schema constraint. `lengthSchema` (default
- * `schema`) is the unsanitized schema whose string lengths the length guard enforces.
+ * `schema`) is the unsanitized schema whose string lengths the length guard enforces;
+ * `groundedPaths` (JSON Pointers, `*` for any array index) name string values that decoding
+ * keeps substrings of `text` (see `JsonLengthGuard`'s `groundedPaths`).
  * @throws TasklingError `CONTEXT_TOO_LONG`, `GRAMMAR_UNSUPPORTED`, `GRAMMAR_REJECTED`,
  *   `OUTPUT_INCOMPLETE` (the token limit ended the JSON before it was complete); CancelledError.
  */
 export async function generateStructured(
   runtime: TaskRuntime, adapter: TaskAdapter, text: string, schema: Record<string, unknown>, opts: TaskOptions, lengthSchema?: unknown,
+  groundedPaths?: readonly string[],
 ): Promise<StructuredOutput> {
   const t0 = performance.now();
   const engine = runtime.engine;
   const maxNewTokens = opts.maxNewTokens ?? adapter.generation?.maxNewTokens ?? 512;
   const { ids } = await runtime.fitPrompt(adapter, text, maxNewTokens, opts);
-  const constraint = await engine.createConstraint({ kind: 'jsonSchema', schema }, { maxStringChars: opts.maxStringChars, maxTokens: maxNewTokens, lengthSchema: lengthSchema ?? schema, sourceText: text });
+  const constraint = await engine.createConstraint({ kind: 'jsonSchema', schema }, { maxStringChars: opts.maxStringChars, maxTokens: maxNewTokens, lengthSchema: lengthSchema ?? schema, sourceText: text, groundedPaths });
   try {
     const temperature = adapter.generation?.temperature;
     opts.onPhase?.('prefill', { promptTokens: ids.length });
