@@ -81,63 +81,65 @@ test('near the token limit the guard wraps up: strings close, then containers', 
   assert.deepEqual(await allowed(g), ['}'], 'then close the container');
 });
 
-const loopPieces = ['{', '"', 'items', ':', '[', '{"n":', '1', '2', '}', ',', ']', ' ', '"a"', '"b"', '"items"', '"tags"'];
+const loopPieces = ['{', '"', 'items', ':', '[', '{"n":', '1', '2', '}', ',', ']', ' ', '"a"', '"b"', '"items"', '"tags"', '},', '},{"n":', '"a",'];
 const lid = (p: string) => loopPieces.indexOf(p);
-async function allowedLoop(g: JsonLengthGuard): Promise<string[]> {
+async function allowedLoop(g: JsonLengthGuard, favour?: string): Promise<string[]> {
   const logits = new Float32Array(loopPieces.length);
+  if (favour) logits[lid(favour)] = 5;
   await g.applyBitmask(logits);
   return loopPieces.filter((_, i) => logits[i] !== -Infinity);
 }
 
-test('an array item that repeats an earlier one closes the array, and rollback undoes it', async () => {
+test('the third occurrence of an array item closes the array; one repeat is allowed; rollback undoes it', async () => {
   const g = new JsonLengthGuard(new AllowAll(), loopPieces, { defaultMaxStringChars: 100 });
-  for (const p of ['{', '"items"', ':', '[', '{"n":', '1', '}', ',', ' ', '{"n":', '2', '}', ',', '{"n":', '1']) g.acceptToken(lid(p));
-  assert.ok((await allowedLoop(g)).includes(','), 'inside the third item nothing is forced');
-  g.acceptToken(lid('}'));
-  assert.deepEqual(g.repeatedItems, ['/items/2'], 'the third item repeats the first (whitespace ignored)');
-  assert.deepEqual(await allowedLoop(g), [']'], 'after a repeat only `]` stays allowed');
-  g.rollback(1);
-  assert.deepEqual(g.repeatedItems, [], 'rollback forgets the repeat');
+  for (const p of ['{', '"items"', ':', '[', '{"n":', '1', '}', ',', ' ', '{"n":', '1', '}']) g.acceptToken(lid(p));
+  assert.deepEqual(g.repeatedItems, [], 'a second occurrence (a real duplicate, e.g. two equal invoice lines) is allowed');
   assert.ok((await allowedLoop(g)).includes(','));
+  for (const p of [',', '{"n":', '1']) g.acceptToken(lid(p));
+  assert.ok((await allowedLoop(g)).includes(','), 'inside the third item nothing is forced while its best token has no comma');
+  g.acceptToken(lid('}'));
+  assert.deepEqual(g.repeatedItems, ['/items/2'], 'the third occurrence (whitespace ignored)');
+  assert.deepEqual(await allowedLoop(g), [']'], 'after it only `]` stays allowed');
+  g.rollback(1);
+  assert.deepEqual(g.repeatedItems, [], 'rollback forgets it');
   g.acceptToken(lid('2'));
   g.acceptToken(lid('}'));
   assert.deepEqual(g.repeatedItems, [], '{"n":12} is new');
   assert.ok((await allowedLoop(g)).includes(','), 'a new item leaves the array open');
 });
 
-test('repeated strings in an array close it; the same item in another array does not; the option turns it off', async () => {
+test('an item ending in a token that also holds the comma (`},{"n":`) is closed without the comma', async () => {
   const g = new JsonLengthGuard(new AllowAll(), loopPieces, { defaultMaxStringChars: 100 });
-  for (const p of ['{', '"items"', ':', '[', '"a"', ',', '"b"', ']', ',', '"tags"', ':', '[', '"a"', ',', '"b"']) g.acceptToken(lid(p));
-  assert.deepEqual(g.repeatedItems, [], 'items of another array are not compared');
-  assert.ok((await allowedLoop(g)).includes(','));
-  g.acceptToken(lid(','));
-  g.acceptToken(lid('"a"'));
-  assert.deepEqual(g.repeatedItems, ['/tags/2']);
+  for (const p of ['[', '{"n":', '1', '},{"n":', '1', '},{"n":', '1']) g.acceptToken(lid(p));
+  assert.deepEqual(await allowedLoop(g, '},{"n":'), ['}'], 'the best token would end the third copy and open a fourth: only `}` stays');
+  assert.ok((await allowedLoop(g, '2')).includes('},{"n":'), 'when the model continues the item, nothing is changed');
+  g.acceptToken(lid('}'));
+  assert.deepEqual(g.repeatedItems, ['/2']);
   assert.deepEqual(await allowedLoop(g), [']']);
-  const off = new JsonLengthGuard(new AllowAll(), loopPieces, { defaultMaxStringChars: 100, closeRepeatedItems: false });
-  for (const p of ['[', '"a"', ',', '"a"']) off.acceptToken(lid(p));
-  assert.deepEqual(off.repeatedItems, ['/1'], 'still reported');
-  assert.ok((await allowedLoop(off)).includes(','), 'but not forced');
+  const strings = new JsonLengthGuard(new AllowAll(), loopPieces, { defaultMaxStringChars: 100 });
+  for (const p of ['[', '"a",', '"a",', '"a"']) strings.acceptToken(lid(p));
+  assert.deepEqual(strings.repeatedItems, ['/2'], 'string items, the same');
 });
 
-test('a grammar that forbids `]` (minItems) wins over the repeat rule', async () => {
+test('items of another array are not compared; the option turns the rule off; a grammar that forbids `]` wins', async () => {
+  const g = new JsonLengthGuard(new AllowAll(), loopPieces, { defaultMaxStringChars: 100 });
+  for (const p of ['{', '"items"', ':', '[', '"a"', ',', '"a"', ']', ',', '"tags"', ':', '[', '"a"']) g.acceptToken(lid(p));
+  assert.deepEqual(g.repeatedItems, [], 'two in /items and one in /tags');
+  for (const p of [',', '"a"', ',', '"a"']) g.acceptToken(lid(p));
+  assert.deepEqual(g.repeatedItems, ['/tags/2']);
+  const off = new JsonLengthGuard(new AllowAll(), loopPieces, { defaultMaxStringChars: 100, closeRepeatedItems: false });
+  for (const p of ['[', '"a"', ',', '"a"', ',', '"a"']) off.acceptToken(lid(p));
+  assert.deepEqual(off.repeatedItems, ['/2'], 'still reported');
+  assert.ok((await allowedLoop(off)).includes(','), 'but not forced');
   class NoClose implements TokenConstraint {
     applyBitmask(logits: Float32Array): void { logits[lid(']')] = -Infinity; }
     acceptToken(): void {}
     isTerminated(): boolean { return false; }
   }
-  const g = new JsonLengthGuard(new NoClose(), loopPieces, { defaultMaxStringChars: 100 });
-  for (const p of ['[', '"a"', ',', '"a"']) g.acceptToken(lid(p));
-  const a = await allowedLoop(g);
+  const nc = new JsonLengthGuard(new NoClose(), loopPieces, { defaultMaxStringChars: 100 });
+  for (const p of ['[', '"a"', ',', '"a"', ',', '"a"']) nc.acceptToken(lid(p));
+  const a = await allowedLoop(nc);
   assert.ok(a.includes(',') && !a.includes(']'), 'no token is forced when `]` is not allowed');
-});
-
-test('withoutItems drops repeated items, deepest and latest first', async () => {
-  const { withoutItems } = await import('../../src/core/tasks/toJson');
-  const v = { a: [{ b: [1, 2, 1] }, 'x', { b: [3, 3] }], c: 'k' };
-  assert.deepEqual(withoutItems(v, ['/a/0/b/2', '/a/2/b/1', '/a/1']), { a: [{ b: [1, 2] }, { b: [3] }], c: 'k' });
-  assert.deepEqual(v.a[0], { b: [1, 2, 1] }, 'the input is not changed');
-  assert.deepEqual(withoutItems(v, ['/c/0', '/nope/1', '/a/9']), v, 'pointers that name no array element are ignored');
 });
 
 test('grounded strings: only tokens that keep the value a substring of the source, or close it', async () => {
@@ -160,4 +162,22 @@ test('grounded strings: only tokens that keep the value a substring of the sourc
   const other = new JsonLengthGuard(new AllowAll(), gp, { defaultMaxStringChars: 100, sourceText: 'Dana paid', groundedPaths: ['/0/name'] });
   for (const p of ['[', '"']) other.acceptToken(gp.indexOf(p));
   assert.ok((await allowedG(other)).includes('Mall'), 'paths not listed are free');
+});
+
+test('grounded strings never start or end inside a JSON escape sequence of the source', async () => {
+  const ep = ['[', '"', 'n', 'B', 'A', 'Ann', '\\', '\\n', '"]', 'u', '00e9', '\\u'];
+  const allowedE = async (g: JsonLengthGuard) => {
+    const logits = new Float32Array(ep.length);
+    await g.applyBitmask(logits);
+    return ep.filter((_, i) => logits[i] !== -Infinity);
+  };
+  const g = new JsonLengthGuard(new AllowAll(), ep, { defaultMaxStringChars: 100, sourceText: 'A\nB\u0001', groundedPaths: ['/*'] });
+  for (const p of ['[', '"']) g.acceptToken(ep.indexOf(p));
+  assert.deepEqual(await allowedE(g), ['n', 'B', 'A', '\\', '\\n', 'u', '\\u'].filter((p) => ['B', 'A', '\\', '\\n', '\\u'].includes(p)),
+    'starts: "A", "B", and escapes from their backslash; never the "n" of "\\n" or the "u" of "\\u0001"');
+  const h = new JsonLengthGuard(new AllowAll(), ep, { defaultMaxStringChars: 100, sourceText: 'Ann\nBo', groundedPaths: ['/*'] });
+  for (const p of ['[', '"', 'Ann', '\\']) h.acceptToken(ep.indexOf(p));
+  assert.deepEqual(await allowedE(h), ['n'], 'after "Ann\\" only the rest of the escape; no close');
+  h.acceptToken(ep.indexOf('n'));
+  assert.ok((await allowedE(h)).includes('"]'), 'after "Ann\\n" the value may close');
 });

@@ -140,10 +140,13 @@ export interface LengthGuardOptions {
   /** Tokens kept for wrapping up (default max(16, 25% of maxTokens)). */
   reserveTokens?: number;
   /**
-   * Close an array once an item repeats an earlier item of the same array exactly (objects,
-   * arrays and strings compared by their JSON text without whitespace outside strings): the
-   * next token must be `]` when the grammar allows it. Small models decoding greedily tend to
-   * loop over list items until the token limit; the repeated items are listed in
+   * Close an array once an item occurs in it for the {@link ITEM_OCCURRENCES_TO_CLOSE}th time
+   * (objects, arrays and strings compared by their JSON text without whitespace outside
+   * strings): the next token must be `]` when the grammar allows it. Small models decoding
+   * greedily tend to loop over list items until the token limit; one repeat alone is allowed,
+   * since real lists hold duplicates (two equal invoice lines, a name mentioned twice). When the
+   * model ends such an item with a token that also holds the comma (`"},{"`), that token is
+   * swapped for the same close without the comma. The closing items are listed in
    * {@link JsonLengthGuard.repeatedItems}. Default true.
    */
   closeRepeatedItems?: boolean;
@@ -204,10 +207,15 @@ function contentIndex(pieces: readonly string[]): ContentIndex {
   return ix;
 }
 
-/** Shortest periodic run that closes a string when it is not in the source text (characters). */
+/**
+ * Shortest periodic run that closes a string when it is not in the source text (UTF-16 units of
+ * the JSON-escaped text, compared with the JSON-escaped source).
+ */
 export const MIN_RUN_CHARS = 12;
-/** Shortest periodic run that closes a string when there is no source text (characters). */
+/** Shortest periodic run that closes a string when there is no source text (UTF-16 units). */
 export const MIN_RUN_CHARS_UNGROUNDED = 32;
+/** The occurrence of an array item (1 = first) at which its array is closed. */
+export const ITEM_OCCURRENCES_TO_CLOSE = 3;
 
 /**
  * Length of the periodic run at the end of `s` (UTF-16 units): the longest suffix in which every
@@ -235,8 +243,9 @@ export class JsonLengthGuard implements TokenConstraint {
   /** Steps at which the guard narrowed the allowed tokens. */
   interventions = 0;
   /**
-   * JSON Pointers (RFC 6901, into the generated value) of array items that repeated an earlier
-   * item of their array and after which the guard closed the array. Updated on accept/rollback.
+   * JSON Pointers (RFC 6901, into the generated value) of array items that were the
+   * {@link ITEM_OCCURRENCES_TO_CLOSE}th occurrence of the same item in their array, after which
+   * the guard closed the array. Updated on accept/rollback.
    */
   get repeatedItems(): string[] {
     return [...this.repeats];
@@ -288,28 +297,67 @@ export class JsonLengthGuard implements TokenConstraint {
   groundedSteps = 0;
 
   /**
+   * Offsets of the escaped source where a JSON escape sequence does not continue: 1 where a
+   * grounded value may start or end (never between `\\` and `n`, or inside `\\u00e9`).
+   */
+  private get boundaries(): Uint8Array {
+    if (this.boundaryCache) return this.boundaryCache;
+    const src = this.escapedSource;
+    const b = new Uint8Array(src.length + 1).fill(1);
+    for (let i = 0; i < src.length; i++) {
+      if (src[i] !== '\\') continue;
+      const len = src[i + 1] === 'u' ? 6 : 2;
+      for (let j = i + 1; j < i + len && j <= src.length; j++) b[j] = 0;
+      i += len - 1;
+    }
+    this.boundaryCache = b;
+    return b;
+  }
+  private boundaryCache: Uint8Array | undefined;
+  /** Tokens that may start a grounded value (the same for every value of one source). */
+  private startIds: number[] | undefined;
+
+  /**
    * Keeps only tokens that extend the grounded string being generated to a longer substring of
-   * the source, or close it (not while it is empty). Returns false (and changes nothing) when
-   * the grammar allows none of them.
+   * the source (starting and, when it closes, ending outside an escape sequence), or close it
+   * where it already is one (never while it is empty). Returns false (and changes nothing) when
+   * the grammar allows none of them. Cost: one pass over the source positions where the value
+   * so far occurs, times the longest token piece; the empty-value set is computed once.
    */
   private applyGrounding(logits: Float32Array): boolean {
     const src = this.escapedSource;
+    const bound = this.boundaries;
     const sofar = this.text.slice(this.state.stringStart);
     const ix = contentIndex(this.pieces);
-    const ends: number[] = [];
-    if (!sofar) for (let e = 0; e < src.length; e++) ends.push(e);
-    else for (let i = src.indexOf(sofar); i >= 0; i = src.indexOf(sofar, i + 1)) ends.push(i + sofar.length);
-    const keep = new Set<number>();
-    if (sofar) for (const id of ix.closing.get('') ?? []) keep.add(id);
-    for (const e of ends) {
-      for (let k = 1; k <= ix.maxKey && e + k <= src.length; k++) {
-        const key = src.slice(e, e + k);
-        for (const id of ix.open.get(key) ?? []) keep.add(id);
-        for (const id of ix.closing.get(key) ?? []) keep.add(id);
+    const collect = (ends: readonly number[], keep: Set<number>) => {
+      for (const e of ends) {
+        for (let k = 1; k <= ix.maxKey && e + k <= src.length; k++) {
+          const key = src.slice(e, e + k);
+          for (const id of ix.open.get(key) ?? []) keep.add(id);
+          if (bound[e + k]) for (const id of ix.closing.get(key) ?? []) keep.add(id);
+        }
       }
+    };
+    let ids: Iterable<number>;
+    if (!sofar) {
+      if (!this.startIds) {
+        const starts: number[] = [];
+        for (let e = 0; e < src.length; e++) if (bound[e]) starts.push(e);
+        const keep = new Set<number>();
+        collect(starts, keep);
+        this.startIds = [...keep];
+      }
+      ids = this.startIds;
+    } else {
+      const ends: number[] = [];
+      for (let i = src.indexOf(sofar); i >= 0; i = src.indexOf(sofar, i + 1)) if (bound[i]) ends.push(i + sofar.length);
+      const keep = new Set<number>();
+      if (ends.some((e) => bound[e])) for (const id of ix.closing.get('') ?? []) keep.add(id);
+      collect(ends, keep);
+      ids = keep;
     }
     const kept: [number, number][] = [];
-    for (const id of keep) if (id < logits.length && logits[id] !== -Infinity) kept.push([id, logits[id]]);
+    for (const id of ids) if (id < logits.length && logits[id] !== -Infinity) kept.push([id, logits[id]]);
     if (!kept.length) return false;
     logits.fill(-Infinity);
     for (const [id, v] of kept) logits[id] = v;
@@ -324,7 +372,36 @@ export class JsonLengthGuard implements TokenConstraint {
     const run = trailingRunLength(content);
     const source = this.opts.sourceText;
     if (source === undefined) return run >= MIN_RUN_CHARS_UNGROUNDED;
-    return run >= MIN_RUN_CHARS && !source.includes(content.slice(content.length - run));
+    return run >= MIN_RUN_CHARS && !this.escapedSource.includes(content.slice(content.length - run));
+  }
+
+  /**
+   * When the best allowed token would end the current array item as its
+   * {@link ITEM_OCCURRENCES_TO_CLOSE}th occurrence and go on past a comma (`"},{"`), keeps only
+   * the tokens that end it without a comma, so the array can close after it. Returns true when
+   * it narrowed the logits.
+   */
+  private closeItemWithoutComma(logits: Float32Array): boolean {
+    if (!(this.opts.closeRepeatedItems ?? true)) return false;
+    const at = closerToItem(this.state);
+    if (!at || at.array.items.length < ITEM_OCCURRENCES_TO_CLOSE - 1) return false;
+    const item = compactJson(this.text.slice(at.array.itemStart)) + at.closer;
+    if (at.array.items.filter((x) => x === item).length + 1 < ITEM_OCCURRENCES_TO_CLOSE) return false;
+    let best = -1;
+    for (let id = 0; id < logits.length; id++) if (logits[id] !== -Infinity && (best < 0 || logits[id] > logits[best])) best = id;
+    const piece = this.pieces[best] ?? '';
+    if (!piece.startsWith(at.closer) || !piece.slice(at.closer.length).includes(',')) return false;
+    const keep: number[] = [];
+    for (let id = 0; id < logits.length; id++) {
+      const p = this.pieces[id] ?? '';
+      if (logits[id] !== -Infinity && p && !p.includes(',') && (p.startsWith(at.closer) || at.closer.startsWith(p))) keep.push(id);
+    }
+    if (!keep.length) return false;
+    const values = keep.map((id) => logits[id]);
+    logits.fill(-Infinity);
+    keep.forEach((id, i) => { logits[id] = values[i]; });
+    this.interventions++;
+    return true;
   }
 
   /** True once the token budget is down to the reserve. */
@@ -337,6 +414,7 @@ export class JsonLengthGuard implements TokenConstraint {
 
   async applyBitmask(logits: Float32Array): Promise<void> {
     await this.inner.applyBitmask(logits);
+    if (this.closeItemWithoutComma(logits)) return;
     const s = this.state;
     const t = this.table;
     const wrapUp = this.wrappingUp();
@@ -429,15 +507,28 @@ function pointerOf(stack: readonly Frame[]): string {
   return stack.map((f) => '/' + (f.kind === 'object' ? f.key.replace(/~/g, '~0').replace(/\//g, '~1') : String(f.index))).join('');
 }
 
+/** The text that would close every open value up to the innermost array's current item. */
+function closerToItem(s: ScanState): { array: Extract<Frame, { kind: 'array' }>; closer: string } | null {
+  let closer = s.inString ? '"' : '';
+  if (s.inString && s.isKey) return null;
+  for (let d = s.stack.length - 1; d >= 0; d--) {
+    const f = s.stack[d];
+    if (f.kind === 'array') return d === s.stack.length - 1 && !s.inString ? null : { array: f, closer };
+    closer += '}';
+  }
+  return null;
+}
+
 /**
  * Called when a value directly inside an array ended at output offset `end` (exclusive): records
- * its text and marks the array `repeated` when an earlier item had the same text.
+ * its text and marks the array `repeated` when this is the item's
+ * {@link ITEM_OCCURRENCES_TO_CLOSE}th occurrence.
  */
 function itemEnded(s: ScanState, output: string, end: number, onRepeat: (pointer: string) => void): void {
   const top = s.stack[s.stack.length - 1];
   if (top?.kind !== 'array') return;
   const item = compactJson(output.slice(top.itemStart, end));
-  if (top.items.includes(item)) {
+  if (top.items.filter((x) => x === item).length + 1 >= ITEM_OCCURRENCES_TO_CLOSE) {
     top.repeated = true;
     onRepeat(pointerOf(s.stack));
   }

@@ -36,7 +36,9 @@ export const MAX_ENTITIES_PER_CHUNK = 32;
 
 /**
  * Entity texts are decoded grounded: a token mask keeps each one a substring of the chunk (as
- * JSON-escaped text), so the model can only copy, never invent, and every span is found exactly.
+ * JSON-escaped text, never starting or ending inside an escape sequence), so the model can only
+ * copy, never invent, and every span is found exactly. A character the vocabulary spells only as
+ * UTF-8 byte tokens (rare emoji, CJK) cannot be copied: the entity ends before it.
  */
 export const GROUNDED_PATHS = ['/entities/*/text'];
 

@@ -17,9 +17,10 @@ export interface ToJsonResult {
   /** The JSON text exactly as generated (repeated items included). */
   text: string;
   /**
-   * JSON Pointers (into `text`'s value) of array items that repeated an earlier item of the same
-   * array; decoding closed the array after each and `value` leaves them out (unless that would
-   * break the schema, e.g. its `minItems`). Empty when the model did not repeat itself.
+   * JSON Pointers (into `value`) of array items that occurred in their array for the third time
+   * (`ITEM_OCCURRENCES_TO_CLOSE`); decoding closed the array after each, since small models loop
+   * over list items. `value` keeps them: it is the JSON as generated. Empty when the model did
+   * not repeat itself.
    */
   repeatedItems: string[];
   /** ajv validation against the adapter's full schema; `keywords` are the failing schema keywords. */
@@ -70,12 +71,9 @@ export async function toJson(runtime: TaskRuntime, adapter: ToJsonAdapter, text:
   } catch (e) {
     throw new TasklingError('INTERNAL', `The constrained output is not JSON (${(e as Error).message}); this is a bug in the grammar: ${out.text.slice(0, 200)}`);
   }
-  let v = validateJson(adapter.schema, value);
+  const v = validateJson(adapter.schema, value);
   if (out.repeatedItems.length) {
-    const trimmed = withoutItems(value, out.repeatedItems);
-    const tv = validateJson(adapter.schema, trimmed);
-    if (tv.valid || !v.valid) { value = trimmed; v = tv; }
-    capabilities.notes.push(`The model repeated ${out.repeatedItems.length === 1 ? 'an array item' : `${out.repeatedItems.length} array items`} (${out.repeatedItems.join(', ')}); decoding closed the array there${value === trimmed ? ' and the repeat is left out of the value' : ''}.`);
+    capabilities.notes.push(`The model repeated itself: ${out.repeatedItems.join(', ')} ${out.repeatedItems.length === 1 ? 'is the third copy' : 'are third copies'} of an earlier item; decoding closed the array there. Check whether the copies are real.`);
   }
   const t = out.result.timings;
   return {
@@ -92,28 +90,3 @@ export async function toJson(runtime: TaskRuntime, adapter: ToJsonAdapter, text:
   };
 }
 
-/**
- * A copy of `value` without the array items at `pointers` (JSON Pointers to array elements;
- * pointers that do not name an existing array element are ignored). Later indices of one array
- * are removed first so earlier pointers stay valid.
- */
-export function withoutItems(value: unknown, pointers: readonly string[]): unknown {
-  const copy = structuredClone(value);
-  const parsed = pointers.map((p) => p.split('/').slice(1).map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~')));
-  // Deepest-last-index first: compare paths segment by segment, numbers descending.
-  parsed.sort((a, b) => {
-    for (let i = 0; i < Math.min(a.length, b.length); i++) {
-      if (a[i] === b[i]) continue;
-      const x = Number(a[i]), y = Number(b[i]);
-      return Number.isNaN(x) || Number.isNaN(y) ? (a[i] < b[i] ? 1 : -1) : y - x;
-    }
-    return b.length - a.length;
-  });
-  for (const path of parsed) {
-    let node: unknown = copy;
-    for (const key of path.slice(0, -1)) node = node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined;
-    const index = Number(path[path.length - 1]);
-    if (Array.isArray(node) && Number.isInteger(index) && index >= 0 && index < node.length) node.splice(index, 1);
-  }
-  return copy;
-}
