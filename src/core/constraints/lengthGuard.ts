@@ -356,11 +356,7 @@ export class JsonLengthGuard implements TokenConstraint {
       collect(ends, keep);
       ids = keep;
     }
-    const kept: [number, number][] = [];
-    for (const id of ids) if (id < logits.length && logits[id] !== -Infinity) kept.push([id, logits[id]]);
-    if (!kept.length) return false;
-    logits.fill(-Infinity);
-    for (const [id, v] of kept) logits[id] = v;
+    if (!restrictTo(logits, ids)) return false;
     this.groundedSteps++;
     return true;
   }
@@ -394,14 +390,9 @@ export class JsonLengthGuard implements TokenConstraint {
     const keep: number[] = [];
     for (let id = 0; id < logits.length; id++) {
       const p = this.pieces[id] ?? '';
-      if (logits[id] !== -Infinity && p && !p.includes(',') && (p.startsWith(at.closer) || at.closer.startsWith(p))) keep.push(id);
+      if (p && !p.includes(',') && (p.startsWith(at.closer) || at.closer.startsWith(p))) keep.push(id);
     }
-    if (!keep.length) return false;
-    const values = keep.map((id) => logits[id]);
-    logits.fill(-Infinity);
-    keep.forEach((id, i) => { logits[id] = values[i]; });
-    this.interventions++;
-    return true;
+    return this.keepOnly(logits, keep);
   }
 
   /** True once the token budget is down to the reserve. */
@@ -457,12 +448,8 @@ export class JsonLengthGuard implements TokenConstraint {
   }
 
   /** Restricts `logits` to `ids` when the grammar allows at least one of them. */
-  private keepOnly(logits: Float32Array, ids: Int32Array): boolean {
-    const keep: [number, number][] = [];
-    for (const id of ids) if (id < logits.length && logits[id] !== -Infinity) keep.push([id, logits[id]]);
-    if (keep.length === 0) return false;
-    logits.fill(-Infinity);
-    for (const [id, v] of keep) logits[id] = v;
+  private keepOnly(logits: Float32Array, ids: Iterable<number>): boolean {
+    if (!restrictTo(logits, ids)) return false;
     this.interventions++;
     return true;
   }
@@ -501,6 +488,19 @@ export class JsonLengthGuard implements TokenConstraint {
 }
 
 const NUMBER_CHARS = /[0-9.eE+-]/;
+
+/**
+ * Restricts `logits` to those of `ids` the mask still allows (others become -Infinity).
+ * Returns false and changes nothing when none of them is allowed.
+ */
+function restrictTo(logits: Float32Array, ids: Iterable<number>): boolean {
+  const keep: [number, number][] = [];
+  for (const id of ids) if (id < logits.length && logits[id] !== -Infinity) keep.push([id, logits[id]]);
+  if (keep.length === 0) return false;
+  logits.fill(-Infinity);
+  for (const [id, v] of keep) logits[id] = v;
+  return true;
+}
 
 /** JSON Pointer of the value the scanner is inside (object keys and array indices of `stack`). */
 function pointerOf(stack: readonly Frame[]): string {
