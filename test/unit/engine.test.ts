@@ -148,6 +148,50 @@ test('Generator: stops at maxNewTokens without a wasted forward pass; eos ids en
   }
 });
 
+/** A constraint that forces `forced` (encoded as `forcedIds`) after the first token and ends after `endAfter` tokens. */
+class ForcingConstraint {
+  readonly accepted: number[] = [];
+  readonly rollbacks: number[] = [];
+  constructor(private readonly forced: string, private readonly endAfter: number) {}
+  applyBitmask(): void {}
+  acceptToken(id: number): void { this.accepted.push(id); }
+  isTerminated(): boolean { return this.accepted.length >= this.endAfter; }
+  findJumpForwardString(): string { return this.accepted.length === 1 ? this.forced : ''; }
+  rollback(n: number): void { this.rollbacks.push(n); this.accepted.length -= n; }
+}
+
+test('Generator: jump-forward gives the last forced token back to the model (token healing) unless the grammar ends there', async () => {
+  const engine = await Engine.load(TINY_MODEL, { variant: 'fp32', threads: 2 });
+  try {
+    const ids = engine.tokenizer.encodeChat([{ role: 'user', content: 'Hi' }]);
+    const forcedIds = [1000, 1001, 1002];
+    const encode = (t: string) => { assert.equal(t, ',"level":'); return forcedIds; };
+    // Free text follows the forced text: its last token is given back, the model picks the next one.
+    const open = new ForcingConstraint(',"level":', 100);
+    const g = new Generator(engine.session, { eosTokenIds: [], maxNewTokens: 6, constraint: open, encode });
+    await g.appendTokens(ids);
+    const first = await g.generateNextToken();
+    assert.deepEqual(first.slice(1), [1000, 1001]);
+    assert.deepEqual(open.rollbacks, [1]);
+    assert.deepEqual(open.accepted, [first[0], 1000, 1001]);
+    assert.equal(g.stats.jumpForwardTokens, 2);
+    assert.equal(g.stats.healedTokens, 1);
+    const second = await g.generateNextToken();
+    assert.equal(second.length, 1, 'the healed position is decoded by the model');
+    assert.deepEqual(g.tokens.slice(ids.length), [first[0], 1000, 1001, second[0]]);
+    // The grammar ends with the forced text: every forced token is kept and generation stops.
+    const closing = new ForcingConstraint(',"level":', 4);
+    const h = new Generator(engine.session, { eosTokenIds: [], maxNewTokens: 6, constraint: closing, encode });
+    await h.appendTokens(ids);
+    assert.deepEqual((await h.generateNextToken()).slice(1), forcedIds);
+    assert.deepEqual(closing.rollbacks, []);
+    assert.equal(h.stats.healedTokens, 0);
+    assert.equal(h.stopReason, 'grammar');
+  } finally {
+    await engine.dispose();
+  }
+});
+
 test('cancellation stops within one step', async () => {
   const engine = await Engine.load(TINY_MODEL, { variant: 'fp32', threads: 2 });
   try {

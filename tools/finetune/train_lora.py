@@ -125,7 +125,7 @@ def fast_train(model, train_ds, val_ds, a):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--data', required=True, help='export-training output folder (train.jsonl, validation.jsonl)')
+    p.add_argument('--data', help='export-training output folder (train.jsonl, validation.jsonl); required unless --merge-from')
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument('--gguf', help='GGUF file of the base model (dequantized to float32)')
     src.add_argument('--hf', help='Hugging Face checkpoint folder (config.json + *.safetensors)')
@@ -149,6 +149,8 @@ def main():
     p.add_argument('--label-only', action='store_true', help='loss on the target tokens only, not the closing <end_of_turn> '
                    '(classify: the engine scores label tokens only)')
     p.add_argument('--merge', action='store_true', help='also write merged/ (LoRA merged into the weights)')
+    p.add_argument('--merge-from', metavar='LORA_DIR', help='no training: merge this trained PEFT LoRA (adapter_config.json + '
+                   'adapter_model.safetensors) into the base weights and write OUT/merged/')
     p.add_argument('--gguf-out', help='with --merge: write the merged weights as this GGUF (F32 or F16, see --gguf-type)')
     p.add_argument('--gguf-type', choices=['f32', 'f16'], default='f32')
     a = p.parse_args()
@@ -182,6 +184,18 @@ def main():
         model = AutoModelForCausalLM.from_pretrained(a.hf, dtype=torch.float32)
     print(f'loaded {type(model).__name__} in {time.time() - t0:.1f} s', file=sys.stderr)
 
+    if a.merge_from:
+        from peft import PeftModel
+        if not os.path.isfile(os.path.join(a.merge_from, 'adapter_config.json')):
+            sys.exit(f'{a.merge_from}: no adapter_config.json (expected a PEFT LoRA folder written by this script)')
+        merged = PeftModel.from_pretrained(model, a.merge_from).merge_and_unload()
+        mdir = os.path.join(a.out, 'merged')
+        merged.save_pretrained(mdir, safe_serialization=True)
+        tok.save_pretrained(mdir)
+        print(f'merged {a.merge_from} into the base weights: {mdir} ({time.time() - t0:.1f} s)', file=sys.stderr)
+        return
+    if not a.data:
+        sys.exit('--data is required (the export-training folder), unless --merge-from')
     train = load_jsonl(os.path.join(a.data, 'train.jsonl'), a.limit)
     val = load_jsonl(os.path.join(a.data, 'validation.jsonl'))
     if not train:

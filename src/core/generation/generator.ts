@@ -84,6 +84,11 @@ export interface GeneratorStats {
   sampledTokens: number;
   /** Tokens inserted by jump-forward (each saved one decode step). */
   jumpForwardTokens: number;
+  /**
+   * Last tokens of forced texts given back for the model to choose (token healing at the
+   * boundary between forced and free text; each costs one decode step).
+   */
+  healedTokens: number;
   /** Number of `session.run` calls. */
   forwardPasses: number;
 }
@@ -103,7 +108,7 @@ export class Generator {
   private readonly rng: SeededRandom;
   private readonly greedy: boolean;
   readonly stats: GeneratorStats = {
-    prefillTokens: 0, prefillMs: 0, decodeTokens: 0, decodeMs: 0, sampledTokens: 0, jumpForwardTokens: 0, forwardPasses: 0,
+    prefillTokens: 0, prefillMs: 0, decodeTokens: 0, decodeMs: 0, sampledTokens: 0, jumpForwardTokens: 0, healedTokens: 0, forwardPasses: 0,
   };
   readonly maxNewTokens: number;
   /**
@@ -254,6 +259,17 @@ export class Generator {
           // let the normal decode steps produce it.
           if (c.rollback && accepted) c.rollback(accepted);
           accepted = 0;
+        }
+        // Token healing at the end of the forced text: its last token ends where free text
+        // begins, and the tokenizer usually merges it with what follows (Gemma writes `":"`
+        // as one token before a string value, but the forced `,"level":` ends in `":`, a token
+        // that models have seen only before `null`, numbers or objects). Give that token back
+        // so the model picks it, or a longer one the grammar allows, under the mask. Kept when
+        // the grammar ends with it (nothing can follow).
+        if (accepted > 0 && accepted === ids.length && c.rollback && !c.isTerminated()) {
+          c.rollback(1);
+          accepted--;
+          this.stats.healedTokens++;
         }
         for (let i = 0; i < accepted; i++) {
           this.commit(ids[i]);
