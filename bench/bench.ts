@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Taskling benchmark (`npm run bench`; never part of `npm test`). See bench/README.md.
-//   node out/bench/bench.js [--threads N] [--reps N] [--skip synthetic,real,acc4,transformers,llama,cold,lora]
+//   node out/bench/bench.js [--threads N] [--reps N] [--skip synthetic,real,alt,transformers,llama,cold,lora]
 //                           [--task-reps N] [--real-task-reps N] [--cold-reps N] [--out bench/results.json]
 // Prints the CPU and its SIMD features, the machine's read bandwidth and FMA peak, then three
 // sections: the synthetic full-size q4 test model (ours vs transformers.js vs llama.cpp on the
@@ -18,7 +18,7 @@ import { GemmaTokenizer } from '../src/core/tokenizer';
 import type { Gemma3Config } from '../src/core/model/modelFolder';
 import type { PeerConfig, PeerResult } from './peers/common';
 import type { BandwidthResult } from './memBandwidth';
-import { describeCpu, readCpuInfo } from './cpuInfo';
+import { describeCpu, readCpuInfo } from '../src/core/model/cpuInfo';
 import { arg, buildPrompts, ceilingLines, classifyFloor, fmtMs, fmtRate, loadNow, log, mib, noteLines, PeerRun, ratio, ROOT, runChild, runPeerChild, speedCell, table, targetLines, TasksExtra } from './shared';
 import { realSection } from './realModel';
 import { loraModelDir, loraSection } from './lora';

@@ -2,14 +2,20 @@
 // GGUF by `npm run real-model`) against llama.cpp (node-llama-cpp) on that original GGUF
 // (models/real/gguf/gemma-3-270m-q4_k_m.gguf), same thread count, in one run: TTFT, decode, the
 // three tasks with the prefix cached, cold start, peak RSS, and the issue's targets as PASS/FAIL
-// lines with the ratio ours/llama.cpp. Ours runs twice: with the engine's default MatMulNBits
-// accuracy level and with accuracy_level 4 (int8 activations; TASKLING_ACCURACY_LEVEL=4).
+// lines with the ratio ours/llama.cpp. Ours runs twice: with the MatMulNBits accuracy level the
+// extension picks for this CPU (`auto`, see src/core/model/cpuInfo.ts) and with the other one
+// (0: fp32 activations, 4: int8), so both figures are in every run.
 // Skipped with a line saying how to get the model when the folder or the GGUF is missing.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { GemmaTokenizer } from '../src/core/tokenizer';
 import type { Gemma3Config } from '../src/core/model/modelFolder';
+import { resolveAccuracyLevel } from '../src/core/model/cpuInfo';
+
+/** The accuracy level the extension uses on this CPU (and why), and the other one the bench also runs. */
+const AUTO = resolveAccuracyLevel('auto');
+const ALT_LEVEL = AUTO.level === 4 ? 0 : 4;
 import type { PeerConfig, PeerResult, Stat, TaskWork } from './peers/common';
 import { stat } from './peers/common';
 import type { BandwidthResult } from './memBandwidth';
@@ -68,9 +74,9 @@ export async function realSection(o: { threads: number; reps: number; skip: Set<
     if (!skip.has('taskling')) {
       files.push(cfgFile('ours', cfg));
       results.ours = await runPeerChild('real ours', 'peers/taskling.js', [files.at(-1)!], threads);
-      if (!skip.has('acc4')) {
-        files.push(cfgFile('acc4', { ...cfg, accuracyLevel: 4, taskNoCache: false, loadRepeats: false }));
-        results.acc4 = await runPeerChild('real ours accuracy_level 4', 'peers/taskling.js', [files.at(-1)!], threads);
+      if (!skip.has('acc4') && !skip.has('alt')) {
+        files.push(cfgFile('alt', { ...cfg, accuracyLevel: ALT_LEVEL, taskNoCache: false, loadRepeats: false }));
+        results.alt = await runPeerChild(`real ours accuracy_level ${ALT_LEVEL}`, 'peers/taskling.js', [files.at(-1)!], threads);
       }
     }
     // our tasks' token counts, replayed on llama.cpp (same prefill/decode work)
@@ -106,11 +112,11 @@ function coldStat(runs: PeerRun[], k: 'coldStartMs' | 'engineLoadMs' | 'firstCla
 }
 
 function report(cfg: PeerConfig, results: Record<string, PeerRun>, cold: Record<string, PeerRun[]>, bw: BandwidthResult | null, selectionTokens: number): { lines: string[]; json: Record<string, unknown> } {
-  const { ours, acc4, llama } = results;
+  const { ours, alt, llama } = results;
   const modelCfg = JSON.parse(fs.readFileSync(path.join(REAL_DIR, 'config.json'), 'utf8')) as Gemma3Config;
   const rows: string[][] = [];
   const add = (name: string, f: (r?: PeerResult) => string, v: (r?: PeerResult) => number | undefined) =>
-    rows.push([name, f(ours), f(acc4), f(llama), ratio(v(ours), v(llama)), ratio(v(acc4), v(llama))]);
+    rows.push([name, f(ours), f(alt), f(llama), ratio(v(ours), v(llama)), ratio(v(alt), v(llama))]);
   add('model load ms', (r) => fmtMs(r?.modelLoadMs), (r) => r?.modelLoadMs?.median);
   add('tokenizer load ms', (r) => (r?.tokenizerLoadMs === null ? 'in model load' : fmtMs(r?.tokenizerLoadMs)), (r) => r?.tokenizerLoadMs?.median);
   for (const n of Object.keys(cfg.prompts)) add(`TTFT ${n}-token prompt ms`, (r) => fmtMs(r?.ttftMs?.[n]), (r) => r?.ttftMs?.[n]?.median);
@@ -119,40 +125,40 @@ function report(cfg: PeerConfig, results: Record<string, PeerRun>, cold: Record<
   for (const [key] of TASK_KEYS) {
     add(`${key} p50 ms, prefix cached${key === 'classify' ? ' (5 labels)' : ''}`, (r) => fmtMs(taskVal(r, key, true)), (r) => taskVal(r, key, true)?.median);
   }
-  for (const [key] of TASK_KEYS) add(`${key} p50 ms, no prefix cache`, (r) => (r === llama || (r === acc4) ? 'n/a' : fmtMs(taskVal(r, key, false))), (r) => (r === ours ? taskVal(r, key, false)?.median : undefined));
+  for (const [key] of TASK_KEYS) add(`${key} p50 ms, no prefix cache`, (r) => (r === llama || (r === alt) ? 'n/a' : fmtMs(taskVal(r, key, false))), (r) => (r === ours ? taskVal(r, key, false)?.median : undefined));
   const cOurs = coldStat(cold.ours, 'coldStartMs'); const cLlama = coldStat(cold.llama, 'coldStartMs');
   rows.push([`cold start ms (fresh process, load -> first classify), ${cold.ours.length || cold.llama.length} runs`, fmtMs(cOurs), 'n/a', fmtMs(cLlama), ratio(cOurs?.median, cLlama?.median), '']);
   add('peak RSS after load', (r) => mib(r?.rssAfterLoad), (r) => r?.rssAfterLoad);
   add('peak RSS with 2,048-token prompt', (r) => mib(r?.peakRss2048), (r) => r?.peakRss2048);
   add('peak RSS (whole child)', (r) => mib(r?.peakRss), (r) => r?.peakRss);
-  rows.push(['machine GB/s, GFLOP/s before / after', speedCell(ours), speedCell(acc4), speedCell(llama), '', '']);
+  rows.push(['machine GB/s, GFLOP/s before / after', speedCell(ours), speedCell(alt), speedCell(llama), '', '']);
 
   const out: string[] = [];
   out.push('', `== Real model: Gemma 3 270M — ours on ${path.relative(ROOT, REAL_DIR)} (ONNX q4, imported from the GGUF) vs llama.cpp on ${path.relative(ROOT, REAL_GGUF)} (${llama?.quant ?? 'GGUF Q4_K_M'}), ${cfg.threads} threads, greedy, median (min-max) of ${cfg.reps} (tasks: of ${cfg.taskReps}) after ${cfg.warmup} warm-up; a series stops early once it took ${(cfg.seriesBudgetMs ?? 0) / 1000} s (samples per figure in results.json)`);
-  out.push(...table(['figure', 'Taskling (ours)', 'ours, accuracy_level 4', 'llama.cpp', 'ours/llama', 'acc4/llama'], rows));
+  out.push(...table(['figure', 'Taskling (ours)', `ours, accuracy_level ${ALT_LEVEL}`, 'llama.cpp', 'ours/llama', `acc${ALT_LEVEL}/llama`], rows));
   out.push('ratios are ours/llama.cpp: for ms and MiB below 1 is better for us, for tok/s above 1 is.');
   out.push('llama.cpp task rows: our call\'s token counts replayed (the cached prefix evaluated once, then the rest of the prompt and as many greedy tokens as we generated; no grammar, no label scoring).');
   out.push('llama.cpp cold start: getLlama + loadModel + a 2,048 context + our uncached classify\'s prompt length and generated count; ours: Engine.load (graph in its own thread) + runTask(support-routing).');
 
-  const rates: [string, number | undefined][] = [['ours', ours?.decodeTokPerSec?.median], ['ours acc4', acc4?.decodeTokPerSec?.median], ['llama.cpp', llama?.decodeTokPerSec?.median]];
+  const rates: [string, number | undefined][] = [['ours', ours?.decodeTokPerSec?.median], [`ours acc${ALT_LEVEL}`, alt?.decodeTokPerSec?.median], ['llama.cpp', llama?.decodeTokPerSec?.median]];
   const ceil = ceilingLines(path.join(REAL_DIR, 'onnx/model_q4.onnx'), modelCfg, cfg.decodePromptLen + cfg.decodeTokens / 2, bw, cfg.threads, rates);
   out.push('', ...ceil.lines);
 
   // per-step breakdowns
   const ph = (r?: PeerRun) => r?.extra?.decodePhasesMsPerToken as Record<string, number> | undefined;
   if (ph(ours)) {
-    out.push('', 'Our decode step on the real model, ms per token (median of reps): default | accuracy_level 4');
+    out.push('', `Our decode step on the real model, ms per token (median of reps): default (accuracy_level ${AUTO.level}) | accuracy_level ${ALT_LEVEL}`);
     for (const [k, v] of Object.entries(ph(ours)!)) {
-      const w = ph(acc4)?.[k];
+      const w = ph(alt)?.[k];
       out.push(`  ${k.padEnd(18)} ${v.toFixed(2).padStart(6)}${k !== 'stepTotalMs' ? `  (${((100 * v) / ph(ours)!.stepTotalMs).toFixed(0).padStart(2)}%)` : '       '} | ${w?.toFixed(2) ?? 'n/a'}`);
     }
   }
   if (ours?.extra?.tasks) {
-    out.push('', `Our tasks on the real model, ${selectionTokens}-token selection, prefix cached (p50 of ${cfg.taskReps}; the adapter's own token limits): default | accuracy_level 4`);
+    out.push('', `Our tasks on the real model, ${selectionTokens}-token selection, prefix cached (p50 of ${cfg.taskReps}; the adapter's own token limits): default (accuracy_level ${AUTO.level}) | accuracy_level ${ALT_LEVEL}`);
     for (const [key] of TASK_KEYS) {
       const f = (e?: TaskEntry) => (e ? `${fmtMs(e.ms)} ms; prompt ${e.tokens?.prompt} tok, reused ${e.tokens?.prefixReused}, generated ${e.tokens?.generated}; prefill ${e.timings?.prefillMs?.toFixed(0)} ms, decode ${e.timings?.decodeMs?.toFixed(0)} ms, ${e.timings?.forwardPasses} forward passes; ${e.error ? `ERROR ${e.error}` : e.output}` : 'n/a');
       out.push(`  ${key.padEnd(9)} ${f(taskEntry(ours, key, true))}`);
-      out.push(`  ${''.padEnd(9)} ${f(taskEntry(acc4, key, true))}`);
+      out.push(`  ${''.padEnd(9)} ${f(taskEntry(alt, key, true))}`);
     }
     const floor = classifyFloor(modelCfg, bw?.fmaGflops, taskEntry(ours, 'classify', true));
     if (floor) out.push(floor);
@@ -165,24 +171,24 @@ function report(cfg: PeerConfig, results: Record<string, PeerRun>, cold: Record<
 
   // ----- targets (issue 14)
   const tgt: [string, boolean | null, string][] = [];
-  const d = ours?.decodeTokPerSec?.median; const dl = llama?.decodeTokPerSec?.median; const d4 = acc4?.decodeTokPerSec?.median;
+  const d = ours?.decodeTokPerSec?.median; const dl = llama?.decodeTokPerSec?.median; const d4 = alt?.decodeTokPerSec?.median;
   const rD = d && dl ? d / dl : NaN; const rD4 = d4 && dl ? d4 / dl : NaN;
   const num = (x: number) => (Number.isFinite(x) ? x : null);
-  tgt.push(['1. decode >= 1.25x llama.cpp (engine default)', num(rD) === null ? null : rD >= 1.25, `${rD.toFixed(2)}x (${d?.toFixed(1) ?? '?'} vs ${dl?.toFixed(1) ?? '?'} tok/s)`]);
-  tgt.push(['1. decode not below 1.0x llama.cpp (engine default)', num(rD) === null ? null : rD >= 1.0, `${rD.toFixed(2)}x`]);
-  tgt.push(['1. (accuracy_level 4) decode >= 1.25x llama.cpp', num(rD4) === null ? null : rD4 >= 1.25, `${rD4.toFixed(2)}x (${d4?.toFixed(1) ?? '?'} tok/s)`]);
+  tgt.push([`1. decode >= 1.25x llama.cpp (default: accuracy_level ${AUTO.level}, ${AUTO.reason})`, num(rD) === null ? null : rD >= 1.25, `${rD.toFixed(2)}x (${d?.toFixed(1) ?? '?'} vs ${dl?.toFixed(1) ?? '?'} tok/s)`]);
+  tgt.push(['1. decode not below 1.0x llama.cpp (default)', num(rD) === null ? null : rD >= 1.0, `${rD.toFixed(2)}x`]);
+  tgt.push([`1. (accuracy_level ${ALT_LEVEL}, not the default) decode >= 1.25x llama.cpp`, num(rD4) === null ? null : rD4 >= 1.25, `${rD4.toFixed(2)}x (${d4?.toFixed(1) ?? '?'} tok/s)`]);
   for (const [key, limit] of [['extract', 1000], ['toJson', 1000], ['classify', 150]] as [string, number][]) {
     const e = taskEntry(ours, key, true);
     const m = e && !e.error ? e.ms.median : undefined;
     const rl = replay(llama, key)?.median;
-    tgt.push([`2. ${key} 200-token selection, prefix cached, p50 <= ${limit} ms`, m === undefined ? null : m <= limit, `${m?.toFixed(0) ?? (e?.error ? `error: ${e.error.slice(0, 60)}` : '?')} ms; vs llama.cpp replay ${ratio(m, rl)}; acc4 ${taskEntry(acc4, key, true)?.ms.median.toFixed(0) ?? '?'} ms`]);
+    tgt.push([`2. ${key} 200-token selection, prefix cached, p50 <= ${limit} ms`, m === undefined ? null : m <= limit, `${m?.toFixed(0) ?? (e?.error ? `error: ${e.error.slice(0, 60)}` : '?')} ms; vs llama.cpp replay ${ratio(m, rl)}; acc${ALT_LEVEL} ${taskEntry(alt, key, true)?.ms.median.toFixed(0) ?? '?'} ms`]);
   }
   tgt.push(['3. cold start (Engine.load -> first classify) <= 1500 ms', cOurs ? cOurs.median <= 1500 : null, `${cOurs?.median.toFixed(0) ?? '?'} ms; vs llama.cpp ${ratio(cOurs?.median, cLlama?.median)}`]);
   tgt.push(['4. batch (taskling run --jsonl, several records per forward pass)', null, 'not measured by this bench']);
   tgt.push(['4. peak RSS <= 700 MB at batch 1 with a 2,048-token context', ours?.peakRss2048 ? ours.peakRss2048 <= 700e6 : null, `${ours?.peakRss2048 ? (ours.peakRss2048 / 1e6).toFixed(0) : '?'} MB (child process)`]);
   for (const n of Object.keys(cfg.prompts)) {
     const a = ours?.ttftMs?.[n]?.median; const b = llama?.ttftMs?.[n]?.median;
-    tgt.push([`(report) TTFT ${n} tokens, ours/llama.cpp (acc4/llama.cpp)`, null, `${ratio(a, b)} (${ratio(acc4?.ttftMs?.[n]?.median, b)})`]);
+    tgt.push([`(report) TTFT ${n} tokens, ours/llama.cpp (acc${ALT_LEVEL}/llama.cpp)`, null, `${ratio(a, b)} (${ratio(alt?.ttftMs?.[n]?.median, b)})`]);
   }
   const busy = (results.ours?.loadAvgBefore ?? results.llama?.loadAvgBefore ?? os.loadavg())[0];
   const cpus = os.availableParallelism?.() ?? os.cpus().length;
@@ -192,7 +198,7 @@ function report(cfg: PeerConfig, results: Record<string, PeerRun>, cold: Record<
   const all = { ...results, ...Object.fromEntries(cold.ours.map((r, i) => [`cold ours ${i + 1}`, r])), ...Object.fromEntries(cold.llama.map((r, i) => [`cold llama ${i + 1}`, r])) };
   out.push(...noteLines(Object.fromEntries(Object.entries(all).filter(([k, r]) => !k.startsWith('cold') || !r.ok))));
   const fa = (a?: number[], b?: number[]) => (a && b ? a.slice(0, 16).filter((x, i) => x === b[i]).length : 0);
-  out.push(`  greedy agreement, first 16 tokens after the 64-token prompt: ours vs llama.cpp ${fa(ours?.firstTokens, llama?.firstTokens)}/16, acc4 vs llama.cpp ${fa(acc4?.firstTokens, llama?.firstTokens)}/16, ours vs acc4 ${fa(ours?.firstTokens, acc4?.firstTokens)}/16`);
+  out.push(`  greedy agreement, first 16 tokens after the 64-token prompt: ours vs llama.cpp ${fa(ours?.firstTokens, llama?.firstTokens)}/16, acc${ALT_LEVEL} vs llama.cpp ${fa(alt?.firstTokens, llama?.firstTokens)}/16, ours vs acc${ALT_LEVEL} ${fa(ours?.firstTokens, alt?.firstTokens)}/16`);
   return {
     lines: out,
     json: {

@@ -4,6 +4,7 @@
 //   node coldStart.js <config.json> llama  : getLlama -> loadModel -> createContext -> evaluate a
 //     prompt with the token counts of our uncached classify (cfg.taskWork, key 'classify') -> the
 //     last of its generated tokens; one sample. The bench runs each several times.
+import { resolveAccuracyLevel } from '../../src/core/model/cpuInfo';
 import { Engine } from '../../src/core/engine';
 import { TaskRuntime, runTask } from '../../src/core/tasks';
 import { BUILTIN_ADAPTERS } from '../../src/core/adapters/builtin';
@@ -24,7 +25,7 @@ runPeer(r, async () => {
     const t0 = now();
     const e = await Engine.load(cfg.modelDir, {
       variant: 'q4', threads: cfg.threads, openSession: ThreadedSession.load,
-      ...(cfg.accuracyLevel === undefined ? {} : { matMulNBitsAccuracyLevel: cfg.accuracyLevel }),
+      matMulNBitsAccuracyLevel: cfg.accuracyLevel ?? resolveAccuracyLevel('auto').level, // as in the extension
     });
     const t1 = now();
     const res = await runTask(new TaskRuntime(e), adapter, cfg.selection ?? '', {});

@@ -31,7 +31,7 @@ export interface PeerConfig {
   taskNoCacheReps?: number;
   /** Taskling only: the timed reloads after the measurements (default true). */
   loadRepeats?: boolean;
-  /** Taskling only: MatMulNBits accuracy_level passed to Engine.load; unset: TASKLING_ACCURACY_LEVEL or the engine's default. */
+  /** Taskling only: MatMulNBits accuracy_level passed to Engine.load; unset: the extension's choice for this CPU (resolveAccuracyLevel('auto'), TASKLING_ACCURACY_LEVEL overrides). */
   accuracyLevel?: number;
   /** llama.cpp only: how the GGUF is quantized (for the table). */
   ggufQuant?: string;

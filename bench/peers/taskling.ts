@@ -1,6 +1,7 @@
 // Peer "ours": the Taskling engine (src/core) on the q4 ONNX test model, in its own child process.
 // Adds a per-step phase breakdown of decode and the three tasks with/without the prefix cache.
 import { Engine } from '../../src/core/engine';
+import { resolveAccuracyLevel } from '../../src/core/model/cpuInfo';
 import { Generator } from '../../src/core/generation/generator';
 import { IncrementalDetokenizer } from '../../src/core/tokenizer';
 import { TaskRuntime, runTask } from '../../src/core/tasks';
@@ -33,16 +34,17 @@ const cfg = readConfig();
 const r: PeerResult = { runtime: 'Taskling (ours)', version: `onnxruntime-node ${pkgVersion('onnxruntime-node')}`, ok: false, notes: [], quant: 'ONNX q4 (MatMulNBits 4-bit, block 32; q4 embedding/lm_head)', threads: cfg.threads, ttftMs: {} };
 const sessionInThread = process.env.TASKLING_SESSION_THREAD === '0';
 r.notes.push(sessionInThread ? 'session in the engine thread (TASKLING_SESSION_THREAD=0)' : 'session in its own thread (ThreadedSession), as in the extension');
-const envLevel = process.env.TASKLING_ACCURACY_LEVEL;
-const level = cfg.accuracyLevel ?? (envLevel ? Number(envLevel) : undefined);
-r.notes.push(level === undefined ? 'MatMulNBits accuracy_level: the engine default' : `MatMulNBits accuracy_level ${level} requested at load`);
+// As in the extension: the level chosen for this CPU (TASKLING_ACCURACY_LEVEL overrides), unless the bench asks for one.
+const auto = resolveAccuracyLevel('auto');
+const level = cfg.accuracyLevel ?? auto.level;
+r.notes.push(cfg.accuracyLevel === undefined ? `MatMulNBits accuracy_level ${level} (${auto.reason}), as in the extension` : `MatMulNBits accuracy_level ${level} requested by the bench`);
 runPeer(r, async () => {
   const loads: number[] = [];
   const toks: number[] = [];
   const totals: number[] = [];
   const load = async (): Promise<Engine> => {
     const engine = await Engine.load(cfg.modelDir, {
-      variant: 'q4', threads: cfg.threads, ...(level === undefined ? {} : { matMulNBitsAccuracyLevel: level }),
+      variant: 'q4', threads: cfg.threads, matMulNBitsAccuracyLevel: level,
       // As in the extension and the CLI: the graph in its own thread. TASKLING_SESSION_THREAD=0 runs it in this thread.
       openSession: sessionInThread ? undefined : ThreadedSession.load,
     });

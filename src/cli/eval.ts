@@ -22,13 +22,14 @@ import { lifetime, writeOut } from './io';
 import { checkEndpointMix, ENDPOINT_OPTIONS, evaluateOnEndpoint } from './endpoint';
 
 export const EVAL_USAGE = `  taskling eval --adapter ID|FILE --data FILE.jsonl [--model DIR] [--report OUT.json] [--limit N]
-                [--variant V] [--threads N] [--bins N] [--no-prefix-cache] [--max-context-tokens N]
-                [--max-new-tokens N] [--max-string-chars N] [--no-grounded-decoding] [--folder DIR]
+                [--variant V] [--threads N] [--accuracy-level A] [--bins N] [--no-prefix-cache]
+                [--max-context-tokens N] [--max-new-tokens N] [--max-string-chars N] [--no-grounded-decoding]
+                [--folder DIR]
       --no-grounded-decoding: extract entity texts are not kept substrings of the text while decoding
   taskling eval --compare A.json B.json   metric deltas (B - A) and the records where they disagree`;
 
 const EVAL_OPTIONS: OptionSpec = {
-  adapter: 'value', data: 'value', model: 'value', report: 'value', limit: 'value', variant: 'value', threads: 'value',
+  adapter: 'value', data: 'value', model: 'value', report: 'value', limit: 'value', variant: 'value', threads: 'value', 'accuracy-level': 'value',
   bins: 'value', 'no-prefix-cache': 'flag', 'max-context-tokens': 'value', 'max-new-tokens': 'value',
   'max-string-chars': 'value', 'no-grounded-decoding': 'flag', folder: 'value', compare: 'flag', help: 'flag', ...ENDPOINT_OPTIONS,
 };
@@ -114,7 +115,7 @@ export async function evalCommand(argv: string[], h: CliHelpers): Promise<number
       engine = await Engine.load(model!, { ...eng, loraBranches: loraBranchModules(adapter.model?.lora ? [adapter.model.lora] : []) });
       const runtime = new TaskRuntime(engine);
       const n = limit !== undefined ? Math.min(limit, data.records.length) : data.records.length;
-      console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms; adapter ${adapter.id}@${adapter.version} (${adapter.task}); ${n} record(s) of ${dataFile}`);
+      console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms, MatMulNBits accuracy_level ${engine.info.accuracyLevel ?? 0}${engine.info.accuracyReason ? ` (${engine.info.accuracyReason})` : ''}; adapter ${adapter.id}@${adapter.version} (${adapter.task}); ${n} record(s) of ${dataFile}`);
       report = await evaluate(runtime, adapter, data, { name: dataFile, sha256: createHash('sha256').update(bytes).digest('hex') }, {
         ...taskOpts, limit, calibrationBins: bins, signal,
         onProgress: (i, total, m) => console.error(`[${i}/${total}] ${m}`),

@@ -31,14 +31,15 @@ import { checkEndpointMix, ENDPOINT_OPTIONS, ENDPOINT_USAGE, exportRequestsComma
 import { decodeInput, installProcessGuards, lifetime, readInput, readInputBytes, splitJsonlBytes, writeOut } from './io';
 import { jsonlItems, type BatchItem } from '../core/batch';
 import { checkPeftLoraFiles, loraBaseDimsOfFolder, loraBranchModules } from '../core/model/lora';
+import { ACCURACY_SETTINGS, resolveAccuracyLevel } from '../core/model/cpuInfo';
 
 const USAGE = `Usage:
   taskling generate --model DIR [--variant V] [--schema FILE | --choice a,b | --regex RE]
                     [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
-                    [--threads N] [--raw [--parse-special]] "prompt"
+                    [--threads N] [--accuracy-level A] [--raw [--parse-special]] "prompt"
   taskling run --adapter ID|FILE[,ID|FILE...] [--model DIR] [--input FILE | - | "text"] [--jsonl]
-               [--variant V] [--threads N] [--no-prefix-cache] [--max-context-tokens N]
-               [--max-new-tokens N] [--max-string-chars N] [--folder DIR]
+               [--variant V] [--threads N] [--accuracy-level A] [--no-prefix-cache]
+               [--max-context-tokens N] [--max-new-tokens N] [--max-string-chars N] [--folder DIR]
 ${EVAL_USAGE}
   taskling adapters [--folder DIR]       list and validate built-in and workspace adapters
 ${IMPORT_GGUF_USAGE}
@@ -48,6 +49,8 @@ ${ENDPOINT_USAGE}
   taskling help
 
   V is one of ${MODEL_VARIANTS.join('|')} (default q4).
+  A is ${ACCURACY_SETTINGS.join('|')} (default auto): MatMulNBits activations; auto picks int8 on x64
+  CPUs with AVX2 and without AVX-512, fp32 elsewhere (TASKLING_ACCURACY_LEVEL=0..4 overrides).
   Without --input or text, \`run\` reads standard input. With --jsonl each non-blank input line
   is a JSON string or {"text": ...}; each output line is {"input": i, "line": n, ...result}
   or {"input": i, "line": n, "error": {...}} (line numbers count blank lines too).
@@ -62,10 +65,10 @@ ${ENDPOINT_USAGE}
 const GENERATE_OPTIONS: OptionSpec = {
   model: 'value', variant: 'value', schema: 'value', choice: 'value', regex: 'value',
   'max-new-tokens': 'value', temperature: 'value', 'top-k': 'value', 'top-p': 'value', seed: 'value',
-  threads: 'value', raw: 'flag', 'parse-special': 'flag', help: 'flag',
+  threads: 'value', 'accuracy-level': 'value', raw: 'flag', 'parse-special': 'flag', help: 'flag',
 };
 const RUN_OPTIONS: OptionSpec = {
-  adapter: 'value', model: 'value', input: 'value', jsonl: 'flag', variant: 'value', threads: 'value',
+  adapter: 'value', model: 'value', input: 'value', jsonl: 'flag', variant: 'value', threads: 'value', 'accuracy-level': 'value',
   'no-prefix-cache': 'flag', 'max-context-tokens': 'value', 'max-new-tokens': 'value',
   'max-string-chars': 'value', folder: 'value', help: 'flag', ...ENDPOINT_OPTIONS,
 };
@@ -143,7 +146,16 @@ function engineOptions(a: ParsedArgs): EngineOptions {
   const threads = intOpt(a, 'threads', 0);
   const cores = availableParallelism();
   if (threads !== undefined && threads > cores) throw usageError(a.cmd, `--threads must be at most ${cores} (this machine's logical cores), got ${threads}; 0 lets onnxruntime choose`);
-  return { variant: choiceOpt(a, 'variant', MODEL_VARIANTS) ?? 'q4', threads, openSession: ThreadedSession.load };
+  const accuracy = resolveAccuracyLevel(choiceOpt(a, 'accuracy-level', ACCURACY_SETTINGS));
+  return {
+    variant: choiceOpt(a, 'variant', MODEL_VARIANTS) ?? 'q4', threads, openSession: ThreadedSession.load,
+    matMulNBitsAccuracyLevel: accuracy.level, accuracyReason: accuracy.reason,
+  };
+}
+
+/** "MatMulNBits accuracy_level 4 (auto: ...)" for the load line on stderr. */
+export function accuracyText(i: { accuracyLevel?: number; accuracyReason?: string }): string {
+  return `MatMulNBits accuracy_level ${i.accuracyLevel ?? 0}${i.accuracyReason ? ` (${i.accuracyReason})` : ''}`;
 }
 
 function noPositionals(a: ParsedArgs): void {
@@ -219,7 +231,7 @@ async function generate(argv: string[]): Promise<number> {
 
   const engine = await Engine.load(model, eng);
   const i = engine.info;
-  console.error(`model ${i.modelDir} (${i.variant}) loaded in ${i.loadMs.toFixed(0)} ms (session ${i.sessionLoadMs.toFixed(0)} ms, tokenizer ${i.tokenizerLoadMs.toFixed(0)} ms)`);
+  console.error(`model ${i.modelDir} (${i.variant}) loaded in ${i.loadMs.toFixed(0)} ms (session ${i.sessionLoadMs.toFixed(0)} ms, tokenizer ${i.tokenizerLoadMs.toFixed(0)} ms); ${accuracyText(i)}`);
   const ac = new AbortController();
   const onSigint = () => ac.abort();
   process.once('SIGINT', onSigint);
@@ -412,7 +424,7 @@ async function run(argv: string[]): Promise<number> {
     // Run-time LoRA branches only beside the projections the adapters' LoRAs change (fewer are faster).
     engine = await Engine.load(model!, { ...eng, loraBranches: loraBranchModules(runAdapters.map((ad) => ad.model?.lora).filter((p): p is string => !!p)) });
     const names = runAdapters.map((ad) => `${ad.id}@${ad.version} (${ad.task}${ad.model?.lora ? ', LoRA' : ''})`).join(', ');
-    console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms; ${several ? 'adapters' : 'adapter'} ${several ? names : `${runAdapters[0].id}@${runAdapters[0].version} (${runAdapters[0].task})`}; ${n} input(s)`);
+    console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms, ${accuracyText(engine.info)}; ${several ? 'adapters' : 'adapter'} ${several ? names : `${runAdapters[0].id}@${runAdapters[0].version} (${runAdapters[0].task})`}; ${n} input(s)`);
     const runtime = new TaskRuntime(engine);
     for (let i = 0; i < n && !signal.aborted; i++) {
       const item = items[i];

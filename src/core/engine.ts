@@ -30,6 +30,8 @@ export interface EngineOptions extends SessionOptions {
    * GemmaTokenizer.fromModelDir). Default: `TASKLING_CACHE_DIR`, else the user cache folder.
    */
   tokenizerCacheDir?: string;
+  /** Why `matMulNBitsAccuracyLevel` has its value (e.g. from resolveAccuracyLevel); copied to `info.accuracyReason`. */
+  accuracyReason?: string;
 }
 
 /** Streaming and cancellation hooks of one call. */
@@ -85,7 +87,7 @@ export class Engine {
     const t0 = performance.now();
     const variant = opts.variant ?? 'q4';
     const folder = readModelFolder(modelDir, variant);
-    const { openSession = CausalLMSession.load, variant: _v, tokenizerCacheDir, ...sessionOpts } = opts;
+    const { openSession = CausalLMSession.load, variant: _v, tokenizerCacheDir, accuracyReason, ...sessionOpts } = opts;
     const sessionP = openSession(folder, sessionOpts);
     const tokP = GemmaTokenizer.fromModelDir(modelDir, { cacheDir: tokenizerCacheDir }).catch((e: unknown) => {
       if (e instanceof TokenizerFileError) throw new TasklingError('TOKENIZER_INVALID', `${e.message}. ${e.advice ?? 'The file may be truncated: download the model again or choose another folder.'}`, e.file);
@@ -114,6 +116,8 @@ export class Engine {
       tokenizerLoadMs: tokenizer.loadTimings.totalMs,
       loadMs: performance.now() - t0,
       engineNotes: [session.logitsNote, tokenizer.compactNote].filter(Boolean).join('; ') || undefined,
+      accuracyLevel: sessionOpts.matMulNBitsAccuracyLevel ?? 0,
+      ...(accuracyReason ? { accuracyReason } : {}),
     };
     return new Engine(folder, session, tokenizer, info);
   }

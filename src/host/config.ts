@@ -15,6 +15,8 @@ export interface TasklingConfig {
   variant: ModelVariantName;
   /** onnxruntime intra-op threads; 0 = default. */
   threads: number;
+  /** MatMulNBits activations: `auto` (chosen for this CPU), `fp32` or `int8`. */
+  accuracyLevel: 'auto' | 'fp32' | 'int8';
   /** Overrides adapters' maxNewTokens when set. */
   maxNewTokens?: number;
   /** Context budget in tokens (prompt + answer); undefined = core's default (4096). */
@@ -58,6 +60,7 @@ export function readConfig(): TasklingConfig {
     modelPath,
     variant: VARIANTS.includes(variant) ? variant : 'q4',
     threads: clampThreads(c.get('threads')),
+    accuracyLevel: ((a) => (a === 'fp32' || a === 'int8' ? a : 'auto'))(c.get<string>('accuracyLevel', 'auto')),
     maxNewTokens: clampMaxNewTokens(c.get('maxNewTokens')),
     maxContextTokens: clampContextTokens(c.get('maxContextTokens')),
     adapterFolders: [...new Set(adapterFolders)],

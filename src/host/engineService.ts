@@ -27,6 +27,8 @@ export interface ModelTarget {
   dir: string;
   variant: NonNullable<ReturnType<typeof readConfig>['variant']>;
   threads: number;
+  /** MatMulNBits activations (`taskling.accuracyLevel`): auto, fp32 or int8. */
+  accuracyLevel?: 'auto' | 'fp32' | 'int8';
   /**
    * Load with run-time LoRA branches beside the projections the loaded adapters' LoRAs change
    * (`model.lora`; chosen at load: the graph with fewer or no branches is faster). A LoRA changing
@@ -174,13 +176,13 @@ export class EngineService implements vscode.Disposable {
     this.loadedKey = key;
     this.setState({ kind: 'loading', message: `loading ${path.basename(t.dir)} (${t.variant})` });
     const started = Date.now();
-    const p = this.client.call('load', { modelDir: t.dir, variant: t.variant, threads: t.threads || undefined, loraBranches: branchesOf(t) || undefined });
+    const p = this.client.call('load', { modelDir: t.dir, variant: t.variant, threads: t.threads || undefined, accuracyLevel: t.accuracyLevel, loraBranches: branchesOf(t) || undefined });
     this.loading = p;
     try {
       const info = await p;
       if (this.loading !== p) return info;
       this.info = info;
-      this.log.info(`[engine] loaded ${t.dir} (${t.variant}) in ${Date.now() - started} ms (session ${info.sessionLoadMs.toFixed(0)} ms, tokenizer ${info.tokenizerLoadMs.toFixed(0)} ms)${info.engineNotes ? `; ${info.engineNotes}` : ''}`);
+      this.log.info(`[engine] loaded ${t.dir} (${t.variant}) in ${Date.now() - started} ms (session ${info.sessionLoadMs.toFixed(0)} ms, tokenizer ${info.tokenizerLoadMs.toFixed(0)} ms)${info.accuracyReason ? `; MatMulNBits accuracy_level ${info.accuracyLevel} (${info.accuracyReason})` : ''}${info.engineNotes ? `; ${info.engineNotes}` : ''}`);
       this.setState({ kind: 'ready', modelId: path.basename(t.dir), variant: t.variant });
       return info;
     } catch (e) {
@@ -339,7 +341,7 @@ export class EngineService implements vscode.Disposable {
 }
 
 function keyOf(t: ModelTarget): string {
-  return JSON.stringify([t.dir, t.variant, t.threads, branchesOf(t)]);
+  return JSON.stringify([t.dir, t.variant, t.threads, t.accuracyLevel ?? 'auto', branchesOf(t)]);
 }
 
 /** The target's LoRA branches, false for none (an empty list included). */

@@ -52,6 +52,11 @@ export interface LoadParams {
    * (q_proj ... down_proj: those the adapters' LoRAs change). A different value reloads the model.
    */
   loraBranches?: boolean | string[];
+  /**
+   * MatMulNBits activations: `auto` (default: chosen for this CPU, see core/model/cpuInfo.ts
+   * autoAccuracyLevel), `fp32` (accuracy_level 0) or `int8` (4). A different value reloads the model.
+   */
+  accuracyLevel?: 'auto' | 'fp32' | 'int8';
 }
 
 /** Facts about the loaded model. */
@@ -71,6 +76,10 @@ export interface ModelInfo {
   loadMs: number;
   /** How the graph runs, from the load-time checks (e.g. "logits only for the used positions; KV cache updated in place ..."). */
   engineNotes?: string;
+  /** MatMulNBits `accuracy_level` the graph was loaded with (0: fp32 activations, 4: int8). */
+  accuracyLevel?: number;
+  /** Why that level (e.g. "auto: x64 with AVX2 and without AVX-512 ..."; see core/model/cpuInfo.ts). */
+  accuracyReason?: string;
 }
 
 export interface GenerateParams {

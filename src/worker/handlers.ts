@@ -11,6 +11,7 @@ import { evaluate, parseEvalRecords } from '../core/eval';
 import { runTask, TaskRuntime } from '../core/tasks';
 import { validateAdapter } from '../core/adapters/validate';
 import { ThreadedSession } from './sessionThread';
+import { ACCURACY_SETTINGS, resolveAccuracyLevel } from '../core/model/cpuInfo';
 import { LORA_MODULES, type LoraModule } from '../core/model/lora';
 
 /** Per-request context: cancellation and event emission. */
@@ -65,7 +66,11 @@ export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handl
       const modelDir = requireString(p?.modelDir, 'modelDir');
       checkThreads(p.threads);
       const lora = loraBranchesParam(p.loraBranches);
-      const key = JSON.stringify([modelDir, p.variant ?? 'q4', p.threads ?? 0, lora]);
+      if (p.accuracyLevel !== undefined && !(ACCURACY_SETTINGS as readonly string[]).includes(p.accuracyLevel)) {
+        throw new TasklingError('INVALID_REQUEST', `accuracyLevel must be one of ${ACCURACY_SETTINGS.join(', ')}, got ${JSON.stringify(p.accuracyLevel)}`);
+      }
+      const accuracy = resolveAccuracyLevel(p.accuracyLevel);
+      const key = JSON.stringify([modelDir, p.variant ?? 'q4', p.threads ?? 0, lora, accuracy.level]);
       if (engine && key === loadedKey) return engine.info;
       if (engine) await engine.dispose();
       engine = null;
@@ -75,6 +80,7 @@ export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handl
       const onDeath = () => setTimeout(() => process.exit(71), 100);
       engine = await Engine.load(modelDir, {
         variant: (p.variant ?? 'q4') as ModelVariant, threads: p.threads, loraBranches: lora,
+        matMulNBitsAccuracyLevel: accuracy.level, accuracyReason: accuracy.reason,
         openSession: (f, o) => ThreadedSession.load(f, o, onDeath),
       });
       loadedKey = key;

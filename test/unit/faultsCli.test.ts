@@ -153,7 +153,7 @@ describe('faults (CLI): stdout holds only results (eval, export-training, adapte
     assert.match(out.at(-1)!, new RegExp(`^latency p50 ${Math.round(rep.metrics.latency.p50Ms)} ms, p95 \\d+ ms; tokens: \\d+ prompt`));
     assert.doesNotMatch(r.stdout, DIAGNOSTIC);
     const err = linesOf(r.stderr);
-    assert.match(err[0], /^model .*gemma3-tiny \(q4\) loaded in \d+ ms; adapter sentiment@/);
+    assert.match(err[0], /^model .*gemma3-tiny \(q4\) loaded in \d+ ms, MatMulNBits accuracy_level [04] \([^;]+\); adapter sentiment@/);
     assert.deepEqual(err.filter((l) => /^\[\d\/3\] line \d+: \d+ ms (right|wrong): /.test(l)).length, 3, r.stderr);
     assert.equal(err.at(-1), `report written to ${report}`);
 

@@ -150,7 +150,8 @@ export interface EvalReport {
    */
   partial?: true;
   /** `lora`: the adapter's run-time LoRA (`model.lora`) the results were computed with: its folder and sha256 (adapter_model.safetensors + adapter_config.json). */
-  model: { id: string; dir: string; variant: string; sha256: string; lora?: { path: string; sha256: string } };
+  /** `accuracyLevel`: MatMulNBits accuracy_level of the run (0 fp32 activations, 4 int8; absent in reports before it existed, and for endpoints). */
+  model: { id: string; dir: string; variant: string; sha256: string; accuracyLevel?: number; lora?: { path: string; sha256: string } };
   data: { file: string; sha256: string; lines: number; scored: number; errors: number };
   settings: { limit: number | null; calibrationBins: number; maxNewTokens: number | null; maxContextTokens: number | null; usePrefixCache: boolean;
     /** extract: entity texts kept substrings of the selection while decoding (absent in reports before it existed). */

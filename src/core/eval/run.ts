@@ -73,7 +73,7 @@ export async function evaluate(runtime: TaskRuntime, adapter: TaskAdapter, data:
   const f = runtime.engine.folder;
   return buildReport({
     adapter,
-    model: { id: basename(f.dir), dir: f.dir, variant: f.variant, sha256: runtime.modelSha256(), ...(lora ? { lora } : {}) },
+    model: { id: basename(f.dir), dir: f.dir, variant: f.variant, sha256: runtime.modelSha256(), accuracyLevel: runtime.engine.info.accuracyLevel ?? 0, ...(lora ? { lora } : {}) },
     data: { file: file.name, sha256: file.sha256, lines: data.lines },
     settings: {
       limit: opts.limit ?? null, calibrationBins: opts.calibrationBins ?? 10,
