@@ -26,13 +26,16 @@ const builtin = join(root, 'src/core/adapters/builtin', `${args.adapter}.tasklin
 let adapter = parseAdapterText(readFileSync(builtin, 'utf8'), builtin).adapter;
 if (!adapter) { console.error(`${builtin}: not a valid built-in adapter`); process.exit(2); }
 const lines = readFileSync(args.data, 'utf8').split('\n').filter((l) => l.trim());
+if (!lines.length) { console.error(`${args.data}: no records`); process.exit(1); }
 let text;
 for (const [i, line] of lines.slice(0, n).entries()) {
   const ex = exampleFromRecord(adapter, { ...JSON.parse(line), status: 'corrected', provenance: {} });
   if (typeof ex === 'string') { console.error(`${args.data} line ${i + 1}: ${ex}`); process.exit(1); }
   if (text === undefined) text = builtinCopyText(adapter, ex);
   else { const e = appendExampleEdit(text, ex); text = text.slice(0, e.start) + e.text + text.slice(e.end); }
-  adapter = parseAdapterText(text, args.out).adapter;
+  const parsed = parseAdapterText(text, args.out);
+  if (!parsed.adapter) { console.error(`${args.data} line ${i + 1}: the adapter is no longer valid: ${parsed.errors.map((e) => e.message).join('; ')}`); process.exit(1); }
+  adapter = parsed.adapter;
 }
 writeFileSync(args.out, text);
 console.error(`${args.out}: ${adapter.examples.length} examples (${Math.min(n, lines.length)} added)`);

@@ -146,10 +146,11 @@ function engineOptions(a: ParsedArgs): EngineOptions {
   const threads = intOpt(a, 'threads', 0);
   const cores = availableParallelism();
   if (threads !== undefined && threads > cores) throw usageError(a.cmd, `--threads must be at most ${cores} (this machine's logical cores), got ${threads}; 0 lets onnxruntime choose`);
-  const accuracy = resolveAccuracyLevel(choiceOpt(a, 'accuracy-level', ACCURACY_SETTINGS));
+  // Not for --endpoint runs (no local model; TASKLING_ACCURACY_LEVEL does not concern them).
+  const accuracy = opt(a, 'endpoint') === undefined ? resolveAccuracyLevel(choiceOpt(a, 'accuracy-level', ACCURACY_SETTINGS)) : undefined;
   return {
     variant: choiceOpt(a, 'variant', MODEL_VARIANTS) ?? 'q4', threads, openSession: ThreadedSession.load,
-    matMulNBitsAccuracyLevel: accuracy.level, accuracyReason: accuracy.reason,
+    ...(accuracy ? { matMulNBitsAccuracyLevel: accuracy.level, accuracyReason: accuracy.reason } : {}),
   };
 }
 

@@ -211,7 +211,9 @@ test('acceptToken of a disallowed token throws; jump-forward, rollback, reset, s
     for (let id = 0; id < VOCAB; id++) if ((mask[id >> 5] >>> (id & 31)) & 1) allowedIds.push(id);
     assert.ok(allowedIds.every((id) => /^(y|ye|yes|n|no)/.test(tok.tokenPieces()[id])), allowedIds.map((id) => tok.tokenPieces()[id]).join('|'));
     const n = g.acceptedTokens;
+    assert.equal(await g.onlyStopAllowed(), false, 'inside the value');
     g.acceptTokens(tok.encode('yes"}'));
+    assert.equal(await g.onlyStopAllowed(), true, 'the output is complete: only stop tokens may follow');
     // grammar complete: only stop tokens remain allowed
     const m2 = await g.fillNextTokenBitmask();
     const logits = new Float32Array(VOCAB);

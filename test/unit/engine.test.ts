@@ -148,14 +148,18 @@ test('Generator: stops at maxNewTokens without a wasted forward pass; eos ids en
   }
 });
 
-/** A constraint that forces `forced` (encoded as `forcedIds`) after the first token and ends after `endAfter` tokens. */
+/**
+ * A constraint that forces `forced` after the first token; after `endAfter` tokens only a stop
+ * token may follow (like XGrammar's matcher, it terminates only when a stop token is accepted).
+ */
 class ForcingConstraint {
   readonly accepted: number[] = [];
   readonly rollbacks: number[] = [];
   constructor(private readonly forced: string, private readonly endAfter: number) {}
   applyBitmask(): void {}
   acceptToken(id: number): void { this.accepted.push(id); }
-  isTerminated(): boolean { return this.accepted.length >= this.endAfter; }
+  isTerminated(): boolean { return false; }
+  onlyStopAllowed(): boolean { return this.accepted.length >= this.endAfter; }
   findJumpForwardString(): string { return this.accepted.length === 1 ? this.forced : ''; }
   rollback(n: number): void { this.rollbacks.push(n); this.accepted.length -= n; }
 }
@@ -179,14 +183,13 @@ test('Generator: jump-forward gives the last forced token back to the model (tok
     const second = await g.generateNextToken();
     assert.equal(second.length, 1, 'the healed position is decoded by the model');
     assert.deepEqual(g.tokens.slice(ids.length), [first[0], 1000, 1001, second[0]]);
-    // The grammar ends with the forced text: every forced token is kept and generation stops.
+    // The output is complete with the forced text: every forced token is kept.
     const closing = new ForcingConstraint(',"level":', 4);
     const h = new Generator(engine.session, { eosTokenIds: [], maxNewTokens: 6, constraint: closing, encode });
     await h.appendTokens(ids);
     assert.deepEqual((await h.generateNextToken()).slice(1), forcedIds);
     assert.deepEqual(closing.rollbacks, []);
     assert.equal(h.stats.healedTokens, 0);
-    assert.equal(h.stopReason, 'grammar');
   } finally {
     await engine.dispose();
   }

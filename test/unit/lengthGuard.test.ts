@@ -181,3 +181,30 @@ test('grounded strings never start or end inside a JSON escape sequence of the s
   h.acceptToken(ep.indexOf('n'));
   assert.ok((await allowedE(h)).includes('"]'), 'after "Ann\\n" the value may close');
 });
+
+test('a token that opens a grounded or minLength value and carries more of it is banned (token healing ends keys)', async () => {
+  const vp = ['{', '"', 'text', '":', '":"', '":"",', '"(', '":"Dana', '(', 'Dana', 'note', '"}'];
+  const allowedV = async (g: JsonLengthGuard) => {
+    const logits = new Float32Array(vp.length);
+    await g.applyBitmask(logits);
+    return vp.filter((_, i) => logits[i] !== -Infinity);
+  };
+  const schemaV = { type: 'object', properties: { text: { type: 'string' }, note: { type: 'string', minLength: 1 }, free: { type: 'string' } } };
+  const g = new JsonLengthGuard(new AllowAll(), vp, { defaultMaxStringChars: 100, schema: schemaV, sourceText: 'Dana (x)', groundedPaths: ['/text'] });
+  for (const p of ['{', '"', 'text']) g.acceptToken(vp.indexOf(p));
+  const atKeyEnd = await allowedV(g);
+  for (const p of ['":"",', '":"Dana']) assert.ok(!atKeyEnd.includes(p), `${p} would skip the grounding of /text`);
+  for (const p of ['":', '":"', '"}']) assert.ok(atKeyEnd.includes(p), `${p} stays allowed`);
+  g.acceptToken(vp.indexOf('":'));
+  const atValue = await allowedV(g);
+  assert.ok(!atValue.includes('"('), '"( opens the grounded value with a character the mask never saw');
+  assert.ok(atValue.includes('"'), 'the plain opening quote stays');
+  // minLength: an empty value in one token is banned; a path with neither rule is free.
+  const h = new JsonLengthGuard(new AllowAll(), vp, { defaultMaxStringChars: 100, schema: schemaV });
+  for (const p of ['{', '"', 'note']) h.acceptToken(vp.indexOf(p));
+  assert.ok(!(await allowedV(h)).includes('":"",'), 'minLength 1: no empty value');
+  const free = new JsonLengthGuard(new AllowAll(), vp, { defaultMaxStringChars: 100, schema: schemaV });
+  for (const p of ['{', '"']) free.acceptToken(vp.indexOf(p));
+  free.acceptToken(vp.indexOf('text'));
+  assert.ok((await allowedV(free)).includes('":"",'), 'without grounding or minLength the token is allowed');
+});

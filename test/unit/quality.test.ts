@@ -288,8 +288,8 @@ test('trainingExport: the four files, newest record per text, bad lines counted,
 
 test('compareView: named metric deltas (B - A), disagreements with who was right, what differs', () => {
   const data = parseEvalRecords(['positive', 'negative'].map((l, i) => JSON.stringify({ text: `t${i}`, label: l })).join('\n'), sentiment);
-  const mk = (said: string[], version: string, ms: number) => buildReport({
-    adapter: { ...sentiment, version }, model: { id: 'm', dir: '/m', variant: 'q4', sha256: 'ff' }, data: { file: 'd', sha256: 'x', lines: 2 },
+  const mk = (said: string[], version: string, ms: number, accuracyLevel?: number) => buildReport({
+    adapter: { ...sentiment, version }, model: { id: 'm', dir: '/m', variant: 'q4', sha256: 'ff', ...(accuracyLevel === undefined ? {} : { accuracyLevel }) }, data: { file: 'd', sha256: 'x', lines: 2 },
     settings: { limit: null, calibrationBins: 10, maxNewTokens: null, maxContextTokens: null, usePrefixCache: true },
     run: { startedAt: T, durationMs: 1, interrupted: false },
   }, data.records.map((r, i) => scoreRecord(sentiment, r, { ...classifyResult(said[i]), labels: [{ label: said[i], probability: 0.9, logProb: -0.1 }] } as never, ms)), []);
@@ -301,6 +301,9 @@ test('compareView: named metric deltas (B - A), disagreements with who was right
   assert.ok(!v.metrics.some((m) => /calibration|tokens/i.test(m.name)), 'only the named metrics');
   assert.deepEqual(v.disagreements.map((d) => [d.lineA, d.a, d.b, d.correctA, d.correctB]), [[2, 'positive', 'negative', false, true]]);
   assert.ok(v.notes.some((n) => n.includes('1.0.0') && n.includes('1.1.0')));
+  assert.ok(!v.notes.some((n) => n.includes('accuracy_level')), 'same (absent) level: no note');
+  const lv = compareView(mk(['positive', 'positive'], '1.0.0', 100, 0), mk(['positive', 'positive'], '1.0.0', 100, 4), '/a.json', '/b.json');
+  assert.ok(lv.notes.includes('MatMulNBits accuracy_level: 0 -> 4'), lv.notes.join('\n'));
   assert.match(v.a.label, /^sentiment@1\.0\.0 · m \(q4\)/);
 });
 

@@ -154,6 +154,8 @@ def main():
     p.add_argument('--gguf-out', help='with --merge: write the merged weights as this GGUF (F32 or F16, see --gguf-type)')
     p.add_argument('--gguf-type', choices=['f32', 'f16'], default='f32')
     a = p.parse_args()
+    if not a.data and not a.merge_from:
+        sys.exit('--data is required (the export-training folder), unless --merge-from')
     if a.gguf_out:
         sys.exit('--gguf-out: the merged-GGUF writer (tools/finetune/write_gguf.py) is not written yet; use --merge and convert merged/ with llama.cpp convert_hf_to_gguf.py meanwhile')
 
@@ -194,8 +196,6 @@ def main():
         tok.save_pretrained(mdir)
         print(f'merged {a.merge_from} into the base weights: {mdir} ({time.time() - t0:.1f} s)', file=sys.stderr)
         return
-    if not a.data:
-        sys.exit('--data is required (the export-training folder), unless --merge-from')
     train = load_jsonl(os.path.join(a.data, 'train.jsonl'), a.limit)
     val = load_jsonl(os.path.join(a.data, 'validation.jsonl'))
     if not train:

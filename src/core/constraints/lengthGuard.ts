@@ -119,6 +119,9 @@ interface ScanState {
   stringStart: number;
 }
 
+/** Most allowed tokens {@link JsonLengthGuard.banGuardedValueEntries} looks at. */
+const MAX_ENTRY_CHECK = 4096;
+
 function cloneState(s: ScanState): ScanState {
   return { ...s, stack: s.stack.map((f) => ({ ...f })) };
 }
@@ -269,18 +272,18 @@ export class JsonLengthGuard implements TokenConstraint {
   }
 
   /** minLength/maxLength of the string value at the current path (schema lookup). */
-  private stringBounds(): { min: number; max: number } {
-    const node = this.opts.schema === undefined ? undefined : schemaAt(this.opts.schema, this.state.stack);
+  private stringBounds(st: ScanState = this.state): { min: number; max: number } {
+    const node = this.opts.schema === undefined ? undefined : schemaAt(this.opts.schema, st.stack);
     const min = typeof node?.minLength === 'number' ? node.minLength : 0;
     const max = typeof node?.maxLength === 'number' ? node.maxLength : this.opts.defaultMaxStringChars;
     return { min, max };
   }
 
   /** True when the string being generated is at one of `groundedPaths`. */
-  private groundedHere(): boolean {
+  private groundedHere(st: ScanState = this.state): boolean {
     const paths = this.opts.groundedPaths;
-    if (!paths?.length || this.opts.sourceText === undefined || this.state.isKey) return false;
-    const at = this.state.stack.map((f) => (f.kind === 'object' ? f.key : String(f.index)));
+    if (!paths?.length || this.opts.sourceText === undefined || st.isKey) return false;
+    const at = st.stack.map((f) => (f.kind === 'object' ? f.key : String(f.index)));
     return paths.some((p) => {
       const parts = p.split('/').slice(1);
       return parts.length === at.length && parts.every((x, i) => x === at[i] || (x === '*' && /^\d+$/.test(at[i])));
@@ -403,10 +406,56 @@ export class JsonLengthGuard implements TokenConstraint {
     return max - this.accepted <= reserve;
   }
 
+  /** Whether some string value is grounded or has a minLength (computed once). */
+  private get hasGuardedStrings(): boolean {
+    this.guardedStringsCache ??= (!!this.opts.groundedPaths?.length && this.opts.sourceText !== undefined)
+      || (this.opts.schema !== undefined && JSON.stringify(this.opts.schema).includes('"minLength"'));
+    return this.guardedStringsCache;
+  }
+  private guardedStringsCache: boolean | undefined;
+
+  /**
+   * Bans tokens that open a guarded string value (grounded, or minLength > 0) and carry more of
+   * it in the same token, such as `":"",` (an empty value) or `"(`: the guard checks a value's
+   * characters only from inside the string, and after token healing the model chooses the token
+   * that ends a key. Skipped where the grammar allows more than {@link MAX_ENTRY_CHECK} tokens,
+   * or when banning would leave none. Cost: one pass over the logits, and a scan of each allowed
+   * token's piece that holds a quote.
+   */
+  private banGuardedValueEntries(logits: Float32Array): void {
+    const allowed: number[] = [];
+    for (let id = 0; id < logits.length; id++) {
+      if (logits[id] === -Infinity) continue;
+      if (allowed.push(id) > MAX_ENTRY_CHECK) return;
+    }
+    const banned: number[] = [];
+    for (const id of allowed) {
+      const piece = this.pieces[id] ?? '';
+      if (!piece.includes('"')) continue;
+      const st = cloneState(this.state);
+      let text = this.text;
+      let rest = piece.length;
+      for (const ch of piece) {
+        const before = st.inString && !st.isKey;
+        text += ch;
+        rest -= ch.length;
+        scan(st, ch, text, () => undefined);
+        if (!before && st.inString && !st.isKey && rest > 0 && (this.groundedHere(st) || this.stringBounds(st).min > 0)) {
+          banned.push(id);
+          break;
+        }
+      }
+    }
+    if (!banned.length || banned.length === allowed.length) return;
+    for (const id of banned) logits[id] = -Infinity;
+    this.interventions++;
+  }
+
   async applyBitmask(logits: Float32Array): Promise<void> {
     await this.inner.applyBitmask(logits);
     if (this.closeItemWithoutComma(logits)) return;
     const s = this.state;
+    if ((!s.inString || s.isKey) && this.hasGuardedStrings) this.banGuardedValueEntries(logits);
     const t = this.table;
     const wrapUp = this.wrappingUp();
     if (s.inString) {
@@ -470,6 +519,10 @@ export class JsonLengthGuard implements TokenConstraint {
 
   findJumpForwardString(): string {
     return this.inner.findJumpForwardString?.() ?? '';
+  }
+
+  async onlyStopAllowed(): Promise<boolean> {
+    return (await this.inner.onlyStopAllowed?.()) ?? false;
   }
 
   rollback(n: number): void {

@@ -86,6 +86,7 @@ export function compareReports(a: EvalReport, b: EvalReport): ReportComparison {
   const diff = (what: string, x: unknown, y: unknown) => { if (!jsonEqual(x, y)) notes.push(`${what}: ${JSON.stringify(x)} -> ${JSON.stringify(y)}`); };
   diff('adapter', `${a.adapter.id}@${a.adapter.version}`, `${b.adapter.id}@${b.adapter.version}`);
   diff('model', `${a.model.id} (${a.model.variant}) sha256 ${a.model.sha256.slice(0, 12)}`, `${b.model.id} (${b.model.variant}) sha256 ${b.model.sha256.slice(0, 12)}`);
+  diff('MatMulNBits accuracy_level', a.model.accuracyLevel ?? null, b.model.accuracyLevel ?? null);
   diff('data', `${a.data.file} sha256 ${a.data.sha256.slice(0, 12)}`, `${b.data.file} sha256 ${b.data.sha256.slice(0, 12)}`);
   diff('settings', a.settings, b.settings);
 

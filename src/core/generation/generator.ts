@@ -50,6 +50,8 @@ export interface TokenConstraint {
   findJumpForwardString?(): string;
   /** Undoes the last `n` accepted tokens. */
   rollback?(n: number): void;
+  /** True when the output is complete and only a stop token may follow (used to skip token healing at the end). */
+  onlyStopAllowed?(): Promise<boolean> | boolean;
 }
 
 /** Decoding parameters plus what only the in-process generator takes; defaults give greedy decoding. */
@@ -265,8 +267,8 @@ export class Generator {
         // as one token before a string value, but the forced `,"level":` ends in `":`, a token
         // that models have seen only before `null`, numbers or objects). Give that token back
         // so the model picks it, or a longer one the grammar allows, under the mask. Kept when
-        // the grammar ends with it (nothing can follow).
-        if (accepted > 0 && accepted === ids.length && c.rollback && !c.isTerminated()) {
+        // the output is complete with it (only a stop token can follow: nothing to merge with).
+        if (accepted > 0 && accepted === ids.length && c.rollback && !c.isTerminated() && !(await c.onlyStopAllowed?.())) {
           c.rollback(1);
           accepted--;
           this.stats.healedTokens++;
