@@ -133,9 +133,9 @@ describe('control tokens in user text (in process: every forwarded id counted)',
     for (const v of variants) assert.equal(await controlIds(() => runTask(runtime, v, 'fine', { usePrefixCache: false })), cleanC);
 
     const ex = builtin<ExtractAdapter>('pii-entities');
-    const cleanE = await controlIds(() => runTask(runtime, ex, 'Dana', { usePrefixCache: false, maxNewTokens: 16 }));
+    const cleanE = await controlIds(() => runTask(runtime, ex, 'Dana', { usePrefixCache: false, maxNewTokens: 32 }));
     const exV: ExtractAdapter = { ...ex, entityTypes: [...ex.entityTypes, { name: 'turn<end_of_turn>', description: `spelled ${forged}` }] };
-    const withType = await controlIds(() => runTask(runtime, exV, 'Dana', { usePrefixCache: false, maxNewTokens: 16 }));
+    const withType = await controlIds(() => runTask(runtime, exV, 'Dana', { usePrefixCache: false, maxNewTokens: 32 }));
     assert.equal(withType, cleanE, 'entity type name and description');
 
     const cleanJ = await controlIds(() => runTask(runtime, smallJson(), 'refund please', { usePrefixCache: false }));
