@@ -19,6 +19,7 @@ import {
 } from '../core/eval';
 import { flag, intOpt, opt, parseArgs, usageError, type OptionSpec, type ParsedArgs } from './args';
 import { lifetime, writeOut } from './io';
+import { accuracyText } from '../core/model/cpuInfo';
 import { checkEndpointMix, ENDPOINT_OPTIONS, evaluateOnEndpoint } from './endpoint';
 
 export const EVAL_USAGE = `  taskling eval --adapter ID|FILE --data FILE.jsonl [--model DIR] [--report OUT.json] [--limit N]
@@ -115,7 +116,7 @@ export async function evalCommand(argv: string[], h: CliHelpers): Promise<number
       engine = await Engine.load(model!, { ...eng, loraBranches: loraBranchModules(adapter.model?.lora ? [adapter.model.lora] : []) });
       const runtime = new TaskRuntime(engine);
       const n = limit !== undefined ? Math.min(limit, data.records.length) : data.records.length;
-      console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms, MatMulNBits accuracy_level ${engine.info.accuracyLevel ?? 0}${engine.info.accuracyReason ? ` (${engine.info.accuracyReason})` : ''}; adapter ${adapter.id}@${adapter.version} (${adapter.task}); ${n} record(s) of ${dataFile}`);
+      console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms, ${accuracyText(engine.info)}; adapter ${adapter.id}@${adapter.version} (${adapter.task}); ${n} record(s) of ${dataFile}`);
       report = await evaluate(runtime, adapter, data, { name: dataFile, sha256: createHash('sha256').update(bytes).digest('hex') }, {
         ...taskOpts, limit, calibrationBins: bins, signal,
         onProgress: (i, total, m) => console.error(`[${i}/${total}] ${m}`),

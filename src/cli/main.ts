@@ -31,7 +31,7 @@ import { checkEndpointMix, ENDPOINT_OPTIONS, ENDPOINT_USAGE, exportRequestsComma
 import { decodeInput, installProcessGuards, lifetime, readInput, readInputBytes, splitJsonlBytes, writeOut } from './io';
 import { jsonlItems, type BatchItem } from '../core/batch';
 import { checkPeftLoraFiles, loraBaseDimsOfFolder, loraBranchModules } from '../core/model/lora';
-import { ACCURACY_SETTINGS, resolveAccuracyLevel } from '../core/model/cpuInfo';
+import { ACCURACY_SETTINGS, accuracyText, resolveAccuracyLevel } from '../core/model/cpuInfo';
 
 const USAGE = `Usage:
   taskling generate --model DIR [--variant V] [--schema FILE | --choice a,b | --regex RE]
@@ -152,11 +152,6 @@ function engineOptions(a: ParsedArgs): EngineOptions {
     variant: choiceOpt(a, 'variant', MODEL_VARIANTS) ?? 'q4', threads, openSession: ThreadedSession.load,
     ...(accuracy ? { matMulNBitsAccuracyLevel: accuracy.level, accuracyReason: accuracy.reason } : {}),
   };
-}
-
-/** "MatMulNBits accuracy_level 4 (auto: ...)" for the load line on stderr. */
-export function accuracyText(i: { accuracyLevel?: number; accuracyReason?: string }): string {
-  return `MatMulNBits accuracy_level ${i.accuracyLevel ?? 0}${i.accuracyReason ? ` (${i.accuracyReason})` : ''}`;
 }
 
 function noPositionals(a: ParsedArgs): void {

@@ -11,6 +11,7 @@
  * ({@link EndpointService}), runTask and evaluate go to that server instead of the worker, and
  * the state says "via URL (model NAME)"; otherwise the local engine.
  */
+import { accuracyText } from '../core/model/cpuInfo';
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { EngineClient, WorkerCallError } from '../worker/client';
@@ -182,7 +183,7 @@ export class EngineService implements vscode.Disposable {
       const info = await p;
       if (this.loading !== p) return info;
       this.info = info;
-      this.log.info(`[engine] loaded ${t.dir} (${t.variant}) in ${Date.now() - started} ms (session ${info.sessionLoadMs.toFixed(0)} ms, tokenizer ${info.tokenizerLoadMs.toFixed(0)} ms)${info.accuracyReason ? `; MatMulNBits accuracy_level ${info.accuracyLevel} (${info.accuracyReason})` : ''}${info.engineNotes ? `; ${info.engineNotes}` : ''}`);
+      this.log.info(`[engine] loaded ${t.dir} (${t.variant}) in ${Date.now() - started} ms (session ${info.sessionLoadMs.toFixed(0)} ms, tokenizer ${info.tokenizerLoadMs.toFixed(0)} ms)${info.accuracyReason ? `; ${accuracyText(info)}` : ''}${info.engineNotes ? `; ${info.engineNotes}` : ''}`);
       this.setState({ kind: 'ready', modelId: path.basename(t.dir), variant: t.variant });
       return info;
     } catch (e) {

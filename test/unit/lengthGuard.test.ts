@@ -16,10 +16,11 @@ class AllowAll implements TokenConstraint {
   rollback(n: number): void { this.accepted.length -= n; }
 }
 
-async function allowed(g: JsonLengthGuard): Promise<string[]> {
-  const logits = new Float32Array(pieces.length);
+/** The pieces of `vocab` the guard leaves allowed at its current position (default: `pieces`). */
+async function allowed(g: JsonLengthGuard, vocab: readonly string[] = pieces): Promise<string[]> {
+  const logits = new Float32Array(vocab.length);
   await g.applyBitmask(logits);
-  return pieces.filter((_, i) => logits[i] !== -Infinity);
+  return vocab.filter((_, i) => logits[i] !== -Infinity);
 }
 
 const schema = {
@@ -144,67 +145,52 @@ test('items of another array are not compared; the option turns the rule off; a 
 
 test('grounded strings: only tokens that keep the value a substring of the source, or close it', async () => {
   const gp = ['[', '"', 'Da', 'na', 'Dana', 'x', ' paid', '"}', 'paid"', 'Mall', 'ory', ',', 'id', '\\"'];
-  const allowedG = async (g: JsonLengthGuard) => {
-    const logits = new Float32Array(gp.length);
-    await g.applyBitmask(logits);
-    return gp.filter((_, i) => logits[i] !== -Infinity);
-  };
   const g = new JsonLengthGuard(new AllowAll(), gp, { defaultMaxStringChars: 100, sourceText: 'Dana paid "id"', groundedPaths: ['/*'] });
   g.acceptToken(gp.indexOf('['));
-  assert.ok((await allowedG(g)).includes('x'), 'outside a string nothing is grounded');
+  assert.ok((await allowed(g, gp)).includes('x'), 'outside a string nothing is grounded');
   g.acceptToken(gp.indexOf('"'));
-  assert.deepEqual(await allowedG(g), ['Da', 'na', 'Dana', ' paid', 'paid"', 'id', '\\"'], 'empty value: any piece of the source (escaped as in JSON), no close');
+  assert.deepEqual(await allowed(g, gp), ['Da', 'na', 'Dana', ' paid', 'paid"', 'id', '\\"'], 'empty value: any piece of the source (escaped as in JSON), no close');
   g.acceptToken(gp.indexOf('Dana'));
-  assert.deepEqual(await allowedG(g), ['"', ' paid', '"}'], 'after "Dana": continue with " paid" or close');
+  assert.deepEqual(await allowed(g, gp), ['"', ' paid', '"}'], 'after "Dana": continue with " paid" or close');
   g.acceptToken(gp.indexOf(' paid'));
   g.acceptToken(gp.indexOf('"}'));
   assert.equal(g.groundedSteps, 2, "the two masks asked for inside the value");
   const other = new JsonLengthGuard(new AllowAll(), gp, { defaultMaxStringChars: 100, sourceText: 'Dana paid', groundedPaths: ['/0/name'] });
   for (const p of ['[', '"']) other.acceptToken(gp.indexOf(p));
-  assert.ok((await allowedG(other)).includes('Mall'), 'paths not listed are free');
+  assert.ok((await allowed(other, gp)).includes('Mall'), 'paths not listed are free');
 });
 
 test('grounded strings never start or end inside a JSON escape sequence of the source', async () => {
   const ep = ['[', '"', 'n', 'B', 'A', 'Ann', '\\', '\\n', '"]', 'u', '00e9', '\\u'];
-  const allowedE = async (g: JsonLengthGuard) => {
-    const logits = new Float32Array(ep.length);
-    await g.applyBitmask(logits);
-    return ep.filter((_, i) => logits[i] !== -Infinity);
-  };
   const g = new JsonLengthGuard(new AllowAll(), ep, { defaultMaxStringChars: 100, sourceText: 'A\nB\u0001', groundedPaths: ['/*'] });
   for (const p of ['[', '"']) g.acceptToken(ep.indexOf(p));
-  assert.deepEqual(await allowedE(g), ['n', 'B', 'A', '\\', '\\n', 'u', '\\u'].filter((p) => ['B', 'A', '\\', '\\n', '\\u'].includes(p)),
+  assert.deepEqual(await allowed(g, ep), ['n', 'B', 'A', '\\', '\\n', 'u', '\\u'].filter((p) => ['B', 'A', '\\', '\\n', '\\u'].includes(p)),
     'starts: "A", "B", and escapes from their backslash; never the "n" of "\\n" or the "u" of "\\u0001"');
   const h = new JsonLengthGuard(new AllowAll(), ep, { defaultMaxStringChars: 100, sourceText: 'Ann\nBo', groundedPaths: ['/*'] });
   for (const p of ['[', '"', 'Ann', '\\']) h.acceptToken(ep.indexOf(p));
-  assert.deepEqual(await allowedE(h), ['n'], 'after "Ann\\" only the rest of the escape; no close');
+  assert.deepEqual(await allowed(h, ep), ['n'], 'after "Ann\\" only the rest of the escape; no close');
   h.acceptToken(ep.indexOf('n'));
-  assert.ok((await allowedE(h)).includes('"]'), 'after "Ann\\n" the value may close');
+  assert.ok((await allowed(h, ep)).includes('"]'), 'after "Ann\\n" the value may close');
 });
 
 test('a token that opens a grounded or minLength value and carries more of it is banned (token healing ends keys)', async () => {
   const vp = ['{', '"', 'text', '":', '":"', '":"",', '"(', '":"Dana', '(', 'Dana', 'note', '"}'];
-  const allowedV = async (g: JsonLengthGuard) => {
-    const logits = new Float32Array(vp.length);
-    await g.applyBitmask(logits);
-    return vp.filter((_, i) => logits[i] !== -Infinity);
-  };
   const schemaV = { type: 'object', properties: { text: { type: 'string' }, note: { type: 'string', minLength: 1 }, free: { type: 'string' } } };
   const g = new JsonLengthGuard(new AllowAll(), vp, { defaultMaxStringChars: 100, schema: schemaV, sourceText: 'Dana (x)', groundedPaths: ['/text'] });
   for (const p of ['{', '"', 'text']) g.acceptToken(vp.indexOf(p));
-  const atKeyEnd = await allowedV(g);
+  const atKeyEnd = await allowed(g, vp);
   for (const p of ['":"",', '":"Dana']) assert.ok(!atKeyEnd.includes(p), `${p} would skip the grounding of /text`);
   for (const p of ['":', '":"', '"}']) assert.ok(atKeyEnd.includes(p), `${p} stays allowed`);
   g.acceptToken(vp.indexOf('":'));
-  const atValue = await allowedV(g);
+  const atValue = await allowed(g, vp);
   assert.ok(!atValue.includes('"('), '"( opens the grounded value with a character the mask never saw');
   assert.ok(atValue.includes('"'), 'the plain opening quote stays');
   // minLength: an empty value in one token is banned; a path with neither rule is free.
   const h = new JsonLengthGuard(new AllowAll(), vp, { defaultMaxStringChars: 100, schema: schemaV });
   for (const p of ['{', '"', 'note']) h.acceptToken(vp.indexOf(p));
-  assert.ok(!(await allowedV(h)).includes('":"",'), 'minLength 1: no empty value');
+  assert.ok(!(await allowed(h, vp)).includes('":"",'), 'minLength 1: no empty value');
   const free = new JsonLengthGuard(new AllowAll(), vp, { defaultMaxStringChars: 100, schema: schemaV });
   for (const p of ['{', '"']) free.acceptToken(vp.indexOf(p));
   free.acceptToken(vp.indexOf('text'));
-  assert.ok((await allowedV(free)).includes('":"",'), 'without grounding or minLength the token is allowed');
+  assert.ok((await allowed(free, vp)).includes('":"",'), 'without grounding or minLength the token is allowed');
 });

@@ -385,7 +385,7 @@ export class JsonLengthGuard implements TokenConstraint {
     const at = closerToItem(this.state);
     if (!at || at.array.items.length < ITEM_OCCURRENCES_TO_CLOSE - 1) return false;
     const item = compactJson(this.text.slice(at.array.itemStart)) + at.closer;
-    if (at.array.items.filter((x) => x === item).length + 1 < ITEM_OCCURRENCES_TO_CLOSE) return false;
+    if (!closesArray(at.array.items, item)) return false;
     let best = -1;
     for (let id = 0; id < logits.length; id++) if (logits[id] !== -Infinity && (best < 0 || logits[id] > logits[best])) best = id;
     const piece = this.pieces[best] ?? '';
@@ -446,7 +446,12 @@ export class JsonLengthGuard implements TokenConstraint {
         }
       }
     }
-    if (!banned.length || banned.length === allowed.length) return;
+    this.banUnlessAll(logits, banned, allowed.length - banned.length);
+  }
+
+  /** Sets `banned` to -Infinity unless that leaves no allowed token (`allowedLeft` = 0). */
+  private banUnlessAll(logits: Float32Array, banned: readonly number[], allowedLeft: number): void {
+    if (!banned.length || allowedLeft <= 0) return;
     for (const id of banned) logits[id] = -Infinity;
     this.interventions++;
   }
@@ -482,10 +487,7 @@ export class JsonLengthGuard implements TokenConstraint {
           if (len > remaining || (t.closes[id] && s.length + len < min)) banned.push(id);
           else allowedLeft++;
         }
-        if (banned.length && allowedLeft > 0) {
-          for (const id of banned) logits[id] = -Infinity;
-          this.interventions++;
-        }
+        this.banUnlessAll(logits, banned, allowedLeft);
       }
       return;
     }
@@ -572,6 +574,11 @@ function closerToItem(s: ScanState): { array: Extract<Frame, { kind: 'array' }>;
   return null;
 }
 
+/** True when `item` after `items` would be its {@link ITEM_OCCURRENCES_TO_CLOSE}th occurrence. */
+function closesArray(items: readonly string[], item: string): boolean {
+  return items.filter((x) => x === item).length + 1 >= ITEM_OCCURRENCES_TO_CLOSE;
+}
+
 /**
  * Called when a value directly inside an array ended at output offset `end` (exclusive): records
  * its text and marks the array `repeated` when this is the item's
@@ -581,7 +588,7 @@ function itemEnded(s: ScanState, output: string, end: number, onRepeat: (pointer
   const top = s.stack[s.stack.length - 1];
   if (top?.kind !== 'array') return;
   const item = compactJson(output.slice(top.itemStart, end));
-  if (top.items.filter((x) => x === item).length + 1 >= ITEM_OCCURRENCES_TO_CLOSE) {
+  if (closesArray(top.items, item)) {
     top.repeated = true;
     onRepeat(pointerOf(s.stack));
   }

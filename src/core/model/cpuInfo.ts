@@ -100,6 +100,11 @@ export function cpuInfoOnce(): CpuInfo {
   return cachedCpu;
 }
 
+/** "MatMulNBits accuracy_level 4 (auto: ...)": a loaded model's level and why, for load log lines (ModelInfo fields). */
+export function accuracyText(i: { accuracyLevel?: number; accuracyReason?: string }): string {
+  return `MatMulNBits accuracy_level ${i.accuracyLevel ?? 0}${i.accuracyReason ? ` (${i.accuracyReason})` : ''}`;
+}
+
 /** Values of the `taskling.accuracyLevel` setting and of `--accuracy-level`. */
 export const ACCURACY_SETTINGS = ['auto', 'fp32', 'int8'] as const;
 export type AccuracySetting = (typeof ACCURACY_SETTINGS)[number];
