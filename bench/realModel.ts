@@ -20,7 +20,7 @@ import type { PeerConfig, PeerResult, Stat, TaskWork } from './peers/common';
 import { stat } from './peers/common';
 import type { BandwidthResult } from './memBandwidth';
 import {
-  arg, buildPrompts, ceilingLines, classifyFloor, fmtMs, fmtRate, log, mib, noteLines, PeerRun, ratio, ROOT, runPeerChild, speedCell, table, targetLines, TaskEntry, TasksExtra,
+  arg, buildPrompts, ceilingLines, classifyFloor, flopsPerPosition, fmtMs, fmtRate, log, mib, noteLines, PeerRun, ratio, ROOT, runPeerChild, speedCell, table, targetLines, TaskEntry, TasksExtra,
 } from './shared';
 
 /** The imported model folder and the original GGUF (`--real-dir`, `--real-gguf` to point elsewhere). */
@@ -49,6 +49,83 @@ function replay(r: PeerRun | undefined, key: string): Stat | undefined {
   return (r?.extra?.taskReplay as Record<string, { ms: Stat }> | undefined)?.[key]?.ms;
 }
 
+/** The batched decode step the taskling peer measured (peers/batchProbe.ts), when it ran. */
+interface BatchProbe {
+  rows: { batch: number; sessionRunMs: number; perRowMs: number; throughputX: number; samplesMs: number[] }[];
+  prefill?: { batch: number; seq: number; past: number; error?: string; ms?: number };
+  probe?: { past: number; warmup: number; reps: number; notes: string[]; peakRssBefore?: number; peakRssAfter?: number };
+}
+
+function batchProbe(r?: PeerRun): BatchProbe | undefined {
+  const rows = r?.extra?.batchDecode as BatchProbe['rows'] | undefined;
+  return rows?.length ? { rows, prefill: r?.extra?.batchPrefill as BatchProbe['prefill'], probe: r?.extra?.batchProbe as BatchProbe['probe'] } : undefined;
+}
+
+/** onnxruntime's own words from a refused run ("... Status Message: <this>"), else the whole message. */
+function ortStatus(msg: string): string {
+  return /Status Message: (.*)$/s.exec(msg)?.[1].trim() ?? msg;
+}
+
+/**
+ * Projected records/s of a task whose decode steps are shared by rows of a batch: its measured
+ * session.run split (`prefillMs` + `decodeMs`, one call) over `prefillMs + decodeMs / x`, where `x`
+ * is the batched step's rows/s over 1 row's. With `otherMs` (the call's time outside session.run:
+ * constraints, generator, forks) it stays per record. A projection from measured parts, not a
+ * measurement: records of different lengths do not fill every row of every step.
+ */
+function projectedGain(prefillMs: number, decodeMs: number, x: number, otherMs = 0): number {
+  return (prefillMs + decodeMs + otherMs) / (prefillMs + decodeMs / x + otherMs);
+}
+
+/**
+ * The floor of a target-2 task implied by this run's own figures (null when they are missing):
+ * - classify: the prompt's new tokens (`tokens.prompt - tokens.prefixReused`) x the FLOPs of one
+ *   position through the layers (flopsPerPosition, config.json; no attention, no lm_head) over
+ *   the fp32 FMA peak measured at the top (`fmaGflops`, GFLOP/s): the prefill's time at 100% of
+ *   that peak, the only pass classify makes before its label scoring;
+ * - toJson: the same new tokens at the per-token prefill rate of the 512-token TTFT (its
+ *   session.run ms / 512, `extra.prefillSessionRunMs`), plus every further forward pass of the
+ *   call (`timings.forwardPasses - 1`: decode steps and jump-forward appends) at the measured
+ *   decode step (`extra.decodePhasesMsPerToken.stepTotalMs`, ms): the call with no cost beyond the
+ *   engine's plain prefill and decode.
+ */
+function target2Floor(key: string, e: TaskEntry | undefined, modelCfg: Gemma3Config, fmaGflops: number | undefined, ours?: PeerRun): string | null {
+  const t = e?.tokens;
+  if (t?.prompt === undefined) return null;
+  const fresh = t.prompt - (t.prefixReused ?? 0);
+  if (key === 'classify') {
+    if (!fmaGflops) return null;
+    const fl = flopsPerPosition(modelCfg, 0, false).layers;
+    return `floor at 100% of the fp32 FMA peak: ${((fresh * fl) / (fmaGflops * 1e9) * 1000).toFixed(0)} ms (${fresh} new tokens x ${(fl / 1e6).toFixed(0)} MFLOP)`;
+  }
+  if (key === 'toJson') {
+    const pre = (ours?.extra?.prefillSessionRunMs as Record<string, Stat> | undefined)?.['512']?.median;
+    const step = (ours?.extra?.decodePhasesMsPerToken as Record<string, number> | undefined)?.stepTotalMs;
+    const passes = e?.timings?.forwardPasses;
+    if (pre === undefined || step === undefined || passes === undefined) return null;
+    const rate = pre / 512;
+    const further = Math.max(0, passes - 1);
+    return `floor at this run's prefill rate and decode step: ${(fresh * rate + further * step).toFixed(0)} ms (${fresh} new tokens x ${rate.toFixed(2)} ms [512-token TTFT] + ${further} further forward passes x ${step.toFixed(1)} ms [decode step])`;
+  }
+  return null;
+}
+
+/** The target-4 (batch) value: not built, and what the batch probe measured and implies. */
+function batchTargetValue(bp: BatchProbe | undefined, tjPrefillMs?: number, tjDecodeMs?: number): string {
+  if (!bp) return 'not built; not measured (the batch probe did not run: see the notes)';
+  const x = (b: number) => bp.rows.find((r) => r.batch === b)?.throughputX;
+  const f = (v?: number) => (v === undefined ? '?' : `${v.toFixed(2)}x`);
+  const p = bp.prefill;
+  const pre = !p ? '' : p.error
+    ? `; prefills over a cached prefix cannot share a pass (GroupQueryAttention: "${ortStatus(p.error)}")`
+    : `; a batched prefill over a past ran (${p.batch} rows x ${p.seq} tokens: ${p.ms?.toFixed(1)} ms)`;
+  const x4 = x(4);
+  const proj = x4 && tjPrefillMs !== undefined && tjDecodeMs !== undefined
+    ? `; PROJECTION (not measured): toJson ${projectedGain(tjPrefillMs, tjDecodeMs, x4).toFixed(2)}x records/s with 4 rows per decode step (prefill ${tjPrefillMs.toFixed(0)} + decode ${tjDecodeMs.toFixed(0)} / ${x4.toFixed(2)} ms of session.run per record)`
+    : '';
+  return `not built; a decode step with 4 rows gives ${f(x4)} the rows/s of 1 row on this CPU (8 rows: ${f(x(8))})${pre}${proj}`;
+}
+
 export async function realSection(o: { threads: number; reps: number; skip: Set<string>; bw: BandwidthResult | null }): Promise<{ lines: string[]; json: Record<string, unknown> }> {
   const missing = missingRealFiles();
   if (missing.length) {
@@ -72,7 +149,7 @@ export async function realSection(o: { threads: number; reps: number; skip: Set<
   const results: Record<string, PeerRun> = {};
   try {
     if (!skip.has('taskling')) {
-      files.push(cfgFile('ours', cfg));
+      files.push(cfgFile('ours', { ...cfg, batchProbe: true }));
       results.ours = await runPeerChild('real ours', 'peers/taskling.js', [files.at(-1)!], threads);
       if (!skip.has('acc4') && !skip.has('alt')) {
         files.push(cfgFile('alt', { ...cfg, accuracyLevel: ALT_LEVEL, taskNoCache: false, loadRepeats: false }));
@@ -86,10 +163,18 @@ export async function realSection(o: { threads: number; reps: number; skip: Set<
       if (t?.prompt !== undefined) taskWork[key] = { prompt: t.prompt, prefixReused: t.prefixReused ?? 0, generated: t.generated ?? 0 };
     }
     const coldReps = Number(arg('cold-reps', '3'));
-    const cold: Record<string, PeerRun[]> = { ours: [], llama: [] };
+    const cold: Record<string, PeerRun[]> = { ours: [], oursFirst: [], llama: [] };
     if (!skip.has('cold')) {
-      files.push(cfgFile('cold', { ...cfg, coldStartAdapter: 'support-routing' }));
-      if (!skip.has('taskling')) for (let i = 0; i < coldReps; i++) cold.ours.push(await runPeerChild(`real cold start ours ${i + 1}/${coldReps}`, 'peers/coldStart.js', [files.at(-1)!, 'ours'], threads, 300_000));
+      // As in the extension, with an on-disk prefix KV cache: the first process computes the
+      // adapter's prefix and writes it (the first run of an adapter), the next ones read it (every
+      // later start).
+      const kvDir = fs.mkdtempSync(path.join(os.tmpdir(), 'taskling-bench-prefix-kv-'));
+      files.push(kvDir);
+      files.push(cfgFile('cold', { ...cfg, coldStartAdapter: 'support-routing', coldPrefixStoreDir: kvDir }));
+      if (!skip.has('taskling')) {
+        cold.oursFirst.push(await runPeerChild('real cold start ours, first run of the adapter (prefix computed)', 'peers/coldStart.js', [files.at(-1)!, 'ours'], threads, 300_000));
+        for (let i = 0; i < coldReps; i++) cold.ours.push(await runPeerChild(`real cold start ours ${i + 1}/${coldReps} (prefix KV read from disk)`, 'peers/coldStart.js', [files.at(-1)!, 'ours'], threads, 300_000));
+      }
       const u = taskEntry(results.ours, 'classify', false)?.tokens;
       if (!skip.has('llama') && u?.prompt !== undefined) {
         files.push(cfgFile('coldllama', { ...cfg, taskWork: { classify: { prompt: u.prompt, prefixReused: 0, generated: u.generated ?? 0 } } }));
@@ -102,7 +187,7 @@ export async function realSection(o: { threads: number; reps: number; skip: Set<
     }
     return report(cfg, results, cold, bw, tok.encode(selection).length);
   } finally {
-    for (const f of files) fs.rmSync(f, { force: true });
+    for (const f of files) fs.rmSync(f, { force: true, recursive: true });
   }
 }
 
@@ -127,7 +212,9 @@ function report(cfg: PeerConfig, results: Record<string, PeerRun>, cold: Record<
   }
   for (const [key] of TASK_KEYS) add(`${key} p50 ms, no prefix cache`, (r) => (r === llama || (r === alt) ? 'n/a' : fmtMs(taskVal(r, key, false))), (r) => (r === ours ? taskVal(r, key, false)?.median : undefined));
   const cOurs = coldStat(cold.ours, 'coldStartMs'); const cLlama = coldStat(cold.llama, 'coldStartMs');
-  rows.push([`cold start ms (fresh process, load -> first classify), ${cold.ours.length || cold.llama.length} runs`, fmtMs(cOurs), 'n/a', fmtMs(cLlama), ratio(cOurs?.median, cLlama?.median), '']);
+  const cFirst = coldStat(cold.oursFirst ?? [], 'coldStartMs');
+  rows.push([`cold start ms (fresh process, load -> first classify; ours: prefix KV on disk), ${cold.ours.length || cold.llama.length} runs`, fmtMs(cOurs), 'n/a', fmtMs(cLlama), ratio(cOurs?.median, cLlama?.median), '']);
+  rows.push(['cold start ms, first run of the adapter (prefix computed), 1 run', fmtMs(cFirst), 'n/a', fmtMs(cLlama), ratio(cFirst?.median, cLlama?.median), '']);
   add('peak RSS after load', (r) => mib(r?.rssAfterLoad), (r) => r?.rssAfterLoad);
   add('peak RSS with 2,048-token prompt', (r) => mib(r?.peakRss2048), (r) => r?.peakRss2048);
   add('peak RSS (whole child)', (r) => mib(r?.peakRss), (r) => r?.peakRss);
@@ -163,9 +250,29 @@ function report(cfg: PeerConfig, results: Record<string, PeerRun>, cold: Record<
     const floor = classifyFloor(modelCfg, bw?.fmaGflops, taskEntry(ours, 'classify', true));
     if (floor) out.push(floor);
   }
+  const bp = batchProbe(ours);
+  const bx = (b: number) => bp?.rows.find((x) => x.batch === b)?.throughputX;
+  const tj = taskEntry(ours, 'toJson', true);
+  const tjP = tj?.timings?.prefillMs; const tjD = tj?.timings?.decodeMs; const tjT = tj?.timings?.totalMs;
+  if (bp) {
+    const past = bp.probe?.past ?? bp.prefill?.past ?? 256;
+    const pr = bp.probe;
+    out.push('', `Batched decode step (session.run, B rows of 1 token each, past ${past}): a second onnxruntime session on the engine's graph (accuracy_level ${AUTO.level}) after the engine was disposed; ${pr?.warmup ?? '?'} warm-up each, then ${pr?.reps ?? '?'} rounds timing every B once in rotated order: median (min-max), rows/s ratio = median of the per-round ratios; ${pr?.notes[0] ?? ''}${pr?.peakRssAfter ? `; child peak RSS ${mib(pr.peakRssBefore)} before the probe, ${mib(pr.peakRssAfter)} after (in "peak RSS (whole child)")` : ''}`);
+    out.push(...table(['rows B', 'session.run ms', 'ms per row', 'rows/s vs B=1'], bp.rows.map((x) => [String(x.batch), fmtMs(stat(x.samplesMs)), x.perRowMs.toFixed(2), `${x.throughputX.toFixed(2)}x`])));
+    const p = bp.prefill;
+    if (p) out.push(`  ${p.batch} rows of ${p.seq} tokens over a past of ${p.past} each (records' prefills after a cached prefix, in one pass): ${p.error ? `refused by onnxruntime: "${p.error}"` : `ran, ${p.ms?.toFixed(1)} ms`}`);
+    if (tjP !== undefined && tjD !== undefined) {
+      const g = (b: number, other = 0) => (bx(b) ? `${projectedGain(tjP, tjD, bx(b)!, other).toFixed(2)}x` : 'n/a');
+      const other = tjT !== undefined ? Math.max(0, tjT - tjP - tjD) : undefined;
+      out.push(`  PROJECTION, not a measurement: toJson above spends ${tjP.toFixed(0)} ms of session.run in prefill and ${tjD.toFixed(0)} ms in decode steps; with its decode steps shared by 4 rows (prefill + decode / rows/s ratio per record) ${g(4)} records/s, 8 rows ${g(8)}${other !== undefined ? `; keeping the call's other ${other.toFixed(0)} ms per record (constraints, generator, outside session.run) ${g(4, other)} / ${g(8, other)}` : ''}`);
+    }
+  }
   if (cold.ours.length) {
     const c = (k: Parameters<typeof coldStat>[1]) => fmtMs(coldStat(cold.ours, k));
-    out.push('', `Cold start, ours (${cold.ours.length} fresh processes): Engine.load ${c('engineLoadMs')} ms (tokenizer ${c('tokenizerLoadMs')}, session ${c('sessionLoadMs')}, in parallel) + first classify ${c('firstClassifyMs')} ms`);
+    const disk = cold.ours.filter((r) => (r.extra as { prefixFromDisk?: boolean } | undefined)?.prefixFromDisk).length;
+    out.push('', `Cold start, ours (${cold.ours.length} fresh processes, the adapter's prefix KV read from disk in ${disk}): Engine.load ${c('engineLoadMs')} ms (tokenizer ${c('tokenizerLoadMs')}, session ${c('sessionLoadMs')}, in parallel) + first classify ${c('firstClassifyMs')} ms`);
+    const f = (k: Parameters<typeof coldStat>[1]) => fmtMs(coldStat(cold.oursFirst ?? [], k));
+    if (cold.oursFirst?.length) out.push(`Cold start, ours, first run of the adapter (its prefix computed and written): Engine.load ${f('engineLoadMs')} ms + first classify ${f('firstClassifyMs')} ms`);
   }
   if (cold.llama.length) out.push(`Cold start, llama.cpp (${cold.llama.length} fresh processes): getLlama + loadModel ${fmtMs(coldStat(cold.llama, 'engineLoadMs'))} ms + context and first classify-sized prompt ${fmtMs(coldStat(cold.llama, 'firstClassifyMs'))} ms`);
 
@@ -181,10 +288,12 @@ function report(cfg: PeerConfig, results: Record<string, PeerRun>, cold: Record<
     const e = taskEntry(ours, key, true);
     const m = e && !e.error ? e.ms.median : undefined;
     const rl = replay(llama, key)?.median;
-    tgt.push([`2. ${key} 200-token selection, prefix cached, p50 <= ${limit} ms`, m === undefined ? null : m <= limit, `${m?.toFixed(0) ?? (e?.error ? `error: ${e.error.slice(0, 60)}` : '?')} ms; vs llama.cpp replay ${ratio(m, rl)}; acc${ALT_LEVEL} ${taskEntry(alt, key, true)?.ms.median.toFixed(0) ?? '?'} ms`]);
+    const fl = target2Floor(key, e, modelCfg, bw?.fmaGflops, ours);
+    tgt.push([`2. ${key} 200-token selection, prefix cached, p50 <= ${limit} ms`, m === undefined ? null : m <= limit, `${m?.toFixed(0) ?? (e?.error ? `error: ${e.error.slice(0, 60)}` : '?')} ms; ${fl ? `${fl}; ` : ''}vs llama.cpp replay ${ratio(m, rl)}; acc${ALT_LEVEL} ${taskEntry(alt, key, true)?.ms.median.toFixed(0) ?? '?'} ms`]);
   }
-  tgt.push(['3. cold start (Engine.load -> first classify) <= 1500 ms', cOurs ? cOurs.median <= 1500 : null, `${cOurs?.median.toFixed(0) ?? '?'} ms; vs llama.cpp ${ratio(cOurs?.median, cLlama?.median)}`]);
-  tgt.push(['4. batch (taskling run --jsonl, several records per forward pass)', null, 'not measured by this bench']);
+  tgt.push(['3. cold start (Engine.load -> first classify) <= 1500 ms, prefix KV on disk', cOurs ? cOurs.median <= 1500 : null, `${cOurs?.median.toFixed(0) ?? '?'} ms; vs llama.cpp ${ratio(cOurs?.median, cLlama?.median)}`]);
+  tgt.push(['3. cold start, first run of the adapter (prefix computed) <= 1500 ms', cFirst ? cFirst.median <= 1500 : null, `${cFirst?.median.toFixed(0) ?? '?'} ms; vs llama.cpp ${ratio(cFirst?.median, cLlama?.median)}`]);
+  tgt.push(['4. batch (taskling run --jsonl, several records per forward pass)', null, batchTargetValue(bp, tjP, tjD)]);
   tgt.push(['4. peak RSS <= 700 MB at batch 1 with a 2,048-token context', ours?.peakRss2048 ? ours.peakRss2048 <= 700e6 : null, `${ours?.peakRss2048 ? (ours.peakRss2048 / 1e6).toFixed(0) : '?'} MB (child process)`]);
   for (const n of Object.keys(cfg.prompts)) {
     const a = ours?.ttftMs?.[n]?.median; const b = llama?.ttftMs?.[n]?.median;
@@ -195,7 +304,7 @@ function report(cfg: PeerConfig, results: Record<string, PeerRun>, cold: Record<
   out.push('', 'Real-model targets (issue 14)');
   if (busy > cpus) out.push(`  WARNING: load average ${busy.toFixed(1)} on ${cpus} CPUs when this section ran: the machine was oversubscribed. llama.cpp's spin-waiting thread pool degrades far more than onnxruntime's then, so the ours/llama.cpp ratios (decode above all) are not those of an idle machine: rerun when nothing else runs before reading PASS/FAIL on them.`);
   out.push(...targetLines(tgt));
-  const all = { ...results, ...Object.fromEntries(cold.ours.map((r, i) => [`cold ours ${i + 1}`, r])), ...Object.fromEntries(cold.llama.map((r, i) => [`cold llama ${i + 1}`, r])) };
+  const all = { ...results, ...Object.fromEntries(cold.ours.map((r, i) => [`cold ours ${i + 1}`, r])), ...Object.fromEntries((cold.oursFirst ?? []).map((r, i) => [`cold ours first ${i + 1}`, r])), ...Object.fromEntries(cold.llama.map((r, i) => [`cold llama ${i + 1}`, r])) };
   out.push(...noteLines(Object.fromEntries(Object.entries(all).filter(([k, r]) => !k.startsWith('cold') || !r.ok))));
   const fa = (a?: number[], b?: number[]) => (a && b ? a.slice(0, 16).filter((x, i) => x === b[i]).length : 0);
   out.push(`  greedy agreement, first 16 tokens after the 64-token prompt: ours vs llama.cpp ${fa(ours?.firstTokens, llama?.firstTokens)}/16, acc${ALT_LEVEL} vs llama.cpp ${fa(alt?.firstTokens, llama?.firstTokens)}/16, ours vs acc${ALT_LEVEL} ${fa(ours?.firstTokens, alt?.firstTokens)}/16`);

@@ -56,7 +56,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Taskli
   const engine = new EngineService(workerPath(context), log, () => {
     const cfg = readConfig();
     const dir = cfg.modelPath || setup.downloadedFolder(cfg.variant);
-    return dir ? { dir, variant: cfg.variant, threads: cfg.threads, accuracyLevel: cfg.accuracyLevel, loraBranches: loraModules() } : undefined;
+    return dir ? { dir, variant: cfg.variant, threads: cfg.threads, accuracyLevel: cfg.accuracyLevel, prefixCacheOnDisk: cfg.prefixCacheOnDisk, loraBranches: loraModules() } : undefined;
   }, debug);
   setup.onModelSet = () => engine.warmUp();
   const endpoints = new EndpointService(context, log);

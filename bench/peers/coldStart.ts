@@ -1,12 +1,14 @@
 // Cold start in a fresh process (the file cache is warm: the bench has read the files before).
 //   node coldStart.js <config.json> ours   : Engine.load(modelDir, {threads, graph in its own
-//     thread}) -> TaskRuntime -> runTask(classify adapter, selection) -> result; one sample.
+//     thread}) -> TaskRuntime (with cfg.coldPrefixStoreDir as its on-disk prefix KV cache) ->
+//     runTask(classify adapter, selection) -> result; one sample.
 //   node coldStart.js <config.json> llama  : getLlama -> loadModel -> createContext -> evaluate a
 //     prompt with the token counts of our uncached classify (cfg.taskWork, key 'classify') -> the
 //     last of its generated tokens; one sample. The bench runs each several times.
 import { resolveAccuracyLevel } from '../../src/core/model/cpuInfo';
 import { Engine } from '../../src/core/engine';
 import { TaskRuntime, runTask } from '../../src/core/tasks';
+import { PrefixStore } from '../../src/core/generation/prefixStore';
 import { BUILTIN_ADAPTERS } from '../../src/core/adapters/builtin';
 import { ThreadedSession } from '../../src/worker/sessionThread';
 import { dynamicImport, maxRss, now, PeerResult, pkgVersion, readConfig, runPeer, stat } from './common';
@@ -28,13 +30,16 @@ runPeer(r, async () => {
       matMulNBitsAccuracyLevel: cfg.accuracyLevel ?? resolveAccuracyLevel('auto').level, // as in the extension
     });
     const t1 = now();
-    const res = await runTask(new TaskRuntime(e), adapter, cfg.selection ?? '', {});
+    const rt = new TaskRuntime(e);
+    if (cfg.coldPrefixStoreDir) rt.prefixStore = new PrefixStore(cfg.coldPrefixStoreDir); // as the extension: the model folder's
+    const res = await runTask(rt, adapter, cfg.selection ?? '', {});
     const t2 = now();
     r.extra = {
       coldStartMs: t2 - t0, engineLoadMs: t1 - t0, firstClassifyMs: t2 - t1,
       tokenizerLoadMs: e.info.tokenizerLoadMs, sessionLoadMs: e.info.sessionLoadMs,
       tokenizerPhases: e.tokenizer.loadTimings, engineNotes: e.info.engineNotes,
       top: (res as { top?: string | null }).top ?? null, tokens: res.provenance.tokens,
+      prefixFromDisk: rt.prefixStore ? rt.prefixStore.stats.reads > 0 : undefined,
     };
     await e.dispose();
   } else {

@@ -41,8 +41,16 @@ export interface PeerConfig {
    * once, then per call the rest of the prompt and `generated` greedy tokens (unconstrained).
    */
   taskWork?: Record<string, TaskWork>;
+  /**
+   * Taskling only: after every other measurement, time `session.run` of the engine's graph for a
+   * decode step of 1, 2, 4, 8 rows and try a batched prefill over a past (batchProbe.ts); results
+   * in `extra.batchDecode` / `extra.batchPrefill` / `extra.batchProbe`. Default false.
+   */
+  batchProbe?: boolean;
   /** Cold-start child only: the classify adapter id and the selection. */
   coldStartAdapter?: string;
+  /** Cold start: the folder of the on-disk prefix KV cache (TaskRuntime.prefixStore); unset = none. */
+  coldPrefixStoreDir?: string;
 }
 
 /** Token counts of one task call (from our provenance). */

@@ -1,5 +1,6 @@
 // Peer "ours": the Taskling engine (src/core) on the q4 ONNX test model, in its own child process.
-// Adds a per-step phase breakdown of decode and the three tasks with/without the prefix cache.
+// Adds a per-step phase breakdown of decode and the three tasks with/without the prefix cache,
+// and with `batchProbe` the batched decode step of the same graph (batchProbe.ts).
 import { Engine } from '../../src/core/engine';
 import { resolveAccuracyLevel } from '../../src/core/model/cpuInfo';
 import { Generator } from '../../src/core/generation/generator';
@@ -8,6 +9,7 @@ import { TaskRuntime, runTask } from '../../src/core/tasks';
 import { BUILTIN_ADAPTERS } from '../../src/core/adapters/builtin';
 import { ThreadedSession } from '../../src/worker/sessionThread';
 import type { TaskAdapter } from '../../src/core/adapters/manifest';
+import { measureBatchDecode } from './batchProbe';
 import { maxRss, now, PeerResult, pkgVersion, progress, readConfig, stat, Stat, runPeer, reportDecode, measureTtft, withinBudget } from './common';
 
 /** contact-card with `website` removed: a 6-field toJson schema. */
@@ -185,4 +187,18 @@ runPeer(r, async () => {
   await e.dispose();
   if (cfg.loadRepeats !== false) for (let i = 1; i < cfg.loadReps; i++) await (await load()).dispose();
   r.notes.push(`Engine.load loads session and tokenizer in parallel: wall ${stat(totals).median.toFixed(0)} ms median`);
+
+  // Last, with every engine disposed: the batched decode step on a second session over the same graph file.
+  if (cfg.batchProbe) {
+    const rssBefore = maxRss();
+    try {
+      const b = await measureBatchDecode(e.folder.graphPath, e.folder.config, level, cfg.threads);
+      r.extra.batchDecode = b.rows;
+      r.extra.batchPrefill = b.prefill;
+      r.extra.batchProbe = { graph: b.graph, past: b.past, warmup: b.warmup, reps: b.reps, loadMs: b.loadMs, notes: b.notes, peakRssBefore: rssBefore, peakRssAfter: maxRss() };
+      progress(`batched decode step: ${b.rows.map((x) => `B=${x.batch} ${x.sessionRunMs.toFixed(1)} ms (${x.throughputX.toFixed(2)}x rows/s)`).join(', ')}; B=${b.prefill.batch} x ${b.prefill.seq} tokens over a past: ${b.prefill.error ?? `${b.prefill.ms?.toFixed(1)} ms`}`);
+    } catch (err) {
+      r.notes.push(`batch probe failed: ${(err as Error).message}`);
+    }
+  }
 });

@@ -62,7 +62,7 @@ export interface EndpointCliHelpers {
 }
 
 /** Options of `run`/`eval` that only make sense locally, refused with --endpoint. */
-const LOCAL_ONLY = ['variant', 'threads', 'accuracy-level', 'no-prefix-cache', 'max-context-tokens', 'max-string-chars', 'no-grounded-decoding'];
+const LOCAL_ONLY = ['variant', 'threads', 'accuracy-level', 'no-prefix-cache', 'no-disk-cache', 'max-context-tokens', 'max-string-chars', 'no-grounded-decoding'];
 /** Endpoint options refused without --endpoint (they would be silently ignored). */
 const ENDPOINT_ONLY = Object.keys(ENDPOINT_OPTIONS).filter((k) => k !== 'endpoint' && k !== 'output');
 

@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { Engine, EngineOptions } from '../core/engine';
 import { checkPeftLoraFiles, loraBaseDimsOfFolder, loraBranchModules } from '../core/model/lora';
 import type { TaskAdapter } from '../core/adapters/manifest';
-import { TaskRuntime } from '../core/tasks';
+import { modelPrefixStore, TaskRuntime } from '../core/tasks';
 import { TasklingError } from '../core/errors';
 import {
   asReport, compareReports, evaluate, EvalReport, formatReport, parseEvalRecords, ReportComparison, type ReportMetrics,
@@ -23,7 +23,7 @@ import { accuracyText } from '../core/model/cpuInfo';
 import { checkEndpointMix, ENDPOINT_OPTIONS, evaluateOnEndpoint } from './endpoint';
 
 export const EVAL_USAGE = `  taskling eval --adapter ID|FILE --data FILE.jsonl [--model DIR] [--report OUT.json] [--limit N]
-                [--variant V] [--threads N] [--accuracy-level A] [--bins N] [--no-prefix-cache]
+                [--variant V] [--threads N] [--accuracy-level A] [--bins N] [--no-prefix-cache] [--no-disk-cache]
                 [--max-context-tokens N] [--max-new-tokens N] [--max-string-chars N] [--no-grounded-decoding]
                 [--folder DIR]
       --no-grounded-decoding: extract entity texts are not kept substrings of the text while decoding
@@ -31,7 +31,7 @@ export const EVAL_USAGE = `  taskling eval --adapter ID|FILE --data FILE.jsonl [
 
 const EVAL_OPTIONS: OptionSpec = {
   adapter: 'value', data: 'value', model: 'value', report: 'value', limit: 'value', variant: 'value', threads: 'value', 'accuracy-level': 'value',
-  bins: 'value', 'no-prefix-cache': 'flag', 'max-context-tokens': 'value', 'max-new-tokens': 'value',
+  bins: 'value', 'no-prefix-cache': 'flag', 'no-disk-cache': 'flag', 'max-context-tokens': 'value', 'max-new-tokens': 'value',
   'max-string-chars': 'value', 'no-grounded-decoding': 'flag', folder: 'value', compare: 'flag', help: 'flag', ...ENDPOINT_OPTIONS,
 };
 
@@ -115,6 +115,7 @@ export async function evalCommand(argv: string[], h: CliHelpers): Promise<number
     } else {
       engine = await Engine.load(model!, { ...eng, loraBranches: loraBranchModules(adapter.model?.lora ? [adapter.model.lora] : []) });
       const runtime = new TaskRuntime(engine);
+      if (!flag(a, 'no-disk-cache')) runtime.prefixStore = modelPrefixStore(engine, (line) => console.error(line));
       const n = limit !== undefined ? Math.min(limit, data.records.length) : data.records.length;
       console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms, ${accuracyText(engine.info)}; adapter ${adapter.id}@${adapter.version} (${adapter.task}); ${n} record(s) of ${dataFile}`);
       report = await evaluate(runtime, adapter, data, { name: dataFile, sha256: createHash('sha256').update(bytes).digest('hex') }, {

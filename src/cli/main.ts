@@ -20,7 +20,7 @@ import { TasklingError } from '../core/errors';
 import type { ConstraintSpec } from '../shared/protocol';
 import { choiceOpt, flag, intOpt, numOpt, opt, parseArgs, UsageError, usageError, type OptionSpec, type ParsedArgs } from './args';
 import { checkUserSchema, schemaCompileProblems, validateJson, xgrammarRegexProblem } from '../core/constraints';
-import { runTask, TaskRuntime } from '../core/tasks';
+import { modelPrefixStore, runTask, TaskRuntime } from '../core/tasks';
 import { AdapterRegistry, loadAdapterFile, loadAdapterFolder, readManifestId } from '../core/adapters/load';
 import type { AdapterError, TaskAdapter } from '../core/adapters/manifest';
 import { MODEL_VARIANTS } from '../core/model/modelFolder';
@@ -38,7 +38,7 @@ const USAGE = `Usage:
                     [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
                     [--threads N] [--accuracy-level A] [--raw [--parse-special]] "prompt"
   taskling run --adapter ID|FILE[,ID|FILE...] [--model DIR] [--input FILE | - | "text"] [--jsonl]
-               [--variant V] [--threads N] [--accuracy-level A] [--no-prefix-cache]
+               [--variant V] [--threads N] [--accuracy-level A] [--no-prefix-cache] [--no-disk-cache]
                [--max-context-tokens N] [--max-new-tokens N] [--max-string-chars N] [--folder DIR]
 ${EVAL_USAGE}
   taskling adapters [--folder DIR]       list and validate built-in and workspace adapters
@@ -58,6 +58,8 @@ ${ENDPOINT_USAGE}
   record without a reload: each --jsonl record names its own, {"text": ..., "adapter": "a"}
   (an id or file as given in --adapter, or the adapter's id), and each output line carries it.
   --folder is the workspace adapter folder (default .taskling/adapters under the current folder).
+  run and eval keep each adapter's prompt-prefix KV cache in <model>/.taskling-prefix-kv (at most
+  512 MiB), so the next process skips that prefill; --no-disk-cache keeps it in memory only.
   run and eval use the adapter file's "model": {"path": DIR} when --model is not given (e.g. a
   folder written by import-hf or import-gguf).
   Exit codes: 0 ok, 1 error, 2 bad usage, 130 interrupted (Ctrl-C).`;
@@ -69,7 +71,7 @@ const GENERATE_OPTIONS: OptionSpec = {
 };
 const RUN_OPTIONS: OptionSpec = {
   adapter: 'value', model: 'value', input: 'value', jsonl: 'flag', variant: 'value', threads: 'value', 'accuracy-level': 'value',
-  'no-prefix-cache': 'flag', 'max-context-tokens': 'value', 'max-new-tokens': 'value',
+  'no-prefix-cache': 'flag', 'no-disk-cache': 'flag', 'max-context-tokens': 'value', 'max-new-tokens': 'value',
   'max-string-chars': 'value', folder: 'value', help: 'flag', ...ENDPOINT_OPTIONS,
 };
 const ADAPTERS_OPTIONS: OptionSpec = { folder: 'value', help: 'flag' };
@@ -422,6 +424,7 @@ async function run(argv: string[]): Promise<number> {
     const names = runAdapters.map((ad) => `${ad.id}@${ad.version} (${ad.task}${ad.model?.lora ? ', LoRA' : ''})`).join(', ');
     console.error(`model ${engine.info.modelDir} (${engine.info.variant}) loaded in ${engine.info.loadMs.toFixed(0)} ms, ${accuracyText(engine.info)}; ${several ? 'adapters' : 'adapter'} ${several ? names : `${runAdapters[0].id}@${runAdapters[0].version} (${runAdapters[0].task})`}; ${n} input(s)`);
     const runtime = new TaskRuntime(engine);
+    if (!flag(a, 'no-disk-cache')) runtime.prefixStore = modelPrefixStore(engine, (line) => console.error(line));
     for (let i = 0; i < n && !signal.aborted; i++) {
       const item = items[i];
       if (item.error) {

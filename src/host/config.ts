@@ -17,6 +17,8 @@ export interface TasklingConfig {
   threads: number;
   /** MatMulNBits activations: `auto` (chosen for this CPU), `fp32` or `int8`. */
   accuracyLevel: 'auto' | 'fp32' | 'int8';
+  /** Keep adapter prefixes' KV caches on disk (`taskling.prefixCacheOnDisk`, default true). */
+  prefixCacheOnDisk: boolean;
   /** Overrides adapters' maxNewTokens when set. */
   maxNewTokens?: number;
   /** Context budget in tokens (prompt + answer); undefined = core's default (4096). */
@@ -61,6 +63,7 @@ export function readConfig(): TasklingConfig {
     variant: VARIANTS.includes(variant) ? variant : 'q4',
     threads: clampThreads(c.get('threads')),
     accuracyLevel: ((a) => (a === 'fp32' || a === 'int8' ? a : 'auto'))(c.get<string>('accuracyLevel', 'auto')),
+    prefixCacheOnDisk: c.get<boolean>('prefixCacheOnDisk', true) !== false,
     maxNewTokens: clampMaxNewTokens(c.get('maxNewTokens')),
     maxContextTokens: clampContextTokens(c.get('maxContextTokens')),
     adapterFolders: [...new Set(adapterFolders)],

@@ -30,6 +30,8 @@ export interface ModelTarget {
   threads: number;
   /** MatMulNBits activations (`taskling.accuracyLevel`): auto, fp32 or int8. */
   accuracyLevel?: 'auto' | 'fp32' | 'int8';
+  /** Keep adapter prefixes' KV caches in the model folder (`taskling.prefixCacheOnDisk`, default true). */
+  prefixCacheOnDisk?: boolean;
   /**
    * Load with run-time LoRA branches beside the projections the loaded adapters' LoRAs change
    * (`model.lora`; chosen at load: the graph with fewer or no branches is faster). A LoRA changing
@@ -177,7 +179,7 @@ export class EngineService implements vscode.Disposable {
     this.loadedKey = key;
     this.setState({ kind: 'loading', message: `loading ${path.basename(t.dir)} (${t.variant})` });
     const started = Date.now();
-    const p = this.client.call('load', { modelDir: t.dir, variant: t.variant, threads: t.threads || undefined, accuracyLevel: t.accuracyLevel, loraBranches: branchesOf(t) || undefined });
+    const p = this.client.call('load', { modelDir: t.dir, variant: t.variant, threads: t.threads || undefined, accuracyLevel: t.accuracyLevel, prefixCacheOnDisk: t.prefixCacheOnDisk, loraBranches: branchesOf(t) || undefined });
     this.loading = p;
     try {
       const info = await p;
@@ -342,7 +344,7 @@ export class EngineService implements vscode.Disposable {
 }
 
 function keyOf(t: ModelTarget): string {
-  return JSON.stringify([t.dir, t.variant, t.threads, t.accuracyLevel ?? 'auto', branchesOf(t)]);
+  return JSON.stringify([t.dir, t.variant, t.threads, t.accuracyLevel ?? 'auto', t.prefixCacheOnDisk ?? true, branchesOf(t)]);
 }
 
 /** The target's LoRA branches, false for none (an empty list included). */

@@ -57,6 +57,11 @@ export interface LoadParams {
    * autoAccuracyLevel), `fp32` (accuracy_level 0) or `int8` (4). A different value reloads the model.
    */
   accuracyLevel?: 'auto' | 'fp32' | 'int8';
+  /**
+   * Keep adapter prefixes' KV caches in `<modelDir>/.taskling-prefix-kv` across restarts
+   * (default true; setting `taskling.prefixCacheOnDisk`).
+   */
+  prefixCacheOnDisk?: boolean;
 }
 
 /** Facts about the loaded model. */

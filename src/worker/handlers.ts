@@ -8,7 +8,7 @@ import { checkThreads } from '../core/params';
 import type { ModelVariant } from '../core/model/modelFolder';
 import type { EvaluateParams, GenerateParams, LoadParams, ModelInfo, RunTaskParams, WorkerEvent, WorkerMethods } from '../shared/protocol';
 import { evaluate, parseEvalRecords } from '../core/eval';
-import { runTask, TaskRuntime } from '../core/tasks';
+import { modelPrefixStore, runTask, TaskRuntime } from '../core/tasks';
 import { validateAdapter } from '../core/adapters/validate';
 import { ThreadedSession } from './sessionThread';
 import { ACCURACY_SETTINGS, resolveAccuracyLevel } from '../core/model/cpuInfo';
@@ -51,6 +51,15 @@ export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handl
   let engine: Engine | null = null;
   let runtime: TaskRuntime | null = null;
   let loadedKey = '';
+  let prefixOnDisk = true;
+  /** The task runtime of `e` (a new one after a load), with the model's on-disk prefix KV cache unless turned off. */
+  const runtimeFor = (e: Engine): TaskRuntime => {
+    if (!runtime || runtime.engine !== e) {
+      runtime = new TaskRuntime(e);
+      if (prefixOnDisk) runtime.prefixStore = modelPrefixStore(e, (line) => console.log(line));
+    }
+    return runtime;
+  };
   const needEngine = (): Engine => {
     if (!engine) throw new TasklingError('INVALID_REQUEST', 'no model is loaded: send load first');
     return engine;
@@ -70,6 +79,11 @@ export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handl
         throw new TasklingError('INVALID_REQUEST', `accuracyLevel must be one of ${ACCURACY_SETTINGS.join(', ')}, got ${JSON.stringify(p.accuracyLevel)}`);
       }
       const accuracy = resolveAccuracyLevel(p.accuracyLevel);
+      if (p.prefixCacheOnDisk !== undefined && typeof p.prefixCacheOnDisk !== 'boolean') throw new TasklingError('INVALID_REQUEST', `prefixCacheOnDisk must be a boolean, got ${JSON.stringify(p.prefixCacheOnDisk)}`);
+      if ((p.prefixCacheOnDisk ?? true) !== prefixOnDisk) {
+        prefixOnDisk = p.prefixCacheOnDisk ?? true;
+        runtime = null;
+      }
       const key = JSON.stringify([modelDir, p.variant ?? 'q4', p.threads ?? 0, lora, accuracy.level]);
       if (engine && key === loadedKey) return engine.info;
       if (engine) await engine.dispose();
@@ -106,8 +120,7 @@ export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handl
         const first = v.errors[0];
         throw new TasklingError('ADAPTER_INVALID', `The adapter is invalid: ${first ? `${first.jsonPath || '(root)'}: ${first.message}` : 'unknown error'}`);
       }
-      if (!runtime || runtime.engine !== e) runtime = new TaskRuntime(e);
-      return runTask(runtime, v.adapter, p.text, {
+      return runTask(runtimeFor(e), v.adapter, p.text, {
         ...p.options,
         signal: ctx.signal,
         onProgress: (message, fraction) => ctx.emit({ kind: 'event', event: 'progress', message, fraction }),
@@ -125,9 +138,8 @@ export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handl
         const first = v.errors[0];
         throw new TasklingError('ADAPTER_INVALID', `The adapter is invalid: ${first ? `${first.jsonPath || '(root)'}: ${first.message}` : 'unknown error'}`);
       }
-      if (!runtime || runtime.engine !== e) runtime = new TaskRuntime(e);
       const data = parseEvalRecords(p.data, v.adapter);
-      return evaluate(runtime, v.adapter, data, p.file, {
+      return evaluate(runtimeFor(e), v.adapter, data, p.file, {
         ...p.options,
         signal: ctx.signal,
         onRecord: (i, n) => ctx.emit({ kind: 'event', event: 'progress', message: `record ${i}/${n}`, fraction: n ? i / n : 1 }),

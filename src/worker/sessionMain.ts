@@ -83,6 +83,23 @@ async function handle(m: ToSessionThread): Promise<void> {
       }
       return;
     }
+    case 'exportKV':
+      try {
+        const data = await s.exportKV(cacheOf(m.cache));
+        post({ op: 'kv', id: m.id, data }, [data]);
+      } catch (e) {
+        post({ op: 'error', id: m.id, error: wire(e) });
+      }
+      return;
+    case 'importKV':
+      try {
+        caches.get(m.cache)?.release();
+        caches.set(m.cache, await s.importKV(m.data, m.length, m.lora ?? null));
+        post({ op: 'kvImported', id: m.id });
+      } catch (e) {
+        post({ op: 'error', id: m.id, error: wire(e) });
+      }
+      return;
     case 'dispose':
       caches.clear();
       await s.dispose();
@@ -94,7 +111,7 @@ async function handle(m: ToSessionThread): Promise<void> {
 
 /** Replies to requests that arrive after `dispose` (cache operations need none). */
 function afterDispose(m: ToSessionThread): void {
-  if (m.op === 'forward') post({ op: 'error', id: m.id, error: { code: 'INTERNAL', message: 'the session was disposed' } });
+  if (m.op === 'forward' || m.op === 'exportKV' || m.op === 'importKV') post({ op: 'error', id: m.id, error: { code: 'INTERNAL', message: 'the session was disposed' } });
   else if (m.op === 'dispose') post({ op: 'disposed', id: m.id });
 }
 

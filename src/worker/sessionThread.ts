@@ -37,6 +37,10 @@ export type ToSessionThread =
   | { op: 'rewind'; cache: number; length: number }
   | { op: 'free'; cache: number }
   | { op: 'forward'; id: number; cache: number; ids: number[]; opts: ForwardOptions }
+  /** Replies `kv` with cache `cache`'s positions (ForwardSession.exportKV). */
+  | { op: 'exportKV'; id: number; cache: number }
+  /** Creates cache `cache` holding `length` positions of `data` (transferred); replies `kvImported`. */
+  | { op: 'importKV'; id: number; cache: number; data: ArrayBuffer; length: number; lora?: string }
   | { op: 'dispose'; id: number };
 
 /** What the thread reports about the loaded graph. */
@@ -68,7 +72,9 @@ export type FromSessionThread =
   /** `length`: the cache's length after the failure (a failing prefill piece may have advanced it). */
   | { op: 'error'; id: number; error: WireError; length?: number }
   | { op: 'disposed'; id: number }
-  | { op: 'loraAttached'; id: number; sha256: string; byteLength: number };
+  | { op: 'loraAttached'; id: number; sha256: string; byteLength: number }
+  | { op: 'kv'; id: number; data: ArrayBuffer }
+  | { op: 'kvImported'; id: number };
 
 /** `workerData` of the session thread. */
 export interface SessionThreadData {
@@ -223,6 +229,43 @@ export class ThreadedSession implements ForwardSession {
     this.send({ op: 'unlora', sha256 });
   }
 
+  async exportKV(state: KVCacheState): Promise<ArrayBuffer> {
+    const c = this.own(state);
+    c.busy = true;
+    try {
+      const m = await this.request((id) => ({ op: 'exportKV', id, cache: c.id }));
+      if (m.op !== 'kv') throw new TasklingError('INTERNAL', `unexpected reply ${m.op} to exportKV`);
+      return m.data;
+    } finally {
+      c.busy = false;
+    }
+  }
+
+  async importKV(data: ArrayBuffer, length: number, lora?: string | null): Promise<KVCacheState> {
+    if (data.byteLength !== this.bytesPerPosition * length) {
+      throw new RangeError(`KV data of ${data.byteLength} bytes is not ${length} positions of ${this.bytesPerPosition} bytes`);
+    }
+    const c = this.track(new RemoteKVCache(this, this.nextCacheId++, 0, lora ? { sha256: lora } : null));
+    c.busy = true;
+    try {
+      const m = await this.request((id) => ({ op: 'importKV', id, cache: c.id, data, length, lora: lora || undefined }), [data]);
+      if (m.op !== 'kvImported') throw new TasklingError('INTERNAL', `unexpected reply ${m.op} to importKV`);
+    } finally {
+      c.busy = false;
+    }
+    c.length = length;
+    return c;
+  }
+
+  /** `state` as a cache of this session, idle. @throws TypeError / Error otherwise. */
+  private own(state: KVCacheState): RemoteKVCache {
+    if (!(state instanceof RemoteKVCache) || (state as unknown as { owner: unknown }).owner !== this) {
+      throw new TypeError('the KV cache was not made by this session (newCache())');
+    }
+    if (state.busy) throw new Error('a forward pass on this KV cache is already running; await it first');
+    return state;
+  }
+
   /** @internal */
   forkCache(from: RemoteKVCache): KVCacheState {
     const c = this.track(new RemoteKVCache(this, this.nextCacheId++, from.length, from.lora));
@@ -289,7 +332,7 @@ export class ThreadedSession implements ForwardSession {
   }
 
   private onMessage(m: FromSessionThread): void {
-    if (m.op === 'result' || m.op === 'disposed' || m.op === 'loraAttached') this.settle(m.id)?.resolve(m);
+    if (m.op === 'result' || m.op === 'disposed' || m.op === 'loraAttached' || m.op === 'kv' || m.op === 'kvImported') this.settle(m.id)?.resolve(m);
     else if (m.op === 'error') this.settle(m.id)?.reject(Object.assign(new TasklingError(m.error.code, m.error.message, m.error.file), { kvLength: m.length }));
   }
 

@@ -14,7 +14,7 @@ import { extract } from '../../src/core/tasks/extract';
 import { toJson } from '../../src/core/tasks/toJson';
 import { getBuiltinAdapter, BUILTIN_ADAPTERS } from '../../src/core/adapters/builtin';
 import { buildMessages } from '../../src/core/adapters/prompt';
-import { logSoftmax } from '../../src/core/generation/logitsProcessors';
+import { logSoftmax, logSumExp } from '../../src/core/generation/logitsProcessors';
 import type { ClassifyAdapter, ExtractAdapter, ToJsonAdapter } from '../../src/core/adapters/manifest';
 import { CancelledError, TasklingError } from '../../src/core/errors';
 import { FIXTURES, REPO_ROOT, TINY_MODEL } from './testPaths';
@@ -61,6 +61,25 @@ test('classify: probabilities sum to 1 and equal the step-by-step product of tok
   assert.equal(r.top, r.abstained ? null : r.labels[0].label);
   assert.equal(r.provenance.adapter.id, 'sentiment');
   assert.match(r.provenance.model.sha256, /^[0-9a-f]{64}$/);
+});
+
+test('logSumExp: within 1e-8 of a float64 Math.exp sum on masked and unmasked rows; -Infinity and +Infinity rows', () => {
+  let seed = 7;
+  const rnd = () => { seed = (seed * 16807) % 2147483647; return seed / 2147483647; };
+  for (const [width, maskEvery, top] of [[262144, 0, 25], [262144, 3, 40], [1000, 2, -5], [5, 0, 90]] as const) {
+    const row = new Float32Array(width);
+    for (let i = 0; i < width; i++) row[i] = (rnd() - 0.5) * 60 - 3;
+    row[width >> 1] = top;
+    if (maskEvery) for (let i = 0; i < width; i += maskEvery) if (i !== width >> 1) row[i] = -Infinity;
+    let max = -Infinity;
+    for (const v of row) max = Math.max(max, v);
+    let z = 0;
+    for (const v of row) z += Math.exp(v - max);
+    const want = max + Math.log(z);
+    assert.ok(Math.abs(logSumExp(row) - want) < 1e-8, `width ${width}: ${logSumExp(row)} vs ${want}`);
+  }
+  assert.equal(logSumExp(new Float32Array(4).fill(-Infinity)), -Infinity);
+  assert.equal(logSumExp(Float32Array.of(1, Infinity, 2)), Infinity);
 });
 
 test('classify: the label trie costs one decode step per distinct label-token prefix', async () => {

@@ -18,19 +18,10 @@
 import type { ForwardSession, KVCacheState } from '../model/forwardSession';
 import { TasklingError, throwIfAborted } from '../errors';
 import {
-  LogitsProcessor, RepetitionPenaltyProcessor, TemperatureProcessor, TopKProcessor, TopPProcessor,
+  LogitsProcessor, RepetitionPenaltyProcessor, TemperatureProcessor, TopKProcessor, TopPProcessor, logSumExp,
 } from './logitsProcessors';
 import { argmax, sampleFromLogits } from './sampler';
 
-/** log(sum(exp(x))) over the finite entries of a logits row. */
-function logSumExp(x: Float32Array): number {
-  let max = -Infinity;
-  for (let i = 0; i < x.length; i++) if (x[i] > max) max = x[i];
-  if (max === -Infinity) return -Infinity;
-  let z = 0;
-  for (let i = 0; i < x.length; i++) if (x[i] !== -Infinity) z += Math.exp(x[i] - max);
-  return max + Math.log(z);
-}
 import { SeededRandom } from './random';
 import type { DecodingParams } from '../../shared/protocol';
 
@@ -223,8 +214,9 @@ export class Generator {
     if (c) await c.applyBitmask(logits);
     const suppress = this.params.suppressTokenIds;
     if (suppress) for (const sid of suppress) if (sid < logits.length) logits[sid] = -Infinity;
-    const lseMasked = this.params.recordLogProbs ? logSumExp(logits) : 0;
-    const masked = this.params.recordLogProbs ? logits.slice() : null;
+    // The processors change `logits` in place; without any (greedy) the masked row is the row.
+    const plain = this.processors.length === 0;
+    const masked = this.params.recordLogProbs ? (plain ? logits : logits.slice()) : null;
     for (const p of this.processors) p.process(logits, this.generated);
     let id: number;
     try {
@@ -232,6 +224,8 @@ export class Generator {
     } catch (e) {
       throw new TasklingError('GRAMMAR_REJECTED', `the grammar allows no token after ${this.generatedCount} generated tokens: ${(e as Error).message}`);
     }
+    // Greedy on the unprocessed row: the chosen token's logit is the row's max (one pass saved).
+    const lseMasked = masked ? logSumExp(masked, plain && this.greedy ? masked[id] : undefined) : 0;
     this.stats.sampledTokens++;
     if (this.params.eosTokenIds.includes(id)) {
       // A grammar allows a stop token only where its output is complete; accepting it

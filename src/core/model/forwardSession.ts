@@ -77,6 +77,20 @@ export interface ForwardSession {
   attachLora?(weights: LoraWeights): Promise<{ sha256: string; byteLength: number }>;
   /** Frees an attached LoRA (caches made with it keep their own reference). */
   detachLora?(sha256: string): Promise<void>;
+  /** KV bytes per position, all layers, keys and values (Gemma 3 270M float32: 36,864). */
+  readonly bytesPerPosition?: number;
+  /**
+   * The positions `cache` holds, as one buffer (KVCache.exportPositions' layout: per
+   * `past_key_values.*` input in {@link pastNames} order, `[kvHeads, length, headDim]` values of
+   * {@link kvType}), e.g. to keep a prompt prefix's KV cache on disk.
+   */
+  exportKV?(cache: KVCacheState): Promise<ArrayBuffer>;
+  /**
+   * A new KV cache holding `length` positions from {@link exportKV}'s layout, running with
+   * `lora` (sha256 of an attached LoRA) as {@link newCache}. `data` may be transferred (unusable after).
+   * @throws RangeError when `data` is not `length` positions of this graph's KV shape and dtype.
+   */
+  importKV?(data: ArrayBuffer, length: number, lora?: string | null): Promise<KVCacheState>;
   /**
    * Runs the graph on `ids` appended after `cache`, and advances `cache` by `ids.length`.
    * @throws TasklingError `INVALID_INPUT` (empty ids, id outside the vocabulary),

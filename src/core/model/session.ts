@@ -260,6 +260,24 @@ export class CausalLMSession implements ForwardSession {
     return c;
   }
 
+  /** KV bytes per position, all layers, keys and values (from the graph's KV metadata). */
+  get bytesPerPosition(): number {
+    return this.pastNames.length * this.kvHeads * this.headDim * (this.kvType === 'float16' ? 2 : 4);
+  }
+
+  /** See {@link ForwardSession.exportKV}. */
+  async exportKV(cache: KVCacheState): Promise<ArrayBuffer> {
+    if (!(cache instanceof KVCache)) throw new TypeError('exportKV() needs a KV cache made by this session (newCache())');
+    return cache.exportPositions();
+  }
+
+  /** See {@link ForwardSession.importKV}. @throws as {@link newCache}, RangeError as KVCache.importPositions. */
+  async importKV(data: ArrayBuffer, length: number, lora?: string | null): Promise<KVCache> {
+    const c = this.newCache(lora);
+    c.importPositions(data, length, this.folder.maxPositions);
+    return c;
+  }
+
   /**
    * The branch feeds of `weights` for this graph (its tensors are shared, not copied).
    * @throws LoraError `LORA_TARGET_MISMATCH` / `LORA_SHAPE_MISMATCH` when it does not fit this

@@ -7,6 +7,8 @@ import { Engine } from '../engine';
 import { rememberedModelFileHash } from '../model/modelHash';
 import type { KVCacheState } from '../model/forwardSession';
 import { PrefixCache } from '../generation/prefixCache';
+import { PrefixKey, PrefixStore } from '../generation/prefixStore';
+import { join } from 'node:path';
 import { Generator, GeneratorParams } from '../generation/generator';
 import { TasklingError, throwIfAborted } from '../errors';
 import type { ChatMessage, TaskPhaseName } from '../../shared/protocol';
@@ -62,6 +64,19 @@ export interface Provenance {
   timings: { prefillMs: number; decodeMs: number; tokensPerSecond: number; totalMs: number; forwardPasses: number };
 }
 
+/** Folder of a model's prefix KV files, inside the model folder (like the tokenizer's compact form). */
+export const PREFIX_STORE_DIR = '.taskling-prefix-kv';
+
+/**
+ * The on-disk prefix KV cache of `engine`'s model: `<model folder>/.taskling-prefix-kv`, bounded
+ * by `maxBytes` (default 512 MiB). What the extension and the CLI set as {@link TaskRuntime.prefixStore}
+ * (off with the setting `taskling.prefixCacheOnDisk` / `--no-disk-cache`). A read-only model
+ * folder only costs a log line per write.
+ */
+export function modelPrefixStore(engine: Engine, log?: (line: string) => void, maxBytes?: number): PrefixStore {
+  return new PrefixStore(join(engine.folder.dir, PREFIX_STORE_DIR), maxBytes, log);
+}
+
 /** One engine plus the task-level caches; create once per loaded model. */
 export class TaskRuntime {
   readonly prefixCache: PrefixCache;
@@ -78,6 +93,12 @@ export class TaskRuntime {
   constructor(readonly engine: Engine, prefixCacheBytes?: number, private readonly loraStoreBytes?: number) {
     this.prefixCache = new PrefixCache(prefixCacheBytes);
   }
+
+  /**
+   * Where adapter prefixes' KV caches are kept across processes (null: memory only). A prefix
+   * not in memory is read from it before being computed, and written to it once computed.
+   */
+  prefixStore: PrefixStore | null = null;
 
   /** The LoRAs resident in the session (LRU bound: `loraStoreBytes`, default 256 MiB), made on first use. */
   get loras(): LoraStore {
@@ -157,8 +178,7 @@ export class TaskRuntime {
       const key = lora?.sha256 ?? '';
       let hit = this.prefixCache.lookup(ids, key);
       if (!hit || hit.tokens.length < prefixIds.length) {
-        const c: KVCacheState = session.newCache(key || null);
-        await session.forward(prefixIds, c);
+        const c = await this.storedPrefix(prefixIds, key) ?? await this.computePrefix(prefixIds, key);
         this.prefixCache.insert(prefixIds, c);
         c.release(); // the prefix cache keeps its own fork
         hit = this.prefixCache.lookup(ids, key)!;
@@ -170,6 +190,32 @@ export class TaskRuntime {
     const g = new Generator(session, full, session.newCache(lora?.sha256 ?? null));
     await g.appendTokens(ids);
     return { generator: g, prefixReused: 0 };
+  }
+
+  /** What a prefix's KV values depend on besides its tokens (null when the session cannot export them). */
+  private prefixKey(lora: string): PrefixKey | null {
+    const s = this.engine.session;
+    if (!s.exportKV || !s.importKV || !s.bytesPerPosition) return null;
+    const info = this.engine.info;
+    return { model: this.modelSha256(), variant: info.variant, accuracyLevel: info.accuracyLevel ?? 0, kvType: s.kvType, bytesPerPosition: s.bytesPerPosition, lora };
+  }
+
+  /** The KV cache of `prefixIds` read from {@link prefixStore}, or null (none there, or unusable: logged by the store). */
+  private async storedPrefix(prefixIds: number[], lora: string): Promise<KVCacheState | null> {
+    const key = this.prefixStore && this.prefixKey(lora);
+    if (!key) return null;
+    const data = await this.prefixStore!.read(key, prefixIds);
+    return data ? this.engine.session.importKV!(data, prefixIds.length, lora || null) : null;
+  }
+
+  /** Prefills `prefixIds` into a new KV cache, and writes it to {@link prefixStore} (failures logged there, never thrown). */
+  private async computePrefix(prefixIds: number[], lora: string): Promise<KVCacheState> {
+    const session = this.engine.session;
+    const c: KVCacheState = session.newCache(lora || null);
+    await session.forward(prefixIds, c);
+    const key = this.prefixStore && this.prefixKey(lora);
+    if (key) await this.prefixStore!.write(key, prefixIds, await session.exportKV!(c));
+    return c;
   }
 
   /** The context budget in tokens: `opts.maxContextTokens` (default 4096), at most the model's positions. */

@@ -7,7 +7,7 @@ import { extract, ExtractResult } from './extract';
 import { toJson, ToJsonResult } from './toJson';
 import { TaskOptions, TaskRuntime } from './context';
 
-export { TaskRuntime } from './context';
+export { TaskRuntime, modelPrefixStore, PREFIX_STORE_DIR } from './context';
 export type { TaskOptions, TaskPhase, Provenance } from './context';
 export type { ClassifyResult, ExtractResult, ToJsonResult };
 export type TaskResult = ClassifyResult | ExtractResult | ToJsonResult;
