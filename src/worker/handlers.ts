@@ -82,7 +82,8 @@ export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handl
       if (p.prefixCacheOnDisk !== undefined && typeof p.prefixCacheOnDisk !== 'boolean') throw new TasklingError('INVALID_REQUEST', `prefixCacheOnDisk must be a boolean, got ${JSON.stringify(p.prefixCacheOnDisk)}`);
       if ((p.prefixCacheOnDisk ?? true) !== prefixOnDisk) {
         prefixOnDisk = p.prefixCacheOnDisk ?? true;
-        runtime = null;
+        // The runtime keeps its in-memory prefixes and resident LoRAs; only the disk store changes.
+        if (runtime) runtime.prefixStore = prefixOnDisk ? modelPrefixStore(runtime.engine, (line) => console.log(line)) : null;
       }
       const key = JSON.stringify([modelDir, p.variant ?? 'q4', p.threads ?? 0, lora, accuracy.level]);
       if (engine && key === loadedKey) return engine.info;

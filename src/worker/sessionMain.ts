@@ -130,7 +130,7 @@ async function main(): Promise<void> {
     op: 'ready',
     meta: {
       vocabSize: s.vocabSize, pastNames: [...s.pastNames], kvType: s.kvType, kvHeads: s.kvHeads, headDim: s.headDim,
-      loadMs: s.loadMs, hasLogitsToKeep: s.hasLogitsToKeep, logitsNote: s.logitsNote, loraBranches: s.loraBranches,
+      loadMs: s.loadMs, hasLogitsToKeep: s.hasLogitsToKeep, logitsNote: s.logitsNote, loraBranches: s.loraBranches, runtimeVersion: s.runtimeVersion,
     },
   });
   let chain = Promise.resolve();

@@ -55,6 +55,8 @@ export interface SessionThreadMeta {
   logitsNote: string;
   /** The graph has run-time LoRA branches. */
   loraBranches: boolean;
+  /** onnxruntime-node's version in the thread. */
+  runtimeVersion: string;
 }
 
 /** An error as it crosses the thread boundary. */
@@ -141,6 +143,7 @@ export class ThreadedSession implements ForwardSession {
   readonly hasLogitsToKeep: boolean;
   readonly logitsNote: string;
   readonly loraBranches: boolean;
+  readonly runtimeVersion: string;
   /** KV bytes per position (all layers, keys and values). */
   readonly bytesPerPosition: number;
 
@@ -160,6 +163,7 @@ export class ThreadedSession implements ForwardSession {
     this.hasLogitsToKeep = meta.hasLogitsToKeep;
     this.logitsNote = meta.logitsNote;
     this.loraBranches = meta.loraBranches;
+    this.runtimeVersion = meta.runtimeVersion;
     this.bytesPerPosition = meta.pastNames.length * meta.kvHeads * meta.headDim * (meta.kvType === 'float16' ? 2 : 4);
     worker.on('message', (m: FromSessionThread) => this.onMessage(m));
     worker.on('error', (e) => this.die(`the inference thread failed: ${e.message}`));

@@ -111,6 +111,7 @@ test('TaskRuntime.prefixStore: an altered, truncated or foreign file is ignored 
     ['one byte of the positions flipped', (b) => { const c = Buffer.from(b); c[c.length - 5] ^= 0x40; return c; }, /do not match their sha256/],
     ['truncated', (b) => b.subarray(0, b.length - 1000), /truncated/],
     ['not a prefix file', () => Buffer.from('{"hello": 1}'), /not a Taskling prefix KV file/],
+    ['a null header', () => { const len = Buffer.alloc(4); len.writeUInt32LE(4); return Buffer.concat([Buffer.from('TASKLKV1', 'latin1'), len, Buffer.from('null')]); }, /not a JSON object/],
   ];
   for (const [what, f, why] of damage) {
     writeFileSync(file, f(good));
@@ -129,7 +130,7 @@ test('TaskRuntime.prefixStore: an altered, truncated or foreign file is ignored 
   // A file written under another key (here: another accuracy level) is refused by its header.
   const store = new PrefixStore(dir);
   const tokens = [2, 105, 2364];
-  const key: PrefixKey = { model: 'a'.repeat(64), variant: 'q4', accuracyLevel: 0, kvType: 'float32', bytesPerPosition: 8, lora: '' };
+  const key: PrefixKey = { engine: 'test', model: 'a'.repeat(64), variant: 'q4', accuracyLevel: 0, kvType: 'float32', bytesPerPosition: 8, lora: '' };
   assert.ok(await store.write(key, tokens, new ArrayBuffer(24)));
   const other = { ...key, accuracyLevel: 4 };
   writeFileSync(store.fileFor(other, tokens), readFileSync(store.fileFor(key, tokens)));
@@ -138,9 +139,40 @@ test('TaskRuntime.prefixStore: an altered, truncated or foreign file is ignored 
   assert.equal((await store.read(key, tokens))?.byteLength, 24);
 });
 
+test('TaskRuntime.prefixStore: an export or import that fails costs a log line, not the run', async () => {
+  const dir = tmp();
+  const adapter = getBuiltinAdapter('moderation')!;
+  const s = inThread.session;
+  const want = await runTask(new TaskRuntime(inThread), adapter, TEXT) as ClassifyResult;
+  const exportKV = s.exportKV!.bind(s);
+  const importKV = s.importKV!.bind(s);
+  try {
+    s.exportKV = async () => { throw new Error('export refused'); };
+    const log: string[] = [];
+    const r1 = new TaskRuntime(inThread);
+    r1.prefixStore = new PrefixStore(dir, undefined, (l) => log.push(l));
+    assert.deepEqual((await runTask(r1, adapter, TEXT) as ClassifyResult).labels, want.labels);
+    assert.match(log.join('\n'), /could not export the prefix \(export refused\)/);
+    s.exportKV = exportKV;
+    const r2 = new TaskRuntime(inThread);
+    r2.prefixStore = new PrefixStore(dir);
+    await runTask(r2, adapter, TEXT);
+    assert.equal(r2.prefixStore.stats.writes, 1);
+    s.importKV = async () => { throw new Error('import refused'); };
+    const log3: string[] = [];
+    const r3 = new TaskRuntime(inThread);
+    r3.prefixStore = new PrefixStore(dir, undefined, (l) => log3.push(l));
+    assert.deepEqual((await runTask(r3, adapter, TEXT) as ClassifyResult).labels, want.labels);
+    assert.match(log3.join('\n'), /could not use the stored prefix \(import refused\)/);
+  } finally {
+    s.exportKV = exportKV;
+    s.importKV = importKV;
+  }
+});
+
 test('PrefixStore: bounded by size (least recently used first), and a folder it cannot write only costs a log line', async () => {
   const dir = tmp();
-  const key: PrefixKey = { model: 'b'.repeat(64), variant: 'q4', accuracyLevel: 4, kvType: 'float32', bytesPerPosition: 1000, lora: '' };
+  const key: PrefixKey = { engine: 'test', model: 'b'.repeat(64), variant: 'q4', accuracyLevel: 4, kvType: 'float32', bytesPerPosition: 1000, lora: '' };
   const store = new PrefixStore(dir, 2500 + 3 * 400); // room for two 1,000-byte prefixes with their headers
   const data = (n: number) => new Uint8Array(1000).fill(n).buffer;
   assert.ok(await store.write(key, [1], data(1)));

@@ -79,6 +79,8 @@ test('logSumExp: within 1e-8 of a float64 Math.exp sum on masked and unmasked ro
     assert.ok(Math.abs(logSumExp(row) - want) < 1e-8, `width ${width}: ${logSumExp(row)} vs ${want}`);
   }
   assert.equal(logSumExp(new Float32Array(4).fill(-Infinity)), -Infinity);
+  assert.ok(Math.abs(logSumExp(Float32Array.of(-1e20, -1e20)) - (-1e20 + Math.LN2)) <= 1e20 * 1e-7, 'huge magnitudes keep their max term');
+  assert.ok(Number.isNaN(logSumExp(Float32Array.of(1, NaN, 2))));
   assert.equal(logSumExp(Float32Array.of(1, Infinity, 2)), Infinity);
 });
 

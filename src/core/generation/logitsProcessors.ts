@@ -122,7 +122,7 @@ const POW2 = Float64Array.from({ length: 2200 }, (_, i) => Math.pow(2, i - 1100)
 /**
  * log(sum(exp(logits))) of a logits row, accumulated in float64: log P(token i) = logits[i] -
  * logSumExp. -Infinity entries (masked tokens) count as 0; the result is -Infinity when every
- * entry is, +Infinity when one is.
+ * entry is, +Infinity when one is, NaN when one is NaN (without `knownMax`).
  *
  * Entries more than 64 below the row's max are left out (each adds < 1.7e-28 of the max term,
  * so all 262,144 of Gemma's vocabulary together < 5e-23 relative). exp() is 2^n * e^f with
@@ -134,13 +134,19 @@ const POW2 = Float64Array.from({ length: 2200 }, (_, i) => Math.pow(2, i - 1100)
  */
 export function logSumExp(logits: Float32Array, knownMax?: number): number {
   let max = knownMax ?? -Infinity;
-  if (knownMax === undefined) for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  if (knownMax === undefined) {
+    for (let i = 0; i < logits.length; i++) {
+      const v = logits[i];
+      if (v > max) max = v;
+      else if (v !== v) return NaN; // a NaN logit makes every probability meaningless
+    }
+  }
   if (max === -Infinity || max === Infinity) return max;
-  const lo = max - 64;
+  const lo = max - 64; // equal to max when |max| >= 2^59 or so: then only the max term(s) count
   let z = 0;
   for (let i = 0; i < logits.length; i++) {
     const v = logits[i];
-    if (v > lo) {
+    if (v >= lo) {
       const t = (v - max) * Math.LOG2E; // in (-92.4, 0]
       const n = Math.floor(t + 0.5);
       const f = (t - n) * Math.LN2;

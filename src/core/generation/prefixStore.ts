@@ -22,6 +22,12 @@ import { join } from 'node:path';
 
 /** What the KV values of a prefix depend on besides its tokens. */
 export interface PrefixKey {
+  /**
+   * What computed the positions besides the model: Taskling's KV layout and graph rewrite
+   * versions, the onnxruntime version, the CPU (int8 kernels differ per SIMD extension), e.g.
+   * `kv1 rewrite2 ort1.30.0 x64 "AMD EPYC" avx2,fma`: an upgrade or another machine misses.
+   */
+  engine: string;
   /** sha256 of the model's graph + weights (modelFileHash / rememberedModelFileHash). */
   model: string;
   /** Graph variant (`q4`, `fp32`, ...). */
@@ -38,6 +44,7 @@ export interface PrefixKey {
 
 /** The JSON header of a prefix file. */
 export interface PrefixFileHeader {
+  /** File format version (this code reads 1). */
   format: number;
   key: PrefixKey;
   /** Prefix length in tokens = positions held. */
@@ -77,7 +84,7 @@ export class PrefixStore {
    *   than this is not written.
    * @param log one line per file ignored, written or evicted (the output channel / stderr).
    */
-  constructor(readonly dir: string, readonly maxBytes = 512 * 1024 * 1024, private readonly log: (line: string) => void = () => {}) {}
+  constructor(readonly dir: string, readonly maxBytes = 512 * 1024 * 1024, readonly log: (line: string) => void = () => {}) {}
 
   /** The file of `tokens` under `key` (whether or not it exists). */
   fileFor(key: PrefixKey, tokens: readonly number[]): string {
@@ -113,6 +120,8 @@ export class PrefixStore {
    * Writes `data` (the positions of `tokens`, ForwardSession.exportKV's layout) under `key`
    * (atomically: a temporary file renamed), then deletes the least recently used files beyond
    * `maxBytes`. Never throws: a full disk or a read-only folder is logged and the run goes on.
+   * @returns true when the file was written, false when not (logged: wrong size, larger than
+   *   `maxBytes`, a write error).
    */
   async write(key: PrefixKey, tokens: readonly number[], data: ArrayBuffer): Promise<boolean> {
     const file = this.fileFor(key, tokens);
@@ -200,6 +209,7 @@ function checkFile(buf: Buffer, key: PrefixKey, tokens: readonly number[]): Arra
   } catch {
     return 'its header is not JSON';
   }
+  if (!h || typeof h !== 'object' || Array.isArray(h)) return 'its header is not a JSON object';
   if (h.format !== FORMAT) return `format ${h.format}, this version reads ${FORMAT}`;
   if (JSON.stringify(h.key) !== JSON.stringify(orderedKey(key))) return 'computed for another model, accuracy level, KV shape or LoRA';
   if (h.length !== tokens.length || h.tokensSha256 !== sha256(tokens.join(','))) return 'computed for other tokens';
@@ -211,7 +221,7 @@ function checkFile(buf: Buffer, key: PrefixKey, tokens: readonly number[]): Arra
 
 /** `key` with its fields in one order (the file name and the header compare it as JSON). */
 function orderedKey(k: PrefixKey): PrefixKey {
-  return { model: k.model, variant: k.variant, accuracyLevel: k.accuracyLevel, kvType: k.kvType, bytesPerPosition: k.bytesPerPosition, lora: k.lora };
+  return { engine: k.engine, model: k.model, variant: k.variant, accuracyLevel: k.accuracyLevel, kvType: k.kvType, bytesPerPosition: k.bytesPerPosition, lora: k.lora };
 }
 
 function mib(bytes: number): string {

@@ -79,16 +79,23 @@ export interface ForwardSession {
   detachLora?(sha256: string): Promise<void>;
   /** KV bytes per position, all layers, keys and values (Gemma 3 270M float32: 36,864). */
   readonly bytesPerPosition?: number;
+  /** Version of the runtime that runs the graph (onnxruntime-node's, e.g. `1.30.0`). */
+  readonly runtimeVersion?: string;
   /**
    * The positions `cache` holds, as one buffer (KVCache.exportPositions' layout: per
    * `past_key_values.*` input in {@link pastNames} order, `[kvHeads, length, headDim]` values of
    * {@link kvType}), e.g. to keep a prompt prefix's KV cache on disk.
+   * @throws TypeError for a cache of another session; Error while a forward pass on it runs;
+   *   TasklingError `WORKER_CRASHED` / `INTERNAL` when the session's thread died or was disposed.
    */
   exportKV?(cache: KVCacheState): Promise<ArrayBuffer>;
   /**
    * A new KV cache holding `length` positions from {@link exportKV}'s layout, running with
    * `lora` (sha256 of an attached LoRA) as {@link newCache}. `data` may be transferred (unusable after).
-   * @throws RangeError when `data` is not `length` positions of this graph's KV shape and dtype.
+   * @throws RangeError when `data` is not `length` positions of this graph's KV shape and dtype
+   *   (from the session thread: TasklingError `INTERNAL` with that message); TasklingError
+   *   `INVALID_INPUT` when `lora` is not attached, `WORKER_CRASHED` / `INTERNAL` when the
+   *   session's thread died or was disposed.
    */
   importKV?(data: ArrayBuffer, length: number, lora?: string | null): Promise<KVCacheState>;
   /**

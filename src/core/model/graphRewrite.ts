@@ -232,7 +232,7 @@ export function kvSharesBuffer(model: onnx.IModelProto): { ok: boolean; reason?:
 }
 
 /** Part of the rewritten file's name: bump it when a rewrite changes, so older copies are not reused. */
-const REWRITE_VERSION = 2;
+export const REWRITE_VERSION = 2;
 
 /** Which load-time rewrites to apply (see {@link rewrittenGraph}). */
 export interface GraphRewriteOptions {

@@ -260,6 +260,11 @@ export class CausalLMSession implements ForwardSession {
     return c;
   }
 
+  /** onnxruntime-node's version. */
+  get runtimeVersion(): string {
+    return ort.env.versions?.node ?? 'unknown';
+  }
+
   /** KV bytes per position, all layers, keys and values (from the graph's KV metadata). */
   get bytesPerPosition(): number {
     return this.pastNames.length * this.kvHeads * this.headDim * (this.kvType === 'float16' ? 2 : 4);

@@ -9,6 +9,13 @@ import type { KVCacheState } from '../model/forwardSession';
 import { PrefixCache } from '../generation/prefixCache';
 import { PrefixKey, PrefixStore } from '../generation/prefixStore';
 import { join } from 'node:path';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { defaultCacheDir } from '../cacheFiles';
+import { cpuInfoOnce } from '../model/cpuInfo';
+import { REWRITE_VERSION } from '../model/graphRewrite';
+
+/** Version of the prefix KV layout TaskRuntime writes (ForwardSession.exportKV's; part of every PrefixKey). */
+const KV_FORMAT = 1;
 import { Generator, GeneratorParams } from '../generation/generator';
 import { TasklingError, throwIfAborted } from '../errors';
 import type { ChatMessage, TaskPhaseName } from '../../shared/protocol';
@@ -68,13 +75,21 @@ export interface Provenance {
 export const PREFIX_STORE_DIR = '.taskling-prefix-kv';
 
 /**
- * The on-disk prefix KV cache of `engine`'s model: `<model folder>/.taskling-prefix-kv`, bounded
- * by `maxBytes` (default 512 MiB). What the extension and the CLI set as {@link TaskRuntime.prefixStore}
- * (off with the setting `taskling.prefixCacheOnDisk` / `--no-disk-cache`). A read-only model
- * folder only costs a log line per write.
+ * The on-disk prefix KV cache of `engine`'s model: `<model folder>/.taskling-prefix-kv`, or
+ * `<user cache folder>/prefix-kv` (cacheFiles.defaultCacheDir) when the model folder is not
+ * writable (the files are keyed by the model's sha256, so models can share it); bounded by
+ * `maxBytes` (default 512 MiB). What the extension and the CLI set as
+ * {@link TaskRuntime.prefixStore} (off with the setting `taskling.prefixCacheOnDisk` /
+ * `--no-disk-cache`). A folder that turns out not writable only costs a log line per write.
  */
 export function modelPrefixStore(engine: Engine, log?: (line: string) => void, maxBytes?: number): PrefixStore {
-  return new PrefixStore(join(engine.folder.dir, PREFIX_STORE_DIR), maxBytes, log);
+  let dir = join(engine.folder.dir, PREFIX_STORE_DIR);
+  try {
+    accessSync(engine.folder.dir, fsConstants.W_OK);
+  } catch {
+    dir = join(defaultCacheDir(), 'prefix-kv');
+  }
+  return new PrefixStore(dir, maxBytes, log);
 }
 
 /** One engine plus the task-level caches; create once per loaded model. */
@@ -197,24 +212,42 @@ export class TaskRuntime {
     const s = this.engine.session;
     if (!s.exportKV || !s.importKV || !s.bytesPerPosition) return null;
     const info = this.engine.info;
-    return { model: this.modelSha256(), variant: info.variant, accuracyLevel: info.accuracyLevel ?? 0, kvType: s.kvType, bytesPerPosition: s.bytesPerPosition, lora };
+    const cpu = cpuInfoOnce();
+    const engine = `kv${KV_FORMAT} rewrite${REWRITE_VERSION} ort${s.runtimeVersion ?? '?'} ${cpu.arch} ${JSON.stringify(cpu.model)} ${cpu.present.join(',')}`;
+    return { engine, model: this.modelSha256(), variant: info.variant, accuracyLevel: info.accuracyLevel ?? 0, kvType: s.kvType, bytesPerPosition: s.bytesPerPosition, lora };
   }
 
-  /** The KV cache of `prefixIds` read from {@link prefixStore}, or null (none there, or unusable: logged by the store). */
+  /**
+   * The KV cache of `prefixIds` read from {@link prefixStore}, or null: none there, unusable
+   * (logged by the store), or not importable (logged here); never throws, the caller computes it.
+   */
   private async storedPrefix(prefixIds: number[], lora: string): Promise<KVCacheState | null> {
-    const key = this.prefixStore && this.prefixKey(lora);
-    if (!key) return null;
-    const data = await this.prefixStore!.read(key, prefixIds);
-    return data ? this.engine.session.importKV!(data, prefixIds.length, lora || null) : null;
+    const store = this.prefixStore;
+    const key = store && this.prefixKey(lora);
+    if (!store || !key) return null;
+    try {
+      const data = await store.read(key, prefixIds);
+      return data ? await this.engine.session.importKV!(data, prefixIds.length, lora || null) : null;
+    } catch (e) {
+      store.log(`prefix KV cache: could not use the stored prefix (${(e as Error).message}); computing it`);
+      return null;
+    }
   }
 
-  /** Prefills `prefixIds` into a new KV cache, and writes it to {@link prefixStore} (failures logged there, never thrown). */
+  /** Prefills `prefixIds` into a new KV cache, and writes it to {@link prefixStore} (failures logged, never thrown). */
   private async computePrefix(prefixIds: number[], lora: string): Promise<KVCacheState> {
     const session = this.engine.session;
     const c: KVCacheState = session.newCache(lora || null);
     await session.forward(prefixIds, c);
-    const key = this.prefixStore && this.prefixKey(lora);
-    if (key) await this.prefixStore!.write(key, prefixIds, await session.exportKV!(c));
+    const store = this.prefixStore;
+    const key = store && this.prefixKey(lora);
+    if (store && key) {
+      try {
+        await store.write(key, prefixIds, await session.exportKV!(c));
+      } catch (e) {
+        store.log(`prefix KV cache: could not export the prefix (${(e as Error).message}); it stays in memory only`);
+      }
+    }
     return c;
   }
 
