@@ -95,7 +95,8 @@ test('TaskRuntime.prefixStore: the first runtime writes the prefix, a new one re
   assert.equal(c1.tokens - c2.tokens, prefixLen, 'the second run skipped exactly the prefix');
   assert.deepEqual(second.labels, first.labels);
   assert.equal(second.provenance.tokens.prefixReused, prefixLen);
-  assert.deepEqual(log, []);
+  assert.equal(log.length, 1);
+  assert.match(log[0], new RegExp(`^prefix KV cache: read ${prefixLen} positions from `));
 });
 
 test('TaskRuntime.prefixStore: an altered, truncated or foreign file is ignored (logged), the prefix computed and the file replaced', async () => {

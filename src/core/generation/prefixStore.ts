@@ -82,7 +82,7 @@ export class PrefixStore {
    * @param dir the folder of the files (created on the first write).
    * @param maxBytes bound of the folder's `.kv` files in bytes (default 512 MiB); a prefix larger
    *   than this is not written.
-   * @param log one line per file ignored, written or evicted (the output channel / stderr).
+   * @param log one line per file read, ignored, written or evicted (the output channel / stderr).
    */
   constructor(readonly dir: string, readonly maxBytes = 512 * 1024 * 1024, readonly log: (line: string) => void = () => {}) {}
 
@@ -111,6 +111,7 @@ export class PrefixStore {
       return null;
     }
     this.stats.reads++;
+    this.log(`prefix KV cache: read ${tokens.length} positions from ${file}`);
     const now = new Date();
     await fsp.utimes(file, now, now).catch(() => {}); // least recently used goes first
     return why;
