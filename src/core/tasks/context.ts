@@ -2,20 +2,16 @@
  * What every task needs: the engine, an adapter-prefix KV cache, cancellation/progress hooks,
  * the context budget, and provenance for results.
  */
-import { basename, isAbsolute } from 'node:path';
+import { basename, isAbsolute, join } from 'node:path';
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { Engine } from '../engine';
 import { rememberedModelFileHash } from '../model/modelHash';
 import type { KVCacheState } from '../model/forwardSession';
 import { PrefixCache } from '../generation/prefixCache';
 import { PrefixKey, PrefixStore } from '../generation/prefixStore';
-import { join } from 'node:path';
-import { accessSync, constants as fsConstants } from 'node:fs';
 import { defaultCacheDir } from '../cacheFiles';
 import { cpuInfoOnce } from '../model/cpuInfo';
 import { REWRITE_VERSION } from '../model/graphRewrite';
-
-/** Version of the prefix KV layout TaskRuntime writes (ForwardSession.exportKV's; part of every PrefixKey). */
-const KV_FORMAT = 1;
 import { Generator, GeneratorParams } from '../generation/generator';
 import { TasklingError, throwIfAborted } from '../errors';
 import type { ChatMessage, TaskPhaseName } from '../../shared/protocol';
@@ -70,6 +66,9 @@ export interface Provenance {
   tokens: { prompt: number; prefixReused: number; generated: number };
   timings: { prefillMs: number; decodeMs: number; tokensPerSecond: number; totalMs: number; forwardPasses: number };
 }
+
+/** Version of the prefix KV layout TaskRuntime writes (ForwardSession.exportKV's; part of every PrefixKey). */
+const KV_FORMAT = 1;
 
 /** Folder of a model's prefix KV files, inside the model folder (like the tokenizer's compact form). */
 export const PREFIX_STORE_DIR = '.taskling-prefix-kv';
