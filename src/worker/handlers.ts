@@ -52,11 +52,13 @@ export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handl
   let runtime: TaskRuntime | null = null;
   let loadedKey = '';
   let prefixOnDisk = true;
-  /** The task runtime of `e` (a new one after a load), with the model's on-disk prefix KV cache unless turned off. */
+  /** The model's on-disk prefix KV cache (its lines to the output channel), or null when turned off. */
+  const diskStore = (e: Engine) => (prefixOnDisk ? modelPrefixStore(e, (line) => console.log(line)) : null);
+  /** The task runtime of `e` (a new one after a load), with {@link diskStore}. */
   const runtimeFor = (e: Engine): TaskRuntime => {
     if (!runtime || runtime.engine !== e) {
       runtime = new TaskRuntime(e);
-      if (prefixOnDisk) runtime.prefixStore = modelPrefixStore(e, (line) => console.log(line));
+      runtime.prefixStore = diskStore(e);
     }
     return runtime;
   };
@@ -83,7 +85,7 @@ export function createHandlers(opts: { allowDebug: boolean }): { handlers: Handl
       if ((p.prefixCacheOnDisk ?? true) !== prefixOnDisk) {
         prefixOnDisk = p.prefixCacheOnDisk ?? true;
         // The runtime keeps its in-memory prefixes and resident LoRAs; only the disk store changes.
-        if (runtime) runtime.prefixStore = prefixOnDisk ? modelPrefixStore(runtime.engine, (line) => console.log(line)) : null;
+        if (runtime) runtime.prefixStore = diskStore(runtime.engine);
       }
       const key = JSON.stringify([modelDir, p.variant ?? 'q4', p.threads ?? 0, lora, accuracy.level]);
       if (engine && key === loadedKey) return engine.info;

@@ -131,6 +131,7 @@ async function main(): Promise<void> {
     meta: {
       vocabSize: s.vocabSize, pastNames: [...s.pastNames], kvType: s.kvType, kvHeads: s.kvHeads, headDim: s.headDim,
       loadMs: s.loadMs, hasLogitsToKeep: s.hasLogitsToKeep, logitsNote: s.logitsNote, loraBranches: s.loraBranches, runtimeVersion: s.runtimeVersion,
+      bytesPerPosition: s.bytesPerPosition,
     },
   });
   let chain = Promise.resolve();

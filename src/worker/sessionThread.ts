@@ -57,6 +57,8 @@ export interface SessionThreadMeta {
   loraBranches: boolean;
   /** onnxruntime-node's version in the thread. */
   runtimeVersion: string;
+  /** KV bytes per position, all layers (CausalLMSession.bytesPerPosition). */
+  bytesPerPosition: number;
 }
 
 /** An error as it crosses the thread boundary. */
@@ -164,7 +166,7 @@ export class ThreadedSession implements ForwardSession {
     this.logitsNote = meta.logitsNote;
     this.loraBranches = meta.loraBranches;
     this.runtimeVersion = meta.runtimeVersion;
-    this.bytesPerPosition = meta.pastNames.length * meta.kvHeads * meta.headDim * (meta.kvType === 'float16' ? 2 : 4);
+    this.bytesPerPosition = meta.bytesPerPosition;
     worker.on('message', (m: FromSessionThread) => this.onMessage(m));
     worker.on('error', (e) => this.die(`the inference thread failed: ${e.message}`));
     worker.on('exit', (code) => this.die(`the inference thread exited (code ${code})`));
@@ -234,7 +236,7 @@ export class ThreadedSession implements ForwardSession {
   }
 
   async exportKV(state: KVCacheState): Promise<ArrayBuffer> {
-    const c = this.own(state);
+    const c = this.own(state, 'exportKV()');
     c.busy = true;
     try {
       const m = await this.request((id) => ({ op: 'exportKV', id, cache: c.id }));
@@ -261,10 +263,13 @@ export class ThreadedSession implements ForwardSession {
     return c;
   }
 
-  /** `state` as a cache of this session, idle. @throws TypeError / Error otherwise. */
-  private own(state: KVCacheState): RemoteKVCache {
+  /**
+   * `state` as a cache of this session with no forward pass running on it (`op` names the caller
+   * in the error). @throws TypeError for another session's cache, Error for a busy one.
+   */
+  private own(state: KVCacheState, op: string): RemoteKVCache {
     if (!(state instanceof RemoteKVCache) || (state as unknown as { owner: unknown }).owner !== this) {
-      throw new TypeError('the KV cache was not made by this session (newCache())');
+      throw new TypeError(`${op} needs a KV cache made by this session (newCache())`);
     }
     if (state.busy) throw new Error('a forward pass on this KV cache is already running; await it first');
     return state;
@@ -283,11 +288,8 @@ export class ThreadedSession implements ForwardSession {
     return c;
   }
 
-  async forward(ids: readonly number[], state: KVCacheState, opts: ForwardOptions = {}): Promise<ForwardResult> {
-    if (!(state instanceof RemoteKVCache) || (state as unknown as { owner: unknown }).owner !== this) {
-      throw new TypeError('forward() needs a KV cache made by this session (newCache())');
-    }
-    if (state.busy) throw new Error('a forward pass on this KV cache is already running; await it first');
+  async forward(ids: readonly number[], cache: KVCacheState, opts: ForwardOptions = {}): Promise<ForwardResult> {
+    const state = this.own(cache, 'forward()');
     let m: FromSessionThread;
     state.busy = true;
     try {

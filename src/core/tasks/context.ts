@@ -192,7 +192,8 @@ export class TaskRuntime {
       const key = lora?.sha256 ?? '';
       let hit = this.prefixCache.lookup(ids, key);
       if (!hit || hit.tokens.length < prefixIds.length) {
-        const c = await this.storedPrefix(prefixIds, key) ?? await this.computePrefix(prefixIds, key);
+        const diskKey = this.prefixStore && this.prefixKey(key);
+        const c = await this.storedPrefix(prefixIds, key, diskKey) ?? await this.computePrefix(prefixIds, key, diskKey);
         this.prefixCache.insert(prefixIds, c);
         c.release(); // the prefix cache keeps its own fork
         hit = this.prefixCache.lookup(ids, key)!;
@@ -217,12 +218,11 @@ export class TaskRuntime {
   }
 
   /**
-   * The KV cache of `prefixIds` read from {@link prefixStore}, or null: none there, unusable
+   * The KV cache of `prefixIds` read from {@link prefixStore} under `key` (prefixKey), or null: none there, unusable
    * (logged by the store), or not importable (logged here); never throws, the caller computes it.
    */
-  private async storedPrefix(prefixIds: number[], lora: string): Promise<KVCacheState | null> {
+  private async storedPrefix(prefixIds: number[], lora: string, key: PrefixKey | null): Promise<KVCacheState | null> {
     const store = this.prefixStore;
-    const key = store && this.prefixKey(lora);
     if (!store || !key) return null;
     try {
       const data = await store.read(key, prefixIds);
@@ -233,13 +233,12 @@ export class TaskRuntime {
     }
   }
 
-  /** Prefills `prefixIds` into a new KV cache, and writes it to {@link prefixStore} (failures logged, never thrown). */
-  private async computePrefix(prefixIds: number[], lora: string): Promise<KVCacheState> {
+  /** Prefills `prefixIds` into a new KV cache, and writes it to {@link prefixStore} under `key` (failures logged, never thrown). */
+  private async computePrefix(prefixIds: number[], lora: string, key: PrefixKey | null): Promise<KVCacheState> {
     const session = this.engine.session;
     const c: KVCacheState = session.newCache(lora || null);
     await session.forward(prefixIds, c);
     const store = this.prefixStore;
-    const key = store && this.prefixKey(lora);
     if (store && key) {
       try {
         await store.write(key, prefixIds, await session.exportKV!(c));
