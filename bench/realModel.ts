@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { GemmaTokenizer } from '../src/core/tokenizer';
 import type { Gemma3Config } from '../src/core/model/modelFolder';
 import { resolveAccuracyLevel } from '../src/core/model/cpuInfo';
+import { ROW_LOGITS_MAX } from '../src/core/generation/generator';
 
 /** The accuracy level the extension uses on this CPU (and why), and the other one the bench also runs. */
 const AUTO = resolveAccuracyLevel('auto');
@@ -249,6 +250,18 @@ function report(cfg: PeerConfig, results: Record<string, PeerRun>, cold: Record<
     }
     const floor = classifyFloor(modelCfg, bw?.fmaGflops, taskEntry(ours, 'classify', true));
     if (floor) out.push(floor);
+    const rowPasses = TASK_KEYS.filter(([k]) => k !== 'classify').map(([k]) => {
+      const e = taskEntry(ours, k, true);
+      return `${k} ${e?.timings?.rowLogitSteps ?? '?'} of ${e?.timings?.forwardPasses ?? '?'} forward passes`;
+    });
+    out.push(`  row logits (the grammar allowed <= ${ROW_LOGITS_MAX} tokens: only their logits computed, the lm_head skipped): ${rowPasses.join(', ')}`);
+  }
+  const rl = (ours?.extra as { rowLogits?: Record<string, { fullMs: Stat; rowsMs: Stat; fullRunMs: Stat; rowsRunMs: Stat }> } | undefined)?.rowLogits;
+  if (rl) {
+    out.push('', `Row logits: one decode pass (forward() wall, session.run in brackets; ${rl['64']?.fullMs.n ?? '?'} interleaved pairs) with the lm_head vs with 32 rows' logits computed from the final hidden state`);
+    out.push(...table(['past', 'lm_head ms', '32 rows ms', 'saved ms'], Object.entries(rl).map(([past, x]) => [
+      past, `${x.fullMs.median.toFixed(1)} (${x.fullRunMs.median.toFixed(1)})`, `${x.rowsMs.median.toFixed(1)} (${x.rowsRunMs.median.toFixed(1)})`, (x.fullMs.median - x.rowsMs.median).toFixed(1),
+    ])));
   }
   const bp = batchProbe(ours);
   const bx = (b: number) => bp?.rows.find((x) => x.batch === b)?.throughputX;

@@ -185,7 +185,7 @@ export function classifyFloor(modelCfg: Gemma3Config, fmaGflops: number | undefi
 
 
 /** What the taskling peer reports about its tasks (extra.tasks). */
-export interface TaskEntry { ms: Stat; tokens?: { generated?: number; prompt?: number; prefixReused?: number }; timings?: { prefillMs?: number; decodeMs?: number; totalMs?: number; forwardPasses?: number }; error?: string; output?: string }
+export interface TaskEntry { ms: Stat; tokens?: { generated?: number; prompt?: number; prefixReused?: number }; timings?: { prefillMs?: number; decodeMs?: number; totalMs?: number; forwardPasses?: number; rowLogitSteps?: number }; error?: string; output?: string }
 export interface TasksExtra { selectionTokens: number; results: Record<string, { prefixCached?: TaskEntry; noPrefixCache?: TaskEntry }> }
 
 /** PASS / FAIL / -- lines. */

@@ -135,6 +135,33 @@ runPeer(r, async () => {
   for (const k of Object.keys(phases[0])) phaseMedian[k] = stat(phases.map((p) => p[k])).median;
   r.extra = { decodePhasesMsPerToken: phaseMedian, prefillSessionRunMs: prefillRun };
 
+  // Row logits (ForwardOptions.rows): a decode pass that computes 32 rows' logits instead of
+  // running the lm_head, against a full pass, at a short and a task-sized context; interleaved.
+  if (session.rowLogits) {
+    const long = cfg.prompts['2048'] ?? cfg.prompts[String(cfg.decodePromptLen)];
+    const rowIds = Array.from({ length: 32 }, (_, i) => 1000 + 97 * i);
+    const rowLogits: Record<string, { fullMs: Stat; rowsMs: Stat; fullRunMs: Stat; rowsRunMs: Stat }> = {};
+    for (const past of [64, 700].filter((n) => n <= long.length)) {
+      const c = session.newCache();
+      await origForward(long.slice(0, past), c);
+      const w = { full: [] as number[], rows: [] as number[], fullRun: [] as number[], rowsRun: [] as number[] };
+      for (let i = 0; i < 24; i++) {
+        for (const rows of i % 2 ? [true, false] : [false, true]) {
+          c.rewind(past);
+          const t0 = now();
+          const res = await origForward([long[past]], c, rows ? { rows: rowIds } : undefined);
+          if (i < 4) continue; // warm-up (row cache, buffers)
+          (rows ? w.rows : w.full).push(now() - t0);
+          (rows ? w.rowsRun : w.fullRun).push(res.runMs);
+        }
+      }
+      c.release();
+      rowLogits[String(past)] = { fullMs: stat(w.full), rowsMs: stat(w.rows), fullRunMs: stat(w.fullRun), rowsRunMs: stat(w.rowsRun) };
+      progress(`row logits at past ${past}: full ${stat(w.full).median.toFixed(1)} ms, 32 rows ${stat(w.rows).median.toFixed(1)} ms per pass`);
+    }
+    r.extra.rowLogits = rowLogits;
+  }
+
   // Tasks on a ~200-token selection.
   if (cfg.selection) {
     session.forward = origForward;

@@ -288,6 +288,7 @@ export class Engine {
         decodeTokensPerSecond: s.decodeMs > 0 ? (s.decodeTokens / s.decodeMs) * 1000 : 0,
         forwardPasses: s.forwardPasses,
         jumpForwardTokens: s.jumpForwardTokens,
+        rowLogitSteps: s.rowLogitSteps,
         totalMs: performance.now() - t0,
       },
     };

@@ -115,6 +115,8 @@ export interface GenerationTimings {
   decodeTokensPerSecond: number;
   forwardPasses: number;
   jumpForwardTokens: number;
+  /** Decode passes that computed only the grammar-allowed tokens' logits, the lm_head skipped (Generator's rowLogitSteps). */
+  rowLogitSteps: number;
   totalMs: number;
 }
 

@@ -77,7 +77,7 @@ async function handle(m: ToSessionThread): Promise<void> {
         const allLogits = r.allLogits ? owned(r.allLogits) : undefined;
         const transfer = [lastLogits.buffer as ArrayBuffer];
         if (allLogits && allLogits.buffer !== lastLogits.buffer) transfer.push(allLogits.buffer as ArrayBuffer);
-        post({ op: 'result', id: m.id, lastLogits, allLogits, runMs: r.runMs, length: cache.length }, transfer);
+        post({ op: 'result', id: m.id, lastLogits, allLogits, runMs: r.runMs, length: cache.length, rowsOnly: r.rowsOnly }, transfer);
       } catch (e) {
         post({ op: 'error', id: m.id, error: wire(e), length: cache?.length });
       }
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
     meta: {
       vocabSize: s.vocabSize, pastNames: [...s.pastNames], kvType: s.kvType, kvHeads: s.kvHeads, headDim: s.headDim,
       loadMs: s.loadMs, hasLogitsToKeep: s.hasLogitsToKeep, logitsNote: s.logitsNote, loraBranches: s.loraBranches, runtimeVersion: s.runtimeVersion,
-      bytesPerPosition: s.bytesPerPosition,
+      bytesPerPosition: s.bytesPerPosition, rowLogits: s.rowLogits,
     },
   });
   let chain = Promise.resolve();

@@ -59,6 +59,8 @@ export interface SessionThreadMeta {
   runtimeVersion: string;
   /** KV bytes per position, all layers (CausalLMSession.bytesPerPosition). */
   bytesPerPosition: number;
+  /** ForwardOptions.rows can skip the lm_head (CausalLMSession.rowLogits). */
+  rowLogits: boolean;
 }
 
 /** An error as it crosses the thread boundary. */
@@ -72,7 +74,7 @@ export interface WireError {
 export type FromSessionThread =
   | { op: 'ready'; meta: SessionThreadMeta }
   | { op: 'loadError'; error: WireError }
-  | { op: 'result'; id: number; lastLogits: Float32Array; allLogits?: Float32Array; runMs: number; length: number }
+  | { op: 'result'; id: number; lastLogits: Float32Array; allLogits?: Float32Array; runMs: number; length: number; rowsOnly?: number }
   /** `length`: the cache's length after the failure (a failing prefill piece may have advanced it). */
   | { op: 'error'; id: number; error: WireError; length?: number }
   | { op: 'disposed'; id: number }
@@ -148,6 +150,8 @@ export class ThreadedSession implements ForwardSession {
   readonly runtimeVersion: string;
   /** KV bytes per position (all layers, keys and values). */
   readonly bytesPerPosition: number;
+  /** See ForwardSession.rowLogits. */
+  readonly rowLogits: boolean;
 
   private nextCacheId = 1;
   private nextRequestId = 1;
@@ -167,6 +171,7 @@ export class ThreadedSession implements ForwardSession {
     this.loraBranches = meta.loraBranches;
     this.runtimeVersion = meta.runtimeVersion;
     this.bytesPerPosition = meta.bytesPerPosition;
+    this.rowLogits = meta.rowLogits;
     worker.on('message', (m: FromSessionThread) => this.onMessage(m));
     worker.on('error', (e) => this.die(`the inference thread failed: ${e.message}`));
     worker.on('exit', (code) => this.die(`the inference thread exited (code ${code})`));
@@ -303,7 +308,7 @@ export class ThreadedSession implements ForwardSession {
     }
     if (m.op !== 'result') throw new TasklingError('INTERNAL', `unexpected reply ${m.op} to forward`);
     state.length = m.length;
-    return { lastLogits: m.lastLogits, allLogits: m.allLogits, runMs: m.runMs };
+    return { lastLogits: m.lastLogits, allLogits: m.allLogits, runMs: m.runMs, ...(m.rowsOnly !== undefined ? { rowsOnly: m.rowsOnly } : {}) };
   }
 
   async dispose(): Promise<void> {

@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readModelFolder } from '../../src/core/model/modelFolder';
 import { CausalLMSession } from '../../src/core/model/session';
-import { Generator } from '../../src/core/generation/generator';
+import { Generator, ROW_LOGITS_MAX } from '../../src/core/generation/generator';
+import { applyTokenBitmask } from '../../src/core/generation/logitsProcessors';
 import { argmax } from '../../src/core/generation/sampler';
 import { Engine } from '../../src/core/engine';
 import { CancelledError, TasklingError } from '../../src/core/errors';
@@ -313,5 +314,50 @@ test('in-place KV cache (GroupQueryAttention share buffer) gives the same logits
   } finally {
     await grow.dispose();
     await inPlace.dispose();
+  }
+});
+
+/** Allows the same fixed ids at every step (a grammar with a small allowed set). */
+class FixedMaskConstraint {
+  readonly mask: Int32Array;
+  fills = 0;
+  constructor(readonly allowed: readonly number[], vocab = 262144) {
+    this.mask = new Int32Array(Math.ceil(vocab / 32));
+    for (const id of allowed) this.mask[id >> 5] |= 1 << (id & 31);
+  }
+  fillNextTokenBitmask(): Int32Array { this.fills++; return this.mask; }
+  applyBitmask(logits: Float32Array, bitmask?: Int32Array): void { applyTokenBitmask(logits, bitmask ?? this.fillNextTokenBitmask()); }
+  acceptToken(): void {}
+  isTerminated(): boolean { return false; }
+}
+
+test('Generator: a step whose grammar allows few tokens computes only their logits, with the tokens and log-probs of the full lm_head', async () => {
+  const rows = await Engine.load(TINY_MODEL, { variant: 'q4', threads: 2 });
+  const full = await Engine.load(TINY_MODEL, { variant: 'q4', threads: 2, headSwitch: false });
+  try {
+    assert.equal(rows.session.rowLogits, true);
+    const ids = rows.tokenizer.encodeChat([{ role: 'user', content: 'Hi' }]);
+    const allowed = [...new Set(tokenIds(40, 3))];
+    const run = async (e: Engine, c: FixedMaskConstraint) => {
+      const g = new Generator(e.session, { eosTokenIds: [], maxNewTokens: 6, constraint: c, recordLogProbs: true });
+      await g.appendTokens(ids);
+      while (!g.isDone()) await g.generateNextToken();
+      return g;
+    };
+    const a = await run(rows, new FixedMaskConstraint(allowed));
+    const b = await run(full, new FixedMaskConstraint(allowed));
+    assert.deepEqual(a.tokens, b.tokens);
+    for (const t of a.tokens.slice(ids.length)) assert.ok(allowed.includes(t));
+    a.tokenLogProbs.forEach((lp, i) => assert.ok(Math.abs(lp - b.tokenLogProbs[i]) <= 1e-4, `${lp} vs ${b.tokenLogProbs[i]}`));
+    // The first token comes from the prefill's logits; the 5 decode passes after it are row passes.
+    assert.equal(a.stats.rowLogitSteps, 5);
+    assert.equal(a.stats.rowLogitRows, 5 * allowed.length);
+    assert.equal(b.stats.rowLogitSteps, 0);
+    // More allowed tokens than ROW_LOGITS_MAX: the lm_head runs.
+    const many = await run(rows, new FixedMaskConstraint(Array.from({ length: ROW_LOGITS_MAX + 1 }, (_, i) => 1000 + i)));
+    assert.equal(many.stats.rowLogitSteps, 0);
+  } finally {
+    await rows.dispose();
+    await full.dispose();
   }
 });

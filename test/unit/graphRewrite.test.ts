@@ -174,3 +174,40 @@ test('rewrittenGraph removes copies made by an older rewrite version and keeps c
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('q4: a pass that asks for some rows skips the lm_head and gives those rows the logits the lm_head gives', async () => {
+  const folder = readModelFolder(TINY_MODEL, 'q4');
+  const rw = rewrittenGraph(folder.graphPath);
+  assert.ok(rw.head, rw.notes.join('; '));
+  assert.match(rw.path, /-hs-/);
+  const model = onnx.ModelProto.decode(readFileSync(rw.path));
+  assert.equal(model.graph!.node!.filter((n) => n.opType === 'MatMulNBits' && n.output!.includes('logits')).length, 0, 'the lm_head is inside the If');
+  assert.ok(model.graph!.node!.some((n) => n.opType === 'If' && n.output!.includes('logits')));
+  const s = await CausalLMSession.load(folder, { threads: 2 });
+  const plain = await CausalLMSession.load(folder, { threads: 2, headSwitch: false });
+  try {
+    assert.equal(s.rowLogits, true, s.logitsNote);
+    assert.equal(plain.rowLogits, false);
+    assert.match(plain.logitsNote, /^(?!.*row logits)/);
+    const rows = [0, 1, 2, 106, 5000, 77777, V - 1];
+    const ca = s.newCache(), cb = plain.newCache();
+    const a = await s.forward(ids, ca, { rows });
+    const b = await plain.forward(ids, cb, { rows });
+    assert.equal(a.rowsOnly, rows.length);
+    assert.equal(b.rowsOnly, undefined, 'a session without the switch ignores rows');
+    assert.equal(a.lastLogits.length, V);
+    let finite = 0;
+    for (let i = 0; i < V; i++) if (a.lastLogits[i] !== -Infinity) finite++;
+    assert.equal(finite, rows.length);
+    for (const r of rows) assert.ok(Math.abs(a.lastLogits[r] - b.lastLogits[r]) <= 1e-4, `row ${r}: ${a.lastLogits[r]} vs ${b.lastLogits[r]}`);
+    // The KV cache advanced the same way: the next full pass agrees everywhere.
+    const da = await s.forward([5000], ca), db = await plain.forward([5000], cb);
+    assert.equal(da.rowsOnly, undefined);
+    assert.ok(maxAbsDiff(da.lastLogits, db.lastLogits) <= 1e-5);
+    // Rows outside the vocabulary fail as token ids do.
+    await assert.rejects(s.forward([7], ca, { rows: [V] }), (e: TasklingError) => e.code === 'INVALID_INPUT');
+  } finally {
+    await s.dispose();
+    await plain.dispose();
+  }
+});

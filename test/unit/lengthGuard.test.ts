@@ -194,3 +194,39 @@ test('a token that opens a grounded or minLength value and carries more of it is
   free.acceptToken(vp.indexOf('text'));
   assert.ok((await allowed(free, vp)).includes('":"",'), 'without grounding or minLength the token is allowed');
 });
+
+/** Allows every id below `allow` (a mask, like xgrammar's), so the guard's narrowed mask can be read. */
+class MaskAll implements TokenConstraint {
+  constructor(private readonly vocab: number, private readonly except: readonly number[] = []) {}
+  fillNextTokenBitmask(): Int32Array {
+    const m = new Int32Array(Math.ceil(this.vocab / 32));
+    for (let i = 0; i < this.vocab; i++) if (!this.except.includes(i)) m[i >> 5] |= 1 << (i & 31);
+    return m;
+  }
+  applyBitmask(logits: Float32Array, bitmask?: Int32Array): void {
+    const m = bitmask ?? this.fillNextTokenBitmask();
+    for (let i = 0; i < logits.length; i++) if (!((m[i >> 5] >>> (i & 31)) & 1)) logits[i] = -Infinity;
+  }
+  acceptToken(): void {}
+  isTerminated(): boolean { return false; }
+}
+
+test('inside a grounded value the guard\'s bitmask is already narrowed to the grounded tokens, and applying it leaves what the logits pass leaves', async () => {
+  const gp = ['[', '"', 'Da', 'na', 'Dana', 'x', ' paid', '"}', 'paid"', 'Mall', 'ory', ',', 'id', '\\"'];
+  const bits = (m: Int32Array) => gp.filter((_, i) => (m[i >> 5] >>> (i & 31)) & 1);
+  const make = (except: number[] = []) => new JsonLengthGuard(new MaskAll(gp.length, except), gp, { defaultMaxStringChars: 100, sourceText: 'Dana paid "id"', groundedPaths: ['/*'] });
+  const g = make();
+  g.acceptToken(gp.indexOf('['));
+  assert.equal(bits(await g.fillNextTokenBitmask!()).length, gp.length, 'outside a string: the grammar\'s mask');
+  g.acceptToken(gp.indexOf('"'));
+  g.acceptToken(gp.indexOf('Dana'));
+  const narrowed = await g.fillNextTokenBitmask!();
+  assert.deepEqual(bits(narrowed), ['"', ' paid', '"}']);
+  const viaMask = new Float32Array(gp.length);
+  await g.applyBitmask(viaMask, narrowed);
+  assert.deepEqual(gp.filter((_, i) => viaMask[i] !== -Infinity), await allowed(g, gp));
+  // When the grammar allows none of the grounded tokens the guard does not restrict: its mask is the grammar's.
+  const h = make([gp.indexOf('"'), gp.indexOf(' paid'), gp.indexOf('"}')]);
+  for (const p of ['[', '"', 'Dana']) h.acceptToken(gp.indexOf(p));
+  assert.equal(bits(await h.fillNextTokenBitmask!()).length, gp.length - 3);
+});

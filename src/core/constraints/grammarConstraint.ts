@@ -6,6 +6,7 @@
 import type * as XGrammar from '@mlc-ai/web-xgrammar';
 import { loadXGrammar } from './xgrammarLoader';
 import type { CompiledGrammarEntry } from './grammarCompiler';
+import { applyTokenBitmask } from '../generation/logitsProcessors';
 
 /** Thrown by {@link GrammarConstraint.acceptToken} when the grammar matcher rejects a token. */
 export class GrammarRejectedTokenError extends Error {
@@ -93,34 +94,17 @@ export class GrammarConstraint {
    * @returns the number of allowed ids within `logits`.
    */
   static applyBitmask(logits: Float32Array, bitmask: Int32Array): number {
-    const n = logits.length;
-    let allowed = 0;
-    for (let w = 0; w * 32 < n; w++) {
-      const word = w < bitmask.length ? bitmask[w] : 0;
-      const base = w * 32;
-      const end = Math.min(base + 32, n);
-      if (word === -1) {
-        allowed += end - base;
-        continue;
-      }
-      if (word === 0) {
-        logits.fill(-Infinity, base, end);
-        continue;
-      }
-      for (let i = base; i < end; i++) {
-        if ((word >>> (i - base)) & 1) allowed++;
-        else logits[i] = -Infinity;
-      }
-    }
-    return allowed;
+    return applyTokenBitmask(logits, bitmask);
   }
 
+
   /**
-   * Fills the next token bitmask and applies it to `logits` (see {@link applyBitmask}).
+   * Fills the next token bitmask (unless `bitmask` is this position's, already filled) and applies
+   * it to `logits` (see {@link applyBitmask}).
    * @returns the number of allowed ids.
    */
-  async applyBitmask(logits: Float32Array): Promise<number> {
-    return GrammarConstraint.applyBitmask(logits, await this.fillNextTokenBitmask());
+  async applyBitmask(logits: Float32Array, bitmask?: Int32Array): Promise<number> {
+    return GrammarConstraint.applyBitmask(logits, bitmask ?? await this.fillNextTokenBitmask());
   }
 
   /**

@@ -269,7 +269,11 @@ export class JsonLengthGuard implements TokenConstraint {
   ) {
     this.table = tokenTable(pieces);
     this.maxNumberChars = opts.maxNumberChars ?? 24;
+    if (inner.fillNextTokenBitmask) this.fillNextTokenBitmask = () => this.narrowedBitmask();
   }
+
+  /** The next position's token bitmask (see {@link narrowedBitmask}), when the inner constraint has one. */
+  fillNextTokenBitmask?: () => Promise<Int32Array> | Int32Array;
 
   /** minLength/maxLength of the string value at the current path (schema lookup). */
   private stringBounds(st: ScanState = this.state): { min: number; max: number } {
@@ -328,6 +332,21 @@ export class JsonLengthGuard implements TokenConstraint {
    * so far occurs, times the longest token piece; the empty-value set is computed once.
    */
   private applyGrounding(logits: Float32Array): boolean {
+    if (!restrictTo(logits, this.groundingIds())) return false;
+    this.groundedSteps++;
+    return true;
+  }
+
+  /** The tokens a grounded string may continue with here (kept for the step: asked before and after the forward pass). */
+  private groundingIds(): Iterable<number> {
+    if (this.groundingAt?.pos === this.state.pos && this.groundingAt.text === this.text) return this.groundingAt.ids;
+    const ids = this.computeGroundingIds();
+    this.groundingAt = { pos: this.state.pos, text: this.text, ids };
+    return ids;
+  }
+  private groundingAt: { pos: number; text: string; ids: Iterable<number> } | undefined;
+
+  private computeGroundingIds(): Iterable<number> {
     const src = this.escapedSource;
     const bound = this.boundaries;
     const sofar = this.text.slice(this.state.stringStart);
@@ -359,9 +378,32 @@ export class JsonLengthGuard implements TokenConstraint {
       collect(ends, keep);
       ids = keep;
     }
-    if (!restrictTo(logits, ids)) return false;
-    this.groundedSteps++;
-    return true;
+    return ids;
+  }
+
+  /**
+   * The grammar's token bitmask of the next position, narrowed to the grounded continuations when
+   * the guard will restrict a grounded string value to them whatever the logits (inside such a
+   * value, under its length bounds, no repeated array item to close) and the grammar allows some
+   * of them. {@link applyBitmask} given this mask leaves the same tokens as given the grammar's:
+   * it only narrows, and the narrowing it would do here is this one. A smaller mask lets the
+   * generator compute only those rows' logits (ForwardOptions.rows).
+   */
+  private async narrowedBitmask(): Promise<Int32Array> {
+    const mask = await this.inner.fillNextTokenBitmask!();
+    const s = this.state;
+    if (!s.inString || s.isKey || !this.groundedHere() || this.itemToClose()) return mask;
+    const { min, max } = this.stringBounds();
+    const remaining = (this.wrappingUp() || this.degenerateRun()) && s.length >= min ? 0 : max - s.length;
+    if (remaining <= 0) return mask;
+    const narrowed = new Int32Array(mask.length);
+    let any = false;
+    for (const id of this.groundingIds()) {
+      const w = id >> 5;
+      const bit = 1 << (id & 31);
+      if (w < mask.length && mask[w] & bit) { narrowed[w] |= bit; any = true; }
+    }
+    return any ? narrowed : mask;
   }
 
   /** True when the string being generated ends in a run that should close it (see `sourceText`). */
@@ -381,11 +423,8 @@ export class JsonLengthGuard implements TokenConstraint {
    * it narrowed the logits.
    */
   private closeItemWithoutComma(logits: Float32Array): boolean {
-    if (!(this.opts.closeRepeatedItems ?? true)) return false;
-    const at = closerToItem(this.state);
-    if (!at || at.array.items.length < ITEM_OCCURRENCES_TO_CLOSE - 1) return false;
-    const item = compactJson(this.text.slice(at.array.itemStart)) + at.closer;
-    if (!closesArray(at.array.items, item)) return false;
+    const at = this.itemToClose();
+    if (!at) return false;
     let best = -1;
     for (let id = 0; id < logits.length; id++) if (logits[id] !== -Infinity && (best < 0 || logits[id] > logits[best])) best = id;
     const piece = this.pieces[best] ?? '';
@@ -396,6 +435,15 @@ export class JsonLengthGuard implements TokenConstraint {
       if (p && !p.includes(',') && (p.startsWith(at.closer) || at.closer.startsWith(p))) keep.push(id);
     }
     return this.keepOnly(logits, keep);
+  }
+
+  /** What {@link closeItemWithoutComma} checks before it looks at the logits: the item it may close, or null. */
+  private itemToClose(): ReturnType<typeof closerToItem> | null {
+    if (!(this.opts.closeRepeatedItems ?? true)) return null;
+    const at = closerToItem(this.state);
+    if (!at || at.array.items.length < ITEM_OCCURRENCES_TO_CLOSE - 1) return null;
+    const item = compactJson(this.text.slice(at.array.itemStart)) + at.closer;
+    return closesArray(at.array.items, item) ? at : null;
   }
 
   /** True once the token budget is down to the reserve. */
@@ -456,8 +504,8 @@ export class JsonLengthGuard implements TokenConstraint {
     this.interventions++;
   }
 
-  async applyBitmask(logits: Float32Array): Promise<void> {
-    await this.inner.applyBitmask(logits);
+  async applyBitmask(logits: Float32Array, bitmask?: Int32Array): Promise<void> {
+    await this.inner.applyBitmask(logits, bitmask);
     if (this.closeItemWithoutComma(logits)) return;
     const s = this.state;
     if ((!s.inString || s.isKey) && this.hasGuardedStrings) this.banGuardedValueEntries(logits);

@@ -163,3 +163,58 @@ export function logSoftmax(logits: Float32Array): Float32Array {
   for (let i = 0; i < logits.length; i++) out[i] = logits[i] - lz;
   return out;
 }
+
+/**
+ * Sets the ids a token bitmask disallows to -Infinity in `logits`, in place (xgrammar's layout:
+ * bit `id & 31` of word `id >> 5` is 1 when token `id` is allowed; ids beyond the mask are
+ * disallowed).
+ * @param logits float32 scores of one position, length <= bitmask.length * 32 (usually the
+ *   model's vocab_size, 262,144).
+ * @returns the number of allowed ids within `logits`.
+ */
+export function applyTokenBitmask(logits: Float32Array, bitmask: Int32Array): number {
+  const n = logits.length;
+  let allowed = 0;
+  for (let w = 0; w * 32 < n; w++) {
+    const word = w < bitmask.length ? bitmask[w] : 0;
+    const base = w * 32;
+    const end = Math.min(base + 32, n);
+    if (word === -1) {
+      allowed += end - base;
+      continue;
+    }
+    if (word === 0) {
+      logits.fill(-Infinity, base, end);
+      continue;
+    }
+    for (let i = base; i < end; i++) {
+      if ((word >>> (i - base)) & 1) allowed++;
+      else logits[i] = -Infinity;
+    }
+  }
+  return allowed;
+}
+
+/**
+ * The ids a token bitmask allows in `[0, vocab)`, ascending, when there are 1 to `limit` of them;
+ * null when there are none or more than `limit` (one pass over the mask's words: 8,192 for Gemma 3).
+ */
+export function allowedTokenIds(bitmask: Int32Array, vocab: number, limit: number): number[] | null {
+  const ids: number[] = [];
+  const words = Math.min(bitmask.length, Math.ceil(vocab / 32));
+  for (let w = 0; w < words; w++) {
+    let word = bitmask[w];
+    if (word === 0) continue;
+    if (word === -1 && ids.length + 32 > limit) return null;
+    while (word !== 0) {
+      const bit = 31 - Math.clz32(word & -word);
+      const id = w * 32 + bit;
+      if (id < vocab) {
+        if (ids.length === limit) return null;
+        ids.push(id);
+      }
+      word &= word - 1;
+    }
+  }
+  return ids.length ? ids : null;
+}

@@ -118,3 +118,68 @@ export class EmbeddingLookup {
     this.fd = -1;
   }
 }
+
+/**
+ * Logits of chosen vocabulary rows from the final hidden state: `logit[id] = row(id) . hidden`,
+ * with the rows of the output projection (lm_head) read and dequantized by an
+ * {@link EmbeddingLookup} over the lm_head's weights (graphRewrite.addHeadSwitch gives their
+ * layout). Used when a pass needs a few rows only (a grammar allowing a handful of tokens), so the
+ * 262,144 x 640 projection is skipped. Dequantized rows are kept (least recently used first out,
+ * at most {@link HeadRows.maxCachedRows}: 4,096 rows of 640 floats = 10 MiB): a grammar asks for
+ * the same structural tokens at almost every step. Products are accumulated in float64, so a
+ * row's logit can differ from onnxruntime's (int8 activations at accuracy_level 4) by that
+ * kernel's rounding.
+ */
+export class HeadRows {
+  private readonly cache = new Map<number, Float32Array>();
+
+  /** @param maxCachedRows dequantized rows kept between calls. */
+  constructor(private readonly rowsLookup: EmbeddingLookup, readonly maxCachedRows = 4096) {}
+
+  /** Values per row (the hidden size; Gemma 3 270M: 640). */
+  get hidden(): number {
+    return this.rowsLookup.spec.hidden;
+  }
+
+  /** Vocabulary size (rows of the projection). */
+  get rows(): number {
+    return this.rowsLookup.spec.rows;
+  }
+
+  /**
+   * @param ids vocabulary rows, each in `[0, rows)`.
+   * @param hidden float32 `[hidden]`, the final (normed) hidden state of one position.
+   * @returns float32 `[ids.length]`, the logits of `ids` in order.
+   * @throws as {@link EmbeddingLookup.lookup} (id outside the vocabulary, truncated or unreadable file).
+   */
+  logits(ids: ArrayLike<number>, hidden: Float32Array): Float32Array {
+    const h = this.rowsLookup.spec.hidden;
+    if (hidden.length !== h) throw new RangeError(`the hidden state has ${hidden.length} values, the lm_head rows ${h}`);
+    const out = new Float32Array(ids.length);
+    for (let t = 0; t < ids.length; t++) {
+      const id = ids[t];
+      let row = this.cache.get(id);
+      if (row) this.cache.delete(id); // re-inserted below: most recently used last
+      else {
+        row = this.rowsLookup.lookup([id]);
+        if (this.cache.size >= this.maxCachedRows) this.cache.delete(this.cache.keys().next().value as number);
+      }
+      this.cache.set(id, row);
+      let s = 0;
+      for (let j = 0; j < h; j++) s += row[j] * hidden[j];
+      out[t] = s;
+    }
+    return out;
+  }
+
+  /** Dequantized rows held now. */
+  get cachedRows(): number {
+    return this.cache.size;
+  }
+
+  /** Drops the cached rows and closes the weights file. */
+  close(): void {
+    this.cache.clear();
+    this.rowsLookup.close();
+  }
+}

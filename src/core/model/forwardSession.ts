@@ -14,6 +14,11 @@ export interface ForwardResult {
   allLogits?: Float32Array;
   /** Wall time of `session.run` in ms (measured where the graph runs). */
   runMs: number;
+  /**
+   * Set when only the logits of {@link ForwardOptions.rows} were computed (the lm_head skipped):
+   * how many; `lastLogits` holds them at their ids and -Infinity elsewhere (empty for no rows).
+   */
+  rowsOnly?: number;
 }
 
 /** Options of {@link ForwardSession.forward}. */
@@ -22,6 +27,13 @@ export interface ForwardOptions {
   allLogits?: boolean;
   /** Return the logits of the last `keep` positions in `allLogits` (`[keep, vocab]`). */
   keep?: number;
+  /**
+   * Vocabulary ids whose logits are needed at the last position, each in `[0, vocab)`. With a
+   * session that has {@link ForwardSession.rowLogits} (and no `allLogits` / `keep` > 1) only
+   * these are computed, from the final hidden state, and the lm_head is skipped: `lastLogits`
+   * is then -Infinity outside them (an empty array for `[]`). Other sessions ignore it.
+   */
+  rows?: readonly number[] | Int32Array;
 }
 
 /**
@@ -77,6 +89,8 @@ export interface ForwardSession {
   attachLora?(weights: LoraWeights): Promise<{ sha256: string; byteLength: number }>;
   /** Frees an attached LoRA (caches made with it keep their own reference). */
   detachLora?(sha256: string): Promise<void>;
+  /** True when {@link ForwardOptions.rows} makes a pass skip the lm_head (session.ts's headSwitch). */
+  readonly rowLogits?: boolean;
   /** KV bytes per position, all layers, keys and values (Gemma 3 270M float32: 36,864). */
   readonly bytesPerPosition?: number;
   /** Version of the runtime that runs the graph (onnxruntime-node's, e.g. `1.30.0`). */

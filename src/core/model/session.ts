@@ -10,8 +10,8 @@ import { TasklingError } from '../errors';
 import { ModelFolder } from './modelFolder';
 import { KVCache, KVType } from './kvCache';
 import { float16ToFloat32 } from './float16';
-import { rewrittenGraph, LOGITS_TO_KEEP_INPUT } from './graphRewrite';
-import { EmbeddingLookup } from './embeddingLookup';
+import { rewrittenGraph, FINAL_HIDDEN_OUTPUT, FULL_LOGITS_INPUT, LOGITS_TO_KEEP_INPUT } from './graphRewrite';
+import { EmbeddingLookup, HeadRows } from './embeddingLookup';
 import { loraFeeds, LoraFeeds, LoraSlot } from './loraGraph';
 import type { LoraModule, LoraWeights } from './lora';
 import { collectGarbage } from '../memory';
@@ -81,6 +81,13 @@ export interface SessionOptions {
    * per KV cache without a reload.
    */
   loraBranches?: boolean | readonly LoraModule[];
+  /**
+   * Let a pass skip the lm_head and compute only the logits of the rows it asks for
+   * (ForwardOptions.rows; default true, see graphRewrite.addHeadSwitch): a decode step where the
+   * grammar allows a few tokens, the yes/no of a multi-label question, the pieces of a chunked
+   * prefill before the last. False keeps one graph that always runs the lm_head.
+   */
+  headSwitch?: boolean;
 }
 
 const PAST_RE = /^past_key_values\.(\d+)\.(key|value)$/;
@@ -104,13 +111,14 @@ export function boundThreads(requested: number | undefined): { threads: number; 
  * Throws when a logits row holds NaN or ±Infinity (weights that decode to NaN, e.g. a weights file
  * of 0xFF bytes): a sampler or a softmax over such a row gives meaningless results that would
  * otherwise be reported as success. One pass over the row (262,144 floats, well under 1 ms).
+ * @param ids the token of each entry of `row` when it holds some rows only (default: entry i is token i).
  * @throws TasklingError `MODEL_FILE_INVALID` naming the graph and the position.
  */
-export function checkFinite(row: Float32Array, position: number, graphPath: string): void {
+export function checkFinite(row: Float32Array, position: number, graphPath: string, ids?: ArrayLike<number>): void {
   for (let i = 0; i < row.length; i++) {
     const x = row[i];
     if (x - x !== 0) { // NaN or ±Infinity
-      throw new TasklingError('MODEL_FILE_INVALID', `The model computed non-finite logits (${x} for token ${i} at position ${position}): the weights of ${graphPath} (or its .onnx_data file) are corrupt or overflow. Download the model again or choose another variant.`, graphPath);
+      throw new TasklingError('MODEL_FILE_INVALID', `The model computed non-finite logits (${x} for token ${ids ? ids[i] : i} at position ${position}): the weights of ${graphPath} (or its .onnx_data file) are corrupt or overflow. Download the model again or choose another variant.`, graphPath);
     }
   }
 }
@@ -145,6 +153,8 @@ export class CausalLMSession implements ForwardSession {
   collectBetweenPieces = false;
   /** Set when token embeddings are read outside the graph (see {@link SessionOptions.embeddingLookup}). */
   embedding: EmbeddingLookup | null = null;
+  /** Set when a pass can skip the lm_head (see {@link SessionOptions.headSwitch}): computes the rows asked for. */
+  headRows: HeadRows | null = null;
   /** Projections with a LoRA branch (empty when the graph has none). */
   loraSlots: readonly LoraSlot[] = [];
   /** Rank-0 feeds of every branch (no LoRA active). */
@@ -171,7 +181,7 @@ export class CausalLMSession implements ForwardSession {
       so.intraOpNumThreads = threads.threads;
       so.interOpNumThreads = 1;
     }
-    const rw = rewrittenGraph(folder.graphPath, { logitsToKeep: opts.logitsToKeep, matMulNBitsAccuracyLevel: opts.matMulNBitsAccuracyLevel, embeddingLookup: opts.embeddingLookup, loraBranches: opts.loraBranches });
+    const rw = rewrittenGraph(folder.graphPath, { logitsToKeep: opts.logitsToKeep, matMulNBitsAccuracyLevel: opts.matMulNBitsAccuracyLevel, embeddingLookup: opts.embeddingLookup, loraBranches: opts.loraBranches, headSwitch: opts.headSwitch });
     const graphPath = rw.path;
     const logitsNote = [...rw.notes, ...(threads.note ? [threads.note] : [])].join('; ');
     let session: ort.InferenceSession;
@@ -235,6 +245,16 @@ export class CausalLMSession implements ForwardSession {
         throw e;
       }
     }
+    if (rw.head) {
+      try {
+        if (!session.inputNames.includes(FULL_LOGITS_INPUT) || !session.outputNames.includes(FINAL_HIDDEN_OUTPUT)) throw mismatch(`the rewritten graph has no ${FULL_LOGITS_INPUT} input or ${FINAL_HIDDEN_OUTPUT} output`);
+        created.headRows = new HeadRows(new EmbeddingLookup(rw.head));
+      } catch (e) {
+        created.embedding?.close();
+        await session.release();
+        throw e;
+      }
+    }
     if (rw.lora) {
       created.loraSlots = rw.lora;
       created.noLora = loraFeeds(rw.lora, null);
@@ -258,6 +278,11 @@ export class CausalLMSession implements ForwardSession {
     const c = new KVCache(this.pastNames, this.kvHeads, this.headDim, this.kvType, this.kvInPlace);
     c.lora = lora && lora.sha256 ? lora : null;
     return c;
+  }
+
+  /** True when a pass can compute only the logits of ForwardOptions.rows (the lm_head skipped). */
+  get rowLogits(): boolean {
+    return this.headRows !== null;
   }
 
   /** onnxruntime-node's version. */
@@ -354,7 +379,7 @@ export class CausalLMSession implements ForwardSession {
     if (collect) collectGarbage();
     if (pieced) {
       while (seq - start > Math.max(chunk, keep)) {
-        runMs += (await this.runGraph(ids.slice(start, start + chunk), cache, 1)).runMs;
+        runMs += (await this.runGraph(ids.slice(start, start + chunk), cache, 1, { rows: [] })).runMs; // logits unused
         start += chunk;
         if (collect) collectGarbage();
       }
@@ -365,7 +390,11 @@ export class CausalLMSession implements ForwardSession {
     return r;
   }
 
-  /** One `session.run` over `ids` (validated) after `cache`, keeping logits for the last `keep` rows. */
+  /**
+   * One `session.run` over `ids` (validated) after `cache`, keeping logits for the last `keep`
+   * positions; with `opts.rows` (and {@link rowLogits}, keep 1) only those vocabulary rows of the
+   * last position (the others -Infinity; none: an empty result for a piece whose logits are unused).
+   */
   private async runGraph(ids: readonly number[], cache: KVCache, keep: number, opts: ForwardOptions = {}): Promise<ForwardResult> {
     const seq = ids.length;
     const past = cache.length;
@@ -392,6 +421,11 @@ export class CausalLMSession implements ForwardSession {
     }
     if (this.noLora) Object.assign(feeds, (cache.lora ?? this.noLora).feeds);
     if (this.hasLogitsToKeep) feeds[LOGITS_TO_KEEP_INPUT] = new ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), [1]);
+    const rows = this.headRows && opts.rows && keep === 1 && !opts.allLogits ? opts.rows : null;
+    if (this.headRows) {
+      feeds[FULL_LOGITS_INPUT] = new ort.Tensor('bool', [rows === null], []);
+      if (rows && fetches) fetches[FINAL_HIDDEN_OUTPUT] = null;
+    }
     const t0 = performance.now();
     const out = fetches ? await this.session.run(feeds, fetches as ort.InferenceSession.FetchesType) : await this.session.run(feeds);
     const runMs = performance.now() - t0;
@@ -402,8 +436,18 @@ export class CausalLMSession implements ForwardSession {
       this.pastNames.forEach((n, i) => presents.set(n, out[this.presentNames[i]]));
       cache.update(presents, total);
     }
-    const logits = out.logits;
     const v = this.vocabSize;
+    if (rows) {
+      const lastLogits = new Float32Array(rows.length ? v : 0).fill(-Infinity);
+      if (rows.length) {
+        const hidden = out[FINAL_HIDDEN_OUTPUT].data as Float32Array;
+        const values = this.headRows!.logits(rows, hidden.subarray(hidden.length - this.headRows!.hidden));
+        for (let i = 0; i < rows.length; i++) lastLogits[rows[i]] = values[i];
+        checkFinite(values, total - 1, this.folder.graphPath, rows);
+      }
+      return { lastLogits, runMs, rowsOnly: rows.length };
+    }
+    const logits = out.logits;
     const raw = logits.data as Float32Array | Uint16Array;
     const rowsHeld = raw.length / v; // seq, or 1 when the graph keeps only the last position
     const lastRaw = raw.subarray((rowsHeld - 1) * v, rowsHeld * v);
@@ -421,6 +465,7 @@ export class CausalLMSession implements ForwardSession {
   async dispose(): Promise<void> {
     this.disposed = true;
     this.embedding?.close();
+    this.headRows?.close();
     await this.session.release();
   }
 }

@@ -215,12 +215,14 @@ async function classifyMulti(runtime: TaskRuntime, adapter: ClassifyAdapter, tex
     opts.onPhase?.('scoring', { promptTokens: shared, prefixReused });
     const yes = ['yes', 'Yes'].map((w) => tok.encode(w)[0]);
     const no = ['no', 'No'].map((w) => tok.encode(w)[0]);
+    // Only these rows' logits are read (P(yes) / (P(yes) + P(no)) needs no other): the lm_head is skipped where the session can.
+    const rows = [...new Set([...yes, ...no])];
     const tScore = performance.now();
     const labels: LabelScore[] = [];
     for (let i = 0; i < adapter.labels.length; i++) {
       throwIfAborted(opts.signal);
       const c = generator.cache;
-      const r = await runtime.engine.session.forward(prompts[i].slice(shared), c);
+      const r = await runtime.engine.session.forward(prompts[i].slice(shared), c, { rows });
       c.rewind(shared);
       const lz = logSumExp(r.lastLogits);
       const py = yes.reduce((s, id) => s + Math.exp(r.lastLogits[id] - lz), 0);

@@ -64,7 +64,11 @@ export interface Provenance {
   lora?: { path: string; sha256: string };
   decoding: { strategy: 'greedy' | 'sample' | 'score'; temperature?: number; maxNewTokens?: number; seed?: number };
   tokens: { prompt: number; prefixReused: number; generated: number };
-  timings: { prefillMs: number; decodeMs: number; tokensPerSecond: number; totalMs: number; forwardPasses: number };
+  timings: {
+    prefillMs: number; decodeMs: number; tokensPerSecond: number; totalMs: number; forwardPasses: number;
+    /** Decode passes that computed only the logits of the few tokens the grammar allowed (the lm_head skipped); extract and toJson. */
+    rowLogitSteps?: number;
+  };
 }
 
 /** Version of the prefix KV layout TaskRuntime writes (ForwardSession.exportKV's; part of every PrefixKey). */
@@ -334,6 +338,7 @@ export class TaskRuntime {
       tokens,
       timings: {
         prefillMs: t.prefillMs, decodeMs: t.decodeMs, totalMs: t.totalMs, forwardPasses: t.forwardPasses,
+        ...(t.rowLogitSteps !== undefined ? { rowLogitSteps: t.rowLogitSteps } : {}),
         tokensPerSecond: t.decodeMs > 0 ? (t.decodeTokens / t.decodeMs) * 1000 : 0,
       },
     };

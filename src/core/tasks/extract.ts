@@ -110,7 +110,7 @@ export async function extract(runtime: TaskRuntime, adapter: ExtractAdapter, tex
   }
   const perChunk: EntityCandidate[][] = [];
   const raw: string[] = [];
-  let prefill = 0, decode = 0, passes = 0, generated = 0, prompt = 0, reused = 0;
+  let prefill = 0, decode = 0, passes = 0, generated = 0, prompt = 0, reused = 0, rowSteps = 0;
   const chunkErrors: ExtractResult['chunkErrors'] = [];
   for (let i = 0; i < chunks.length; i++) {
     if (chunks.length > 1) opts.onProgress?.(`chunk ${i + 1}/${chunks.length}`, i / chunks.length);
@@ -132,7 +132,7 @@ export async function extract(runtime: TaskRuntime, adapter: ExtractAdapter, tex
     const scores = entityScores(out.text, out.tokenRanges, value.entities.length);
     perChunk.push(value.entities.map((e, k) => ({ type: e.type, text: e.text, score: scores[k] })));
     const t = out.result.timings;
-    prefill += t.prefillMs; decode += t.decodeMs; passes += t.forwardPasses; generated += t.newTokens;
+    prefill += t.prefillMs; decode += t.decodeMs; passes += t.forwardPasses; generated += t.newTokens; rowSteps += t.rowLogitSteps;
     prompt += out.promptTokens; reused += out.prefixReused;
   }
   if (chunkErrors.length === chunks.length) {
@@ -149,6 +149,6 @@ export async function extract(runtime: TaskRuntime, adapter: ExtractAdapter, tex
     provenance: runtime.provenance(adapter,
       { strategy: adapter.generation?.temperature ? 'sample' : 'greedy', temperature: adapter.generation?.temperature, maxNewTokens },
       { prompt, prefixReused: reused, generated },
-      { prefillMs: prefill, decodeMs: decode, totalMs: performance.now() - t0, forwardPasses: passes, decodeTokens: generated }),
+      { prefillMs: prefill, decodeMs: decode, totalMs: performance.now() - t0, forwardPasses: passes, decodeTokens: generated, rowLogitSteps: rowSteps }),
   };
 }

@@ -86,7 +86,7 @@ export async function toJson(runtime: TaskRuntime, adapter: ToJsonAdapter, text:
     provenance: runtime.provenance(adapter,
       { strategy: adapter.generation?.temperature ? 'sample' : 'greedy', temperature: adapter.generation?.temperature, maxNewTokens: opts.maxNewTokens ?? adapter.generation?.maxNewTokens ?? 512 },
       { prompt: out.promptTokens, prefixReused: out.prefixReused, generated: t.newTokens },
-      { prefillMs: t.prefillMs, decodeMs: t.decodeMs, totalMs: performance.now() - t0, forwardPasses: t.forwardPasses, decodeTokens: t.newTokens }),
+      { prefillMs: t.prefillMs, decodeMs: t.decodeMs, totalMs: performance.now() - t0, forwardPasses: t.forwardPasses, decodeTokens: t.newTokens, rowLogitSteps: t.rowLogitSteps }),
   };
 }
 
