@@ -141,7 +141,7 @@ runPeer(r, async () => {
     const long = cfg.prompts['2048'] ?? cfg.prompts[String(cfg.decodePromptLen)];
     const rowIds = Array.from({ length: 32 }, (_, i) => 1000 + 97 * i);
     const rowLogits: Record<string, { fullMs: Stat; rowsMs: Stat; fullRunMs: Stat; rowsRunMs: Stat }> = {};
-    for (const past of [64, 700].filter((n) => n <= long.length)) {
+    for (const past of [64, 700].filter((n) => n < long.length)) {
       const c = session.newCache();
       await origForward(long.slice(0, past), c);
       const w = { full: [] as number[], rows: [] as number[], fullRun: [] as number[], rowsRun: [] as number[] };

@@ -204,8 +204,11 @@ test('q4: a pass that asks for some rows skips the lm_head and gives those rows 
     const da = await s.forward([5000], ca), db = await plain.forward([5000], cb);
     assert.equal(da.rowsOnly, undefined);
     assert.ok(maxAbsDiff(da.lastLogits, db.lastLogits) <= 1e-5);
-    // Rows outside the vocabulary fail as token ids do.
-    await assert.rejects(s.forward([7], ca, { rows: [V] }), (e: TasklingError) => e.code === 'INVALID_INPUT');
+    // Rows outside the vocabulary fail before the pass, as token ids do: the cache is unchanged.
+    const before = ca.length;
+    await assert.rejects(s.forward([7], ca, { rows: [V] }), (e: TasklingError) => e.code === 'INVALID_INPUT' && /logit row/.test(e.message));
+    await assert.rejects(plain.forward([7], cb, { rows: [-1] }), (e: TasklingError) => e.code === 'INVALID_INPUT');
+    assert.equal(ca.length, before);
   } finally {
     await s.dispose();
     await plain.dispose();

@@ -195,7 +195,7 @@ test('a token that opens a grounded or minLength value and carries more of it is
   assert.ok((await allowed(free, vp)).includes('":"",'), 'without grounding or minLength the token is allowed');
 });
 
-/** Allows every id below `allow` (a mask, like xgrammar's), so the guard's narrowed mask can be read. */
+/** Allows every id of a `vocab`-token table except `except`, as a bitmask (like xgrammar's), so the guard's narrowed mask can be read. */
 class MaskAll implements TokenConstraint {
   constructor(private readonly vocab: number, private readonly except: readonly number[] = []) {}
   fillNextTokenBitmask(): Int32Array {
@@ -229,4 +229,31 @@ test('inside a grounded value the guard\'s bitmask is already narrowed to the gr
   const h = make([gp.indexOf('"'), gp.indexOf(' paid'), gp.indexOf('"}')]);
   for (const p of ['[', '"', 'Dana']) h.acceptToken(gp.indexOf(p));
   assert.equal(bits(await h.fillNextTokenBitmask!()).length, gp.length - 3);
+});
+
+test('the narrowed bitmask leaves the same tokens as the grammar\'s in every state of a grounded value with length bounds, near the token limit and in a repeated array', async () => {
+  const gp = ['[', '"', 'Da', 'na', 'Dana', 'x', ' paid', '"}', '"]', 'paid"', ',', 'id', '\\"', 'D', 'a', 'n', ' ', 'p'];
+  const schemaB = { type: 'array', items: { type: 'string', minLength: 3, maxLength: 6 } };
+  const sequences = [['[', '"', 'D', 'a', 'n', 'a', ' ', 'p'], ['[', '"', 'Dana', '"]'], ['[', '"', 'Dana', '"', ',', '"', 'Dana', '"', ',', '"', 'Da', 'na']];
+  for (const maxTokens of [undefined, 8]) {
+    for (const seq of sequences) {
+      const make = () => new JsonLengthGuard(new MaskAll(gp.length), gp, { defaultMaxStringChars: 100, schema: schemaB, sourceText: 'Dana paid "id"', groundedPaths: ['/*'], maxTokens });
+      // g takes the narrowed mask every step, h the grammar's (as without row logits); same tokens.
+      const g = make();
+      const h = make();
+      let narrowedSteps = 0;
+      for (const [k, p] of seq.entries()) {
+        const viaMask = new Float32Array(gp.length).map((_, i) => (i * 7) % 5); // varied logits: the guard's argmax checks see a real best token
+        const plain = Float32Array.from(viaMask);
+        const mask = await g.fillNextTokenBitmask!();
+        if (mask.some((w, i) => w !== new MaskAll(gp.length).fillNextTokenBitmask()[i])) narrowedSteps++;
+        await g.applyBitmask(viaMask, mask);
+        await h.applyBitmask(plain);
+        assert.deepEqual([...viaMask].map((v) => v === -Infinity), [...plain].map((v) => v === -Infinity), `after ${JSON.stringify(seq.slice(0, k))} (maxTokens ${maxTokens})`);
+        g.acceptToken(gp.indexOf(p));
+        h.acceptToken(gp.indexOf(p));
+      }
+      assert.ok(narrowedSteps > 0, `${JSON.stringify(seq)}: some step inside the value was narrowed`);
+    }
+  }
 });

@@ -57,6 +57,14 @@ test('same metadata and bit-identical logits as the in-thread session (prefill, 
   }
   assert.equal(b.length, 43);
   assert.equal(b.byteLength, a.byteLength);
+  // Row logits cross the thread: the same rows, -Infinity elsewhere, and the count.
+  assert.equal(remote.rowLogits, true);
+  const rows = [3, 106, 5000, remote.vocabSize - 1];
+  const [x, y] = [await local.forward([8000], a, { rows }), await remote.forward([8000], b, { rows })];
+  assert.equal(y.rowsOnly, rows.length);
+  for (const r of rows) assert.equal(y.lastLogits[r], x.lastLogits[r]);
+  assert.equal(y.lastLogits.filter((v) => v !== -Infinity).length, rows.length);
+  assert.ok(Number.isFinite(y.lastLogits[5000]) && y.lastLogits[5001] === -Infinity);
 });
 
 test('fork and rewind act on the thread\'s tensors like the local KV cache', async () => {

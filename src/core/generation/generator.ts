@@ -49,7 +49,9 @@ export interface TokenConstraint {
   /**
    * The token bitmask of the next position (xgrammar's layout, see applyTokenBitmask). When
    * given, a decode step asks for it before the forward pass, so a step whose grammar allows at
-   * most {@link ROW_LOGITS_MAX} tokens computes only their logits (ForwardOptions.rows).
+   * most {@link ROW_LOGITS_MAX} tokens computes only their logits (ForwardOptions.rows; the
+   * others are -Infinity). Contract: {@link applyBitmask} given this mask never allows an id the
+   * mask does not (it may narrow further).
    */
   fillNextTokenBitmask?(): Promise<Int32Array> | Int32Array;
 }

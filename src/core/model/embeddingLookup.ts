@@ -104,10 +104,10 @@ export class EmbeddingLookup {
     try {
       n = readSync(this.fd, buf, 0, buf.length, position);
     } catch (e) {
-      throw new TasklingError('MODEL_FILE_INVALID', `Cannot read the embedding of token ${id} from ${this.spec.dataFile}: ${(e as Error).message}`, this.spec.dataFile);
+      throw new TasklingError('MODEL_FILE_INVALID', `Cannot read the weights row (embedding / lm_head) of token ${id} from ${this.spec.dataFile}: ${(e as Error).message}`, this.spec.dataFile);
     }
     if (n !== buf.length) {
-      throw new TasklingError('MODEL_FILE_TRUNCATED', `${this.spec.dataFile} ends before the embedding of token ${id} (byte ${position + n}); the file is truncated: download the model again.`, this.spec.dataFile);
+      throw new TasklingError('MODEL_FILE_TRUNCATED', `${this.spec.dataFile} ends before the weights row (embedding / lm_head) of token ${id} (byte ${position + n}); the file is truncated: download the model again.`, this.spec.dataFile);
     }
   }
 

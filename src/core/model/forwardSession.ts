@@ -32,6 +32,8 @@ export interface ForwardOptions {
    * session that has {@link ForwardSession.rowLogits} (and no `allLogits` / `keep` > 1) only
    * these are computed, from the final hidden state, and the lm_head is skipped: `lastLogits`
    * is then -Infinity outside them (an empty array for `[]`). Other sessions ignore it.
+   * Checked before the pass like `ids` (an id outside the vocabulary: TasklingError
+   * `INVALID_INPUT`, the cache unchanged). Ignored with `keep` or `allLogits`.
    */
   rows?: readonly number[] | Int32Array;
 }

@@ -208,7 +208,7 @@ export const FINAL_HIDDEN_OUTPUT = 'final_hidden';
  * Lets a pass skip the output projection (lm_head) when the caller needs the logits of a few
  * vocabulary rows only (a grammar that allows a handful of tokens, the yes/no of a multi-label
  * question): those rows are computed outside the graph from the final hidden state
- * (session.ts's HeadRows). The lm_head node moves into the `then` branch of an `If` on a new bool
+ * (embeddingLookup.ts's HeadRows, used by session.ts). The lm_head node moves into the `then` branch of an `If` on a new bool
  * scalar input {@link FULL_LOGITS_INPUT}; the `else` branch outputs an empty `logits` (`[0]`), and
  * the hidden state it reads is a new output {@link FINAL_HIDDEN_OUTPUT}. onnxruntime runs every node of a
  * graph whatever outputs are fetched, so without the `If` the lm_head would run anyway.

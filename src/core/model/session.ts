@@ -85,7 +85,10 @@ export interface SessionOptions {
    * Let a pass skip the lm_head and compute only the logits of the rows it asks for
    * (ForwardOptions.rows; default true, see graphRewrite.addHeadSwitch): a decode step where the
    * grammar allows a few tokens, the yes/no of a multi-label question, the pieces of a chunked
-   * prefill before the last. False keeps one graph that always runs the lm_head.
+   * prefill before the last. False keeps one graph that always runs the lm_head (as does the
+   * environment variable `TASKLING_ROW_LOGITS=0` when this is not set): with accuracy_level 4 the
+   * rows are exact fp32 products while the lm_head rounds activations to int8, so a near-tie can
+   * pick another token than before.
    */
   headSwitch?: boolean;
 }
@@ -181,7 +184,7 @@ export class CausalLMSession implements ForwardSession {
       so.intraOpNumThreads = threads.threads;
       so.interOpNumThreads = 1;
     }
-    const rw = rewrittenGraph(folder.graphPath, { logitsToKeep: opts.logitsToKeep, matMulNBitsAccuracyLevel: opts.matMulNBitsAccuracyLevel, embeddingLookup: opts.embeddingLookup, loraBranches: opts.loraBranches, headSwitch: opts.headSwitch });
+    const rw = rewrittenGraph(folder.graphPath, { logitsToKeep: opts.logitsToKeep, matMulNBitsAccuracyLevel: opts.matMulNBitsAccuracyLevel, embeddingLookup: opts.embeddingLookup, loraBranches: opts.loraBranches, headSwitch: opts.headSwitch ?? process.env.TASKLING_ROW_LOGITS !== '0' });
     const graphPath = rw.path;
     const logitsNote = [...rw.notes, ...(threads.note ? [threads.note] : [])].join('; ');
     let session: ort.InferenceSession;
@@ -248,6 +251,8 @@ export class CausalLMSession implements ForwardSession {
     if (rw.head) {
       try {
         if (!session.inputNames.includes(FULL_LOGITS_INPUT) || !session.outputNames.includes(FINAL_HIDDEN_OUTPUT)) throw mismatch(`the rewritten graph has no ${FULL_LOGITS_INPUT} input or ${FINAL_HIDDEN_OUTPUT} output`);
+        // The If's logits have no static shape, so the columns check above did not run: the lm_head's rows are the vocabulary.
+        if (rw.head.rows !== vocabSize) throw mismatch(`the lm_head has ${rw.head.rows} rows, config.json says vocab_size=${vocabSize}`);
         created.headRows = new HeadRows(new EmbeddingLookup(rw.head));
       } catch (e) {
         created.embedding?.close();
@@ -367,6 +372,11 @@ export class CausalLMSession implements ForwardSession {
         throw new TasklingError('INVALID_INPUT', `token id ${id} is outside the vocabulary [0, ${this.vocabSize})`);
       }
     }
+    for (const id of opts.rows ?? []) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw new TasklingError('INVALID_INPUT', `logit row ${id} is outside the vocabulary [0, ${this.vocabSize})`);
+      }
+    }
     const keep = opts.allLogits ? seq : Math.min(seq, Math.max(1, opts.keep ?? 1));
     if (cache.inPlace) cache.prepareWrite(total, this.folder.maxPositions); // one reallocation for all chunks
     // Chunked prefill: the same logits (causal attention over the cache), a lower activation peak.
@@ -421,7 +431,7 @@ export class CausalLMSession implements ForwardSession {
     }
     if (this.noLora) Object.assign(feeds, (cache.lora ?? this.noLora).feeds);
     if (this.hasLogitsToKeep) feeds[LOGITS_TO_KEEP_INPUT] = new ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), [1]);
-    const rows = this.headRows && opts.rows && keep === 1 && !opts.allLogits ? opts.rows : null;
+    const rows = this.headRows && opts.rows && keep === 1 && !opts.allLogits && opts.keep === undefined ? opts.rows : null;
     if (this.headRows) {
       feeds[FULL_LOGITS_INPUT] = new ort.Tensor('bool', [rows === null], []);
       if (rows && fetches) fetches[FINAL_HIDDEN_OUTPUT] = null;
