@@ -132,6 +132,15 @@ test('classify: multi-label gives an independent probability per label and appli
   for (const l of r.labels) assert.ok(l.probability >= 0 && l.probability <= 1);
   assert.deepEqual(r.selected, r.labels.filter((l) => l.probability >= r.threshold).map((l) => l.label));
   assert.equal(r.abstained, r.selected.length === 0);
+  // The yes/no rows alone (the lm_head skipped) give the probabilities the full lm_head gives.
+  assert.equal(engine.session.rowLogits, true);
+  const full = await Engine.load(TINY_MODEL, { variant: 'q4', threads: 2, headSwitch: false });
+  try {
+    const f = await classify(new TaskRuntime(full), adapter, 'You people are idiots and I will find where you live.');
+    for (const l of r.labels) assert.ok(Math.abs(l.probability - f.labels.find((x) => x.label === l.label)!.probability) <= 1e-5, `${l.label}: ${l.probability} vs full lm_head`);
+  } finally {
+    await full.dispose();
+  }
 });
 
 test('extract: every grounded span satisfies selection.slice(start, end) === text; types come from the adapter', async () => {
