@@ -3,7 +3,7 @@
 // (the rewritten copy CausalLMSession loads) with B rows of one token each, and the one batched
 // shape onnxruntime refuses (several rows of several tokens over a past).
 import * as ort from 'onnxruntime-node';
-import { rewrittenGraph, LOGITS_TO_KEEP_INPUT } from '../../src/core/model/graphRewrite';
+import { rewrittenGraph, FULL_LOGITS_INPUT, LOGITS_TO_KEEP_INPUT } from '../../src/core/model/graphRewrite';
 import type { Gemma3Config } from '../../src/core/model/modelFolder';
 import { now, stat } from './common';
 
@@ -109,7 +109,7 @@ export async function measureBatchDecode(graphPath: string, cfg: Gemma3Config, a
     const presentOf = (n: string) => n.replace('past_key_values.', 'present.');
     const embedName = rw.embedding?.inputName ?? names.find((n) => n.includes('embed'));
     const hidden = rw.embedding?.hidden ?? cfg.hidden_size;
-    const known = new Set(['input_ids', 'attention_mask', 'position_ids', LOGITS_TO_KEEP_INPUT, ...pastNames, ...(embedName ? [embedName] : [])]);
+    const known = new Set(['input_ids', 'attention_mask', 'position_ids', LOGITS_TO_KEEP_INPUT, FULL_LOGITS_INPUT, ...pastNames, ...(embedName ? [embedName] : [])]);
     const unknown = names.filter((n) => !known.has(n));
     if (unknown.length) throw new Error(`batch probe: the graph takes inputs it cannot feed: ${unknown.join(', ')}`);
     const kvMeta = session.inputMetadata.find((m) => m.name === pastNames[0]);
@@ -141,6 +141,7 @@ export async function measureBatchDecode(graphPath: string, cfg: Gemma3Config, a
       }
       if (embedName) feeds[embedName] = new ort.Tensor('float32', fillSmall(new Float32Array(b * seq * hidden), 99), [b, seq, hidden]);
       if (names.includes(LOGITS_TO_KEEP_INPUT)) feeds[LOGITS_TO_KEEP_INPUT] = new ort.Tensor('int64', BigInt64Array.of(1n), [1]);
+      if (names.includes(FULL_LOGITS_INPUT)) feeds[FULL_LOGITS_INPUT] = new ort.Tensor('bool', [true], []); // the lm_head runs, as in a full decode step
       const len = inPlace ? total : past;
       for (const n of pastNames) feeds[n] = new ort.Tensor('float32', kv.get(n)!.subarray(0, b * rowLen(len)), [b, heads, len, hd]);
       for (const n of Object.keys(feeds)) if (!names.includes(n)) delete feeds[n]; // e.g. input_ids, should a rewrite drop it
