@@ -214,3 +214,23 @@ test('q4: a pass that asks for some rows skips the lm_head and gives those rows 
     await plain.dispose();
   }
 });
+
+test('q4: a pass whose rows are mostly not yet read from the weights file runs the lm_head instead', async () => {
+  const folder = readModelFolder(TINY_MODEL, 'q4');
+  const s = await CausalLMSession.load(folder, { threads: 2 });
+  try {
+    const c = s.newCache();
+    await s.forward(ids, c);
+    const many = Array.from({ length: 200 }, (_, i) => 3000 + 17 * i);
+    const a = await s.forward([5000], c, { rows: many });
+    assert.equal(a.rowsOnly, undefined, '200 rows to read > 128: the lm_head ran');
+    assert.equal(a.lastLogits.filter((v) => v === -Infinity).length, 0);
+    const b = await s.forward([5001], c, { rows: many.slice(0, 100) });
+    assert.equal(b.rowsOnly, 100);
+    const d = await s.forward([5002], c, { rows: many });
+    assert.equal(d.rowsOnly, 200, '100 cached + 100 to read: rows');
+    assert.equal(s.headRows!.cachedRows, 200);
+  } finally {
+    await s.dispose();
+  }
+});

@@ -57,10 +57,11 @@ export interface TokenConstraint {
 }
 
 /**
- * Most allowed tokens for which a decode step computes those rows' logits instead of running the
- * lm_head (ForwardOptions.rows). Row logits cost ~0.7 us per row here (640 products in
- * JavaScript, dequantized rows cached), the lm_head ~5-18 ms per step (real Gemma 3 270M q4,
- * AMD EPYC AVX2, 2 threads, accuracy_level 4 / 0).
+ * Most allowed tokens for which a decode step asks for those rows' logits instead of the lm_head
+ * (ForwardOptions.rows). A cached row costs ~2-3 us (640 products in JavaScript), one read from
+ * the weights file ~18-30 us, and the session runs the lm_head instead when more than a few rows
+ * are uncached (HeadRows.worthIt); the lm_head pass they replace saves ~6-7 ms (real Gemma 3
+ * 270M q4, AMD EPYC AVX2, 2 threads, accuracy_level 4; 8 Dec, measured while other jobs ran).
  */
 export const ROW_LOGITS_MAX = 1024;
 

@@ -33,7 +33,9 @@ export interface ForwardOptions {
    * these are computed, from the final hidden state, and the lm_head is skipped: `lastLogits`
    * is then -Infinity outside them (an empty array for `[]`). Other sessions ignore it.
    * Checked before the pass like `ids` (an id outside the vocabulary: TasklingError
-   * `INVALID_INPUT`, the cache unchanged). Ignored with `keep` or `allLogits`.
+   * `INVALID_INPUT`, the cache unchanged). Ignored with `keep` or `allLogits`, and when more
+   * than a few of the rows are not yet cached (session.ts's HeadRows.worthIt: reading them would
+   * cost more than the lm_head); check `rowsOnly` for what was done.
    */
   rows?: readonly number[] | Int32Array;
 }

@@ -431,7 +431,8 @@ export class CausalLMSession implements ForwardSession {
     }
     if (this.noLora) Object.assign(feeds, (cache.lora ?? this.noLora).feeds);
     if (this.hasLogitsToKeep) feeds[LOGITS_TO_KEEP_INPUT] = new ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), [1]);
-    const rows = this.headRows && opts.rows && keep === 1 && !opts.allLogits && opts.keep === undefined ? opts.rows : null;
+    // Rows only when few of them are still to be read from the file (else the lm_head is cheaper).
+    const rows = this.headRows && opts.rows && keep === 1 && !opts.allLogits && opts.keep === undefined && this.headRows.worthIt(opts.rows) ? opts.rows : null;
     if (this.headRows) {
       feeds[FULL_LOGITS_INPUT] = new ort.Tensor('bool', [rows === null], []);
       if (rows && fetches) fetches[FINAL_HIDDEN_OUTPUT] = null;
