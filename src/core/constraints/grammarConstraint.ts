@@ -97,7 +97,6 @@ export class GrammarConstraint {
     return applyTokenBitmask(logits, bitmask);
   }
 
-
   /**
    * Fills the next token bitmask (unless `bitmask` is this position's, already filled) and applies
    * it to `logits` (see {@link applyBitmask}).

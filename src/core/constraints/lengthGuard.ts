@@ -283,6 +283,18 @@ export class JsonLengthGuard implements TokenConstraint {
     return { min, max };
   }
 
+  /**
+   * Inside a string: its minLength and how many more characters it may take (0 when wrapping up
+   * or closing a degenerate run once minLength is met). Keys not fixed by the grammar
+   * (additionalProperties maps) get the default bound. One computation for {@link applyBitmask}
+   * and {@link narrowedBitmask}, whose narrowing must match it.
+   */
+  private stringRoom(wrapUp: boolean): { min: number; remaining: number } {
+    const s = this.state;
+    const { min, max } = s.isKey ? { min: 0, max: this.opts.defaultMaxStringChars } : this.stringBounds();
+    return { min, remaining: (wrapUp || this.degenerateRun()) && s.length >= min ? 0 : max - s.length };
+  }
+
   /** True when the string being generated is at one of `groundedPaths`. */
   private groundedHere(st: ScanState = this.state): boolean {
     const paths = this.opts.groundedPaths;
@@ -393,9 +405,7 @@ export class JsonLengthGuard implements TokenConstraint {
     const mask = await this.inner.fillNextTokenBitmask!();
     const s = this.state;
     if (!s.inString || s.isKey || !this.groundedHere() || this.itemToClose()) return mask;
-    const { min, max } = this.stringBounds();
-    const remaining = (this.wrappingUp() || this.degenerateRun()) && s.length >= min ? 0 : max - s.length;
-    if (remaining <= 0) return mask;
+    if (this.stringRoom(this.wrappingUp()).remaining <= 0) return mask;
     const narrowed = new Int32Array(mask.length);
     let any = false;
     for (const id of this.groundingIds()) {
@@ -513,8 +523,7 @@ export class JsonLengthGuard implements TokenConstraint {
     const wrapUp = this.wrappingUp();
     if (s.inString) {
       // Object keys not fixed by the grammar (additionalProperties maps) get the default bound.
-      const { min, max } = s.isKey ? { min: 0, max: this.opts.defaultMaxStringChars } : this.stringBounds();
-      const remaining = (wrapUp || this.degenerateRun()) && s.length >= min ? 0 : max - s.length;
+      const { min, remaining } = this.stringRoom(wrapUp);
       if (remaining > 0 && this.groundedHere()) this.applyGrounding(logits);
       if (remaining <= 0) {
         // Wrapping up: close without a comma (no new item), when the grammar allows it.

@@ -156,7 +156,7 @@ export class HeadRows {
    * @throws as {@link EmbeddingLookup.lookup} (id outside the vocabulary, truncated or unreadable file).
    */
   logits(ids: ArrayLike<number>, hidden: Float32Array): Float32Array {
-    const h = this.rowsLookup.spec.hidden;
+    const h = this.hidden;
     if (hidden.length !== h) throw new RangeError(`the hidden state has ${hidden.length} values, the lm_head rows ${h}`);
     const out = new Float32Array(ids.length);
     for (let t = 0; t < ids.length; t++) {

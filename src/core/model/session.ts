@@ -367,14 +367,11 @@ export class CausalLMSession implements ForwardSession {
     if (total > this.folder.maxPositions) {
       throw new TasklingError('CONTEXT_TOO_LONG', `The sequence would be ${total} tokens; this model handles at most ${this.folder.maxPositions} (max_position_embeddings / rotary cache of ${this.folder.graphPath}).`);
     }
-    for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new TasklingError('INVALID_INPUT', `token id ${id} is outside the vocabulary [0, ${this.vocabSize})`);
-      }
-    }
-    for (const id of opts.rows ?? []) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new TasklingError('INVALID_INPUT', `logit row ${id} is outside the vocabulary [0, ${this.vocabSize})`);
+    for (const [what, list] of [['token id', ids], ['logit row', opts.rows ?? []]] as const) {
+      for (const id of list) {
+        if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+          throw new TasklingError('INVALID_INPUT', `${what} ${id} is outside the vocabulary [0, ${this.vocabSize})`);
+        }
       }
     }
     const keep = opts.allLogits ? seq : Math.min(seq, Math.max(1, opts.keep ?? 1));
